@@ -1,0 +1,285 @@
+/*
+ * pcp.h - Port Control Protocol (RFC 6887, version 2) client library.
+ *
+ * Three layers, all in this one header:
+ *   1. a pure codec (pcp_msg_encode / pcp_msg_decode): bytes <-> struct pcp_msg;
+ *   2. a sans-I/O client engine (struct pcp_client): the caller feeds received packets
+ *      with pcp_client_input(), pulls packets to send with pcp_client_output(), and
+ *      arms one timer at pcp_client_next_deadline();
+ *   3. (separate library, pcp/pcp_event.h) a thin libevent adapter owning the sockets.
+ *
+ * pcp/ knows nothing of UPnP. It needs only libc. Times are monotonic milliseconds
+ * supplied by the caller ("now"); the engine never reads a clock itself.
+ * Addresses are always struct in6_addr; IPv4 is carried as IPv4-mapped IPv6
+ * (::ffff:a.b.c.d, RFC 6887 §5).
+ *
+ * Ownership: every pointer argument is borrowed for the duration of the call unless
+ * said otherwise.
+ */
+#ifndef IWFD_PCP_H
+#define IWFD_PCP_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCP_VERSION 2
+#define PCP_SERVER_PORT 5351 /* RFC 6887 §19.1 */
+#define PCP_CLIENT_PORT 5350 /* ANNOUNCE is sent to this port, RFC 6887 §14.1.3 */
+#define PCP_MAX_PACKET 1100  /* RFC 6887 §7 */
+#define PCP_NONCE_LEN 12
+#define PCP_MAX_FILTERS 8
+#define PCP_DESCRIPTION_MAX 255
+
+/* ---------------------------------------------------------------- constants */
+
+enum pcp_opcode {
+	PCP_OPCODE_ANNOUNCE = 0,
+	PCP_OPCODE_MAP = 1,
+	PCP_OPCODE_PEER = 2,
+};
+
+/* RFC 6887 §7.4 result codes. */
+enum pcp_result {
+	PCP_RESULT_SUCCESS = 0,
+	PCP_RESULT_UNSUPP_VERSION = 1,
+	PCP_RESULT_NOT_AUTHORIZED = 2,
+	PCP_RESULT_MALFORMED_REQUEST = 3,
+	PCP_RESULT_UNSUPP_OPCODE = 4,
+	PCP_RESULT_UNSUPP_OPTION = 5,
+	PCP_RESULT_MALFORMED_OPTION = 6,
+	PCP_RESULT_NETWORK_FAILURE = 7,
+	PCP_RESULT_NO_RESOURCES = 8,
+	PCP_RESULT_UNSUPP_PROTOCOL = 9,
+	PCP_RESULT_USER_EX_QUOTA = 10,
+	PCP_RESULT_CANNOT_PROVIDE_EXTERNAL = 11,
+	PCP_RESULT_ADDRESS_MISMATCH = 12,
+	PCP_RESULT_EXCESSIVE_REMOTE_PEERS = 13,
+	PCP_RESULT_MAX = 13,
+};
+
+/* Option codes, RFC 6887 §13 and RFC 7220. */
+enum pcp_option {
+	PCP_OPTION_THIRD_PARTY = 1,
+	PCP_OPTION_PREFER_FAILURE = 2,
+	PCP_OPTION_FILTER = 3,
+	PCP_OPTION_DESCRIPTION = 128,
+};
+
+/* Status of library calls. 0 = OK; every value names one reason. */
+enum pcp_err {
+	PCP_OK = 0,
+	PCP_ERR_SHORT,        /* packet or option shorter than its format */
+	PCP_ERR_LONG,         /* packet longer than 1100 bytes */
+	PCP_ERR_ALIGN,        /* length not a multiple of 4 */
+	PCP_ERR_VERSION,      /* version field is not 2 */
+	PCP_ERR_OPCODE,       /* unknown opcode */
+	PCP_ERR_RBIT,         /* R bit not what was expected (request vs response) */
+	PCP_ERR_RESULT,       /* result code out of range */
+	PCP_ERR_OPTION,       /* malformed option (length, value, not allowed for opcode) */
+	PCP_ERR_OPTION_UNKNOWN, /* unknown mandatory option (code < 128) */
+	PCP_ERR_BUFFER,       /* output buffer too small */
+	PCP_ERR_INVAL,        /* invalid argument */
+	PCP_ERR_UNSOLICITED,  /* well-formed response that answers no outstanding request */
+	PCP_ERR_WRONG_SOURCE, /* response not from the server's address and port */
+	PCP_ERR_NOMEM,
+};
+
+/* Name of a result code ("SUCCESS", "NOT_AUTHORIZED", ...); "UNKNOWN" otherwise. */
+const char *pcp_result_name(unsigned result);
+/* Name of an enum pcp_err value. */
+const char *pcp_err_name(enum pcp_err err);
+
+/* ---------------------------------------------------------------- codec */
+
+struct pcp_filter {
+	uint8_t prefix_len; /* 0..128, IPv4-mapped counts the 96 prefix bits */
+	uint16_t port;      /* 0 = all ports */
+	struct in6_addr addr;
+};
+
+/* One decoded (or to-be-encoded) PCP message. Zero-initialise before filling. */
+struct pcp_msg {
+	uint8_t version;   /* PCP_VERSION when encoding */
+	bool response;     /* R bit */
+	uint8_t opcode;    /* enum pcp_opcode */
+	uint8_t result;    /* responses only */
+	uint32_t lifetime; /* requested (request) or granted / error lifetime (response) */
+	uint32_t epoch;    /* responses only: server Epoch time, RFC 6887 §8.5 */
+	struct in6_addr client_addr; /* requests only: PCP client's IP address */
+
+	/* MAP and PEER opcode-specific data (RFC 6887 §11.1, §12.1). */
+	uint8_t nonce[PCP_NONCE_LEN];
+	uint8_t protocol;          /* IANA protocol number; 0 = all */
+	uint16_t internal_port;
+	uint16_t external_port;    /* suggested (request) / assigned (response) */
+	struct in6_addr external_addr;
+	uint16_t remote_port;      /* PEER only */
+	struct in6_addr remote_addr; /* PEER only */
+
+	/* Options (RFC 6887 §13, RFC 7220). */
+	bool has_third_party;
+	struct in6_addr third_party;
+	bool prefer_failure;
+	uint8_t n_filters;
+	struct pcp_filter filters[PCP_MAX_FILTERS];
+	bool has_description;
+	char description[PCP_DESCRIPTION_MAX + 1]; /* NUL-terminated */
+	uint8_t n_unknown_optional; /* optional options (>=128) skipped while decoding */
+};
+
+/*
+ * Encode m into buf[0..cap). On PCP_OK *out_len is the packet length (multiple of 4,
+ * <= 1100). Encodes requests and responses (the simulator and tests use the latter).
+ */
+enum pcp_err pcp_msg_encode(const struct pcp_msg *m, uint8_t *buf, size_t cap, size_t *out_len);
+
+/*
+ * Decode buf[0..len) into *m, validating everything that does not depend on client
+ * state: length (>= 24, <= 1100, multiple of 4), version, opcode, result range, option
+ * lengths and codes. Unknown optional options (>=128) are skipped and counted; unknown
+ * mandatory ones fail with PCP_ERR_OPTION_UNKNOWN. On failure *m is unspecified.
+ */
+enum pcp_err pcp_msg_decode(const uint8_t *buf, size_t len, struct pcp_msg *m);
+
+/* Address helpers. */
+void pcp_addr_from_v4(struct in6_addr *out, const struct in_addr *v4);
+bool pcp_addr_is_v4(const struct in6_addr *a);
+/* Parse "1.2.3.4" or "2001:db8::1" into a (v4 becomes v4-mapped). Returns false on error. */
+bool pcp_addr_parse(struct in6_addr *out, const char *text);
+/* Format a (v4-mapped as dotted quad). buf must hold INET6_ADDRSTRLEN bytes. */
+const char *pcp_addr_format(const struct in6_addr *a, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- client engine */
+
+struct pcp_client;
+struct pcp_flow; /* one MAP mapping, with its own nonce; owned by the client */
+
+enum pcp_event_type {
+	/* A SUCCESS response for a flow (first answer or a renewal). */
+	PCP_EVENT_MAPPED,
+	/* The flow's request failed: an error result (result != 0), or no answer before the
+	 * first-answer deadline / MRC / MRD (timeout = true). The flow stays alive and keeps
+	 * its nonce: the caller decides (pcp_flow_delete or pcp_flow_abandon). */
+	PCP_EVENT_FAILED,
+	/* A renewal failed for good (error result that is not short-lived, or the server
+	 * answered with a different external port/address). The flow stays alive. */
+	PCP_EVENT_RENEW_FAILED,
+	/* pcp_flow_delete() finished: confirmed by the server, or given up after the
+	 * delete deadline (timeout = true). The flow is freed right after this event. */
+	PCP_EVENT_DELETED,
+	/* The server lost its state: Epoch check failed (§8.5) or ANNOUNCE received
+	 * (§14.1). flow is NULL. The engine has already re-sent MAP for every live flow
+	 * with its own nonce (§14.1); MAPPED/RENEW_FAILED events follow per flow. */
+	PCP_EVENT_SERVER_LOST_STATE,
+	/* Reachability changed: reachable = true after any valid response, false when a
+	 * request got no answer by its deadline. flow is NULL. */
+	PCP_EVENT_REACHABILITY,
+};
+
+struct pcp_event {
+	enum pcp_event_type type;
+	struct pcp_flow *flow;  /* borrowed; NULL for server-wide events */
+	void *user;             /* the flow's user pointer */
+	uint8_t result;         /* PCP result code (FAILED, RENEW_FAILED) */
+	bool timeout;           /* no answer in time */
+	bool reachable;         /* REACHABILITY */
+	uint32_t lifetime;      /* granted lifetime (MAPPED) or error lifetime */
+	uint16_t external_port; /* assigned (MAPPED) */
+	struct in6_addr external_addr;
+	bool renewal;           /* MAPPED: this answered a renewal, not the first request */
+};
+
+/* Called synchronously from pcp_client_input / pcp_client_output / pcp_flow_*.
+ * The callback may call any pcp_flow_* / pcp_client_* function except pcp_client_free. */
+typedef void pcp_event_cb(void *arg, const struct pcp_event *ev);
+
+struct pcp_client_config {
+	uint32_t irt_ms;  /* initial retransmission time, default 3000 (§8.1.1) */
+	uint32_t mrt_ms;  /* max retransmission time, default 1024000 */
+	uint32_t mrc;     /* max retransmission count, 0 = unlimited */
+	uint32_t mrd_ms;  /* max retransmission duration, 0 = unlimited */
+	/* Source of randomness for nonces and RAND jitter; NULL = getrandom(). Tests
+	 * pass a deterministic one. Must fill buf[0..len). */
+	void (*random)(void *arg, void *buf, size_t len);
+	void *random_arg;
+	pcp_event_cb *on_event;
+	void *event_arg;
+};
+
+struct pcp_map_params {
+	uint8_t protocol;            /* 6 TCP, 17 UDP */
+	struct in6_addr internal_addr; /* the host the mapping is for */
+	uint16_t internal_port;
+	uint16_t suggested_port;     /* suggested external port, 0 = any */
+	struct in6_addr suggested_addr; /* all-zero or ::ffff:0.0.0.0 = no preference */
+	uint32_t lifetime;           /* requested lifetime in seconds (> 0) */
+	bool prefer_failure;         /* add PREFER_FAILURE (§13.2) */
+	bool third_party;            /* add THIRD_PARTY with internal_addr (§13.1) */
+	uint8_t n_filters;
+	struct pcp_filter filters[PCP_MAX_FILTERS];
+	const char *description;     /* NULL = no DESCRIPTION option */
+	const uint8_t *nonce;        /* PCP_NONCE_LEN bytes to reuse (restored mapping), NULL = new random nonce */
+	uint32_t answer_deadline_ms; /* give up on the first answer after this long (FAILED, timeout); 0 = MRC/MRD only */
+};
+
+/* New client. cfg is copied. Returns NULL on allocation failure. */
+struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg);
+/* Free the client and all its flows, sending nothing. NULL is a no-op. */
+void pcp_client_free(struct pcp_client *c);
+
+/* The server to talk to (address and UDP port). Changing it re-sends MAP for every
+ * live flow to the new server (same nonces). */
+void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, uint16_t port, uint64_t now);
+/* The address our requests leave with (PCP client address in the header, §7.1). */
+void pcp_client_set_source(struct pcp_client *c, const struct in6_addr *addr);
+
+/*
+ * Start a mapping: queue a MAP request. Returns the flow (owned by the client, valid
+ * until PCP_EVENT_DELETED or pcp_flow_abandon) or NULL on bad params / no memory.
+ * Success or failure arrives later as an event carrying `user`.
+ */
+struct pcp_flow *pcp_flow_map(struct pcp_client *c, const struct pcp_map_params *p, void *user, uint64_t now);
+
+/* Change the lifetime requested at the next renewal (e.g. capped by a UPnP lease). */
+void pcp_flow_set_lifetime(struct pcp_client *c, struct pcp_flow *f, uint32_t lifetime);
+/* Re-send MAP now with the same nonce (e.g. after the caller learnt of lost state). */
+void pcp_flow_refresh(struct pcp_client *c, struct pcp_flow *f, uint64_t now);
+/* Delete: MAP with lifetime 0 and the flow's nonce, retransmitted until answered or
+ * deadline_ms passes; then PCP_EVENT_DELETED and the flow is freed. */
+void pcp_flow_delete(struct pcp_client *c, struct pcp_flow *f, uint32_t deadline_ms, uint64_t now);
+/* Forget the flow at once, sending nothing. */
+void pcp_flow_abandon(struct pcp_client *c, struct pcp_flow *f);
+
+const uint8_t *pcp_flow_nonce(const struct pcp_flow *f);
+void *pcp_flow_user(const struct pcp_flow *f);
+void pcp_flow_set_user(struct pcp_flow *f, void *user);
+
+/*
+ * Feed one received datagram. from/from_port: its source. Returns PCP_OK when it was
+ * a valid response that was processed (events may have fired), else the reason it was
+ * dropped (it is also counted in the stats).
+ */
+enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t len,
+			      const struct in6_addr *from, uint16_t from_port, uint64_t now);
+
+/*
+ * Run due timers and return the next packet to send to the server, if any: writes it to
+ * buf (cap >= PCP_MAX_PACKET) and returns its length; 0 when nothing is to be sent now.
+ * Call repeatedly until it returns 0.
+ */
+size_t pcp_client_output(struct pcp_client *c, uint8_t *buf, size_t cap, uint64_t now);
+
+/* Monotonic ms when pcp_client_output must next be called; UINT64_MAX = no timer. */
+uint64_t pcp_client_next_deadline(const struct pcp_client *c);
+
+struct pcp_client_stats {
+	uint64_t sent, retransmitted, received, dropped;
+	uint64_t dropped_by_reason[PCP_ERR_NOMEM + 1];
+	uint64_t lost_state_events;
+	size_t live_flows;
+};
+void pcp_client_get_stats(const struct pcp_client *c, struct pcp_client_stats *out);
+
+#endif

@@ -1,0 +1,210 @@
+/*
+ * upnp.h - UPnP Internet Gateway Device server for the LAN: SSDP, HTTP, descriptions,
+ * SOAP control and GENA eventing, IGD:1 and IGD:2.
+ *
+ * upnp/ knows nothing of PCP. It validates syntax and dispatches each action through one
+ * table to the operations interface (struct upnp_ops) that the application implements.
+ * Each call is completed exactly once with upnp_call_reply() or upnp_call_error(),
+ * possibly later (after a PCP round trip). Evented state variables are pushed in with
+ * upnp_server_set_state(); upnp/ sends GENA NOTIFYs for what changed.
+ *
+ * Ownership: pointer arguments are borrowed for the duration of the call unless said
+ * otherwise.
+ */
+#ifndef IWFD_UPNP_H
+#define IWFD_UPNP_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+
+enum upnp_err {
+	UPNP_OK = 0,
+	UPNP_ERR_INVAL,  /* bad configuration value */
+	UPNP_ERR_SOCKET, /* socket/bind/multicast join failed (errno kept) */
+	UPNP_ERR_IFACE,  /* LAN interface not found or has no IPv4 address */
+	UPNP_ERR_NOMEM,
+};
+const char *upnp_err_name(enum upnp_err err);
+
+/* Services we host. */
+enum upnp_service {
+	UPNP_SVC_WANIPCONN,   /* WANIPConnection:1 or :2 */
+	UPNP_SVC_WANPPPCONN,  /* WANPPPConnection:1 */
+	UPNP_SVC_WANCOMMONIFC, /* WANCommonInterfaceConfig:1 */
+	UPNP_SVC_L3FWD,       /* Layer3Forwarding:1 */
+};
+
+/* Every action of every hosted service. The dispatch table in upnp/ maps the SOAP name
+ * of each to one of these, with its argument and result lists. */
+enum upnp_action {
+	/* WANIPConnection / WANPPPConnection */
+	UPNP_ACT_SET_CONNECTION_TYPE,
+	UPNP_ACT_GET_CONNECTION_TYPE_INFO,
+	UPNP_ACT_REQUEST_CONNECTION,
+	UPNP_ACT_REQUEST_TERMINATION,
+	UPNP_ACT_FORCE_TERMINATION,
+	UPNP_ACT_SET_AUTO_DISCONNECT_TIME,
+	UPNP_ACT_SET_IDLE_DISCONNECT_TIME,
+	UPNP_ACT_SET_WARN_DISCONNECT_DELAY,
+	UPNP_ACT_GET_STATUS_INFO,
+	UPNP_ACT_GET_AUTO_DISCONNECT_TIME,
+	UPNP_ACT_GET_IDLE_DISCONNECT_TIME,
+	UPNP_ACT_GET_WARN_DISCONNECT_DELAY,
+	UPNP_ACT_GET_NAT_RSIP_STATUS,
+	UPNP_ACT_GET_GENERIC_PORT_MAPPING_ENTRY,
+	UPNP_ACT_GET_SPECIFIC_PORT_MAPPING_ENTRY,
+	UPNP_ACT_ADD_PORT_MAPPING,
+	UPNP_ACT_DELETE_PORT_MAPPING,
+	UPNP_ACT_GET_EXTERNAL_IP_ADDRESS,
+	UPNP_ACT_DELETE_PORT_MAPPING_RANGE,  /* IGD:2 */
+	UPNP_ACT_GET_LIST_OF_PORT_MAPPINGS,  /* IGD:2 */
+	UPNP_ACT_ADD_ANY_PORT_MAPPING,       /* IGD:2 */
+	/* WANPPPConnection:1 only */
+	UPNP_ACT_GET_LINK_LAYER_MAX_BIT_RATES,
+	UPNP_ACT_GET_PPP_ENCRYPTION_PROTOCOL,
+	UPNP_ACT_GET_PPP_COMPRESSION_PROTOCOL,
+	UPNP_ACT_GET_PPP_AUTHENTICATION_PROTOCOL,
+	UPNP_ACT_GET_USER_NAME,
+	UPNP_ACT_GET_PASSWORD,
+	UPNP_ACT_CONFIGURE_CONNECTION,
+	/* WANCommonInterfaceConfig:1 */
+	UPNP_ACT_GET_COMMON_LINK_PROPERTIES,
+	UPNP_ACT_GET_TOTAL_BYTES_SENT,
+	UPNP_ACT_GET_TOTAL_BYTES_RECEIVED,
+	UPNP_ACT_GET_TOTAL_PACKETS_SENT,
+	UPNP_ACT_GET_TOTAL_PACKETS_RECEIVED,
+	UPNP_ACT_GET_ENABLED_FOR_INTERNET,
+	UPNP_ACT_SET_ENABLED_FOR_INTERNET,
+	UPNP_ACT_GET_MAXIMUM_ACTIVE_CONNECTIONS,
+	UPNP_ACT_GET_ACTIVE_CONNECTION,
+	/* Layer3Forwarding:1 */
+	UPNP_ACT_GET_DEFAULT_CONNECTION_SERVICE,
+	UPNP_ACT_SET_DEFAULT_CONNECTION_SERVICE,
+	UPNP_ACT__COUNT
+};
+/* SOAP name of an action ("AddPortMapping"). */
+const char *upnp_action_name(enum upnp_action a);
+
+enum upnp_proto { UPNP_PROTO_TCP = 6, UPNP_PROTO_UDP = 17 };
+
+#define UPNP_HOST_MAX 255      /* RemoteHost / InternalClient / NewRemoteHost text */
+#define UPNP_DESC_MAX 255      /* PortMappingDescription */
+
+/* One port mapping as UPnP shows it. */
+struct upnp_pm_entry {
+	char remote_host[UPNP_HOST_MAX + 1]; /* "" = any */
+	uint16_t external_port;
+	enum upnp_proto protocol;
+	uint16_t internal_port;
+	char internal_client[UPNP_HOST_MAX + 1];
+	bool enabled;
+	char description[UPNP_DESC_MAX + 1];
+	uint32_t lease_duration; /* remaining seconds; 0 = infinite (IGD:1) */
+};
+
+/* Arguments of an incoming action, already type-checked. Only the fields of the action's
+ * argument list are meaningful; the rest are zero. */
+struct upnp_args {
+	enum upnp_service service;
+	struct upnp_pm_entry pm;  /* NewRemoteHost, NewExternalPort, NewProtocol,
+				     NewInternalPort, NewInternalClient, NewEnabled,
+				     NewPortMappingDescription, NewLeaseDuration */
+	uint16_t index;           /* NewPortMappingIndex */
+	uint16_t start_port, end_port; /* NewStartPort, NewEndPort */
+	bool manage;              /* NewManage */
+	uint16_t number_of_ports; /* NewNumberOfPorts (0 = all) */
+	char text[UPNP_HOST_MAX + 1]; /* NewConnectionType, NewDefaultConnectionService,
+					 NewUserName ... (single string argument) */
+	uint32_t number;          /* NewAutoDisconnectTime, NewIdleDisconnectTime,
+				     NewWarnDisconnectDelay, NewActiveConnectionIndex */
+	bool flag;                /* NewEnabledForInternet */
+};
+
+/* Output of a successful action. Fill the fields the action returns. */
+struct upnp_reply {
+	struct upnp_pm_entry pm;    /* Get{Generic,Specific}PortMappingEntry */
+	const struct upnp_pm_entry *list; size_t n_list; /* GetListOfPortMappings
+						       (borrowed during the call) */
+	uint16_t reserved_port;     /* AddAnyPortMapping NewReservedPort */
+	const char *external_ip;    /* GetExternalIPAddress ("" allowed) */
+	const char *connection_status, *last_connection_error; uint32_t uptime; /* GetStatusInfo */
+	const char *connection_type, *possible_connection_types; /* GetConnectionTypeInfo */
+	bool rsip_available, nat_enabled; /* GetNATRSIPStatus */
+	uint32_t number;            /* Get*DisconnectTime / Delay, counters, max connections */
+	const char *text;           /* GetDefaultConnectionService, GetUserName, ... */
+	bool flag;                  /* GetEnabledForInternet */
+	/* GetCommonLinkProperties */
+	const char *wan_access_type, *physical_link_status;
+	uint32_t up_max_bitrate, down_max_bitrate;
+};
+
+struct upnp_call; /* a pending SOAP call; owned by upnp/ */
+
+/*
+ * Complete a call with success. Exactly once per call, either this or upnp_call_error.
+ * May be called from inside ops->action or later. If the HTTP client went away in the
+ * meantime the answer is discarded. The call is invalid afterwards.
+ */
+void upnp_call_reply(struct upnp_call *call, const struct upnp_reply *reply);
+/* Complete a call with a UPnP error (401, 402, 501, 6xx, 7xx). The description text comes
+ * from upnp/'s table of standard error descriptions. */
+void upnp_call_error(struct upnp_call *call, int upnp_error_code);
+
+/* The operations the application implements. */
+struct upnp_ops {
+	/* A syntactically valid action arrived from LAN host `from`. Must lead to exactly one
+	 * upnp_call_reply / upnp_call_error, now or later. */
+	void (*action)(void *arg, struct upnp_call *call, enum upnp_action action,
+		       const struct upnp_args *args, const struct sockaddr *from);
+};
+
+/* Evented / descriptive state, pushed by the application. */
+struct upnp_state {
+	const char *connection_status;     /* "Connected" / "Disconnected" */
+	const char *external_ip;           /* "" when unknown */
+	uint32_t port_mapping_number_of_entries;
+	uint32_t system_update_id;         /* IGD:2 */
+	const char *possible_connection_types; /* "IP_Routed" */
+};
+
+enum upnp_log_level { UPNP_LOG_ERROR, UPNP_LOG_WARN, UPNP_LOG_INFO, UPNP_LOG_DEBUG };
+
+struct upnp_config {
+	int igd_version;             /* 1 (default) or 2 */
+	bool ppp;                    /* WANPPPConnection:1 instead of WANIPConnection */
+	const char *const *lan_ifnames; size_t n_lan_ifnames; /* SSDP only on these */
+	const char *lan_addr;        /* IPv4 address for LOCATION and HTTP bind; NULL = first
+					address of the first LAN interface */
+	uint16_t http_port;          /* 0 = ephemeral */
+	const char *uuid_igd, *uuid_wan_device, *uuid_wan_conn_device; /* "uuid:" omitted */
+	const char *friendly_name;   /* NULL = "iwfd Internet Gateway" */
+	uint32_t ssdp_max_age;       /* CACHE-CONTROL max-age, default 1800 */
+	uint32_t boot_id, config_id; /* BOOTID.UPNP.ORG / CONFIGID.UPNP.ORG */
+	/* Limits (0 = default). */
+	size_t max_connections, max_header_bytes, max_body_bytes, max_subscriptions;
+	uint32_t idle_timeout_ms;
+	const struct upnp_ops *ops; void *ops_arg;
+	void (*log)(void *arg, enum upnp_log_level level, const char *fmt, va_list ap);
+	void *log_arg;
+};
+
+struct upnp_server;
+
+/* Start SSDP and HTTP on base. cfg and the strings in it are copied. On failure returns
+ * NULL and sets *err. Sends NOTIFY ssdp:alive at start. */
+struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_config *cfg,
+				    enum upnp_err *err);
+/* Send ssdp:byebye, close everything, complete pending calls' HTTP side. NULL no-op. */
+void upnp_server_free(struct upnp_server *s);
+/* "http://ADDR:PORT/rootDesc.xml"; valid while s lives. */
+const char *upnp_server_root_url(const struct upnp_server *s);
+uint16_t upnp_server_http_port(const struct upnp_server *s);
+/* Push the current state; upnp/ events the variables that changed (GENA). st copied. */
+void upnp_server_set_state(struct upnp_server *s, const struct upnp_state *st);
+
+#endif
