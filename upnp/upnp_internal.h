@@ -1,0 +1,134 @@
+/*
+ * upnp_internal.h - contracts between the parts of upnp/ (not installed, not public).
+ *
+ *   http.c   HTTP/1.1 server on libevent + http-parser (GET, POST, SUBSCRIBE, UNSUBSCRIBE),
+ *            and a tiny HTTP client for GENA NOTIFY.
+ *   ssdp.c   SSDP responder/advertiser (UDA 1.1) on the LAN interfaces.
+ *   gena.c   GENA subscriptions and event NOTIFY.
+ *   desc.c   root device description and SCPDs generated from const tables.
+ *   soap.c   SOAP envelope parsing (expat, namespace-aware), argument checks, faults.
+ *   actions.c  the const dispatch table: action name -> enum upnp_action, args, results.
+ *   server.c glue: upnp_server_new/free, routing of HTTP paths, struct upnp_call.
+ */
+#ifndef IWFD_UPNP_INTERNAL_H
+#define IWFD_UPNP_INTERNAL_H
+
+#include "upnp.h"
+
+#include <netinet/in.h>
+#include <stdarg.h>
+
+struct event_base;
+
+/* Logging helper used inside upnp/: forwards to cfg->log if set. */
+struct upnp_logger {
+	void (*log)(void *arg, enum upnp_log_level level, const char *fmt, va_list ap);
+	void *arg;
+};
+void upnp_log(const struct upnp_logger *lg, enum upnp_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ http.c */
+
+#define HTTP_MAX_HEADERS 32
+
+struct http_header {
+	const char *name;  /* as received; compare case-insensitively */
+	const char *value; /* leading/trailing white space trimmed */
+};
+
+/* One parsed request; all pointers are valid until the exchange is answered. */
+struct http_request {
+	const char *method;        /* "GET", "POST", "SUBSCRIBE", "UNSUBSCRIBE", ... */
+	const char *path;          /* request target, e.g. "/ctl/IPConn" */
+	unsigned http_major, http_minor;
+	struct http_header headers[HTTP_MAX_HEADERS];
+	size_t n_headers;
+	const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
+	size_t body_len;
+	struct sockaddr_storage peer;  /* the LAN client */
+	struct sockaddr_storage local; /* our address the request came in on */
+};
+/* Value of header `name` (case-insensitive) or NULL. */
+const char *http_request_header(const struct http_request *req, const char *name);
+
+struct http_server;
+struct http_exchange; /* one request awaiting its response; owned by http.c */
+
+/* Called once per complete, well-formed request (malformed ones are answered 400/413/...
+ * by http.c itself). The handler must answer with http_exchange_respond exactly once,
+ * now or later. */
+typedef void http_handler(void *arg, struct http_exchange *x, const struct http_request *req);
+
+struct http_server_config {
+	const char *bind_addr;  /* IPv4 text; NULL = any */
+	uint16_t port;          /* 0 = ephemeral */
+	size_t max_connections; /* default 64; beyond: 503 then close */
+	size_t max_header_bytes;/* default 8192 -> 431/400 */
+	size_t max_body_bytes;  /* default 65536 -> 413 */
+	uint32_t idle_timeout_ms; /* default 30000 (also bounds slow clients / slowloris) */
+	const char *server_header; /* "Linux/x UPnP/1.1 iwfd/0.1" */
+	http_handler *handler; void *handler_arg;
+	struct upnp_logger logger;
+};
+struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg);
+void http_server_free(struct http_server *s);
+uint16_t http_server_port(const struct http_server *s);
+
+/* Send the response: status code, extra headers (NULL-terminated name/value pairs, may be
+ * NULL), body (copied). http.c adds Date, Server, Content-Length, Connection. If the client
+ * disconnected meanwhile, the response is dropped silently. x is invalid afterwards. */
+void http_exchange_respond(struct http_exchange *x, int status, const char *const *headers,
+			   const char *content_type, const char *body, size_t body_len);
+
+/* Fire-and-forget HTTP/1.1 request (GENA NOTIFY): connect to addr, send, read the status
+ * line, call done(arg, status) with status = 0 on network failure/timeout. */
+typedef void http_client_done(void *arg, int status);
+int http_client_send(struct event_base *base, const struct sockaddr_in *addr,
+		     const char *method, const char *host_path, const char *const *headers,
+		     const char *body, size_t body_len, uint32_t timeout_ms,
+		     http_client_done *done, void *arg);
+
+/* ------------------------------------------------------------------ ssdp.c */
+
+struct ssdp;
+struct ssdp_config {
+	const char *const *ifnames; size_t n_ifnames; /* LAN interfaces only */
+	const char *location;     /* root description URL */
+	const char *server_header;
+	const char *const *usns_nt; /* NULL-terminated list of NT values we advertise:
+				       "upnp:rootdevice", "uuid:...", device/service types */
+	const char *root_uuid;    /* "uuid:..." for USN building */
+	uint32_t max_age;         /* default 1800 */
+	uint32_t boot_id, config_id;
+	int igd_version;          /* lower versions of our types are answered too */
+	struct upnp_logger logger;
+};
+struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, enum upnp_err *err);
+void ssdp_free(struct ssdp *s); /* sends ssdp:byebye */
+
+/* Pure M-SEARCH parsing, for tests and fuzzing. Returns 0 and fills st (the ST value,
+ * NUL-terminated, truncated to cap) and *mx when buf is a valid M-SEARCH. */
+int ssdp_parse_msearch(const char *buf, size_t len, char *st, size_t cap, unsigned *mx);
+
+/* ------------------------------------------------------------------ gena.c */
+
+struct gena;
+struct gena_config {
+	size_t max_subscriptions; /* default 32 */
+	uint32_t max_timeout_s;   /* TIMEOUT cap, default 1800 */
+	struct upnp_logger logger;
+};
+struct gena *gena_new(struct event_base *base, const struct gena_config *cfg);
+void gena_free(struct gena *g);
+/* Handle SUBSCRIBE / UNSUBSCRIBE for the service whose event URL was hit; answers x.
+ * The callback must point at the subscribing host itself (CVE-2020-12695). After a new
+ * subscription, gena sends the initial NOTIFY with every evented variable of `service`. */
+void gena_handle(struct gena *g, struct http_exchange *x, const struct http_request *req,
+		 int service /* enum upnp_service */);
+/* Set evented variables of a service: names/values NULL-terminated arrays. Variables
+ * whose value changed are sent to every subscriber of that service (SEQ increasing). */
+void gena_set_vars(struct gena *g, int service, const char *const *names,
+		   const char *const *values);
+
+#endif
