@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,10 +123,15 @@ void state_table_clear(struct state_table *t)
 
 /* ------------------------------------------------------------------ storage */
 
-static void set_detail(char *detail, size_t cap, const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 3, 4)))
+static void set_detail(char *detail, size_t cap, const char *fmt, ...)
 {
-	if (detail && cap)
-		snprintf(detail, cap, fmt, a, b);
+	if (!detail || !cap)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, cap, fmt, ap);
+	va_end(ap);
 }
 
 static void hex_encode(const uint8_t *in, size_t n, char *out)
@@ -395,9 +401,7 @@ enum state_err state_load(struct state_table *t, struct state_meta *meta, const 
 	json_array_foreach(arr, i, o) {
 		struct state_mapping e;
 		if (!mapping_from_json(o, &e)) {
-			char idx[24];
-			snprintf(idx, sizeof(idx), "%zu", i);
-			set_detail(detail, detail_cap, "%s: invalid mapping #%s", path, idx);
+			set_detail(detail, detail_cap, "%s: invalid mapping #%zu", path, i);
 			state_table_clear(t);
 			goto out;
 		}
