@@ -31,6 +31,12 @@
 #define PCP_NONCE_LEN 12
 #define PCP_MAX_FILTERS 8
 #define PCP_DESCRIPTION_MAX 255
+#define PCP_HEADER_LEN 24    /* request and response header, RFC 6887 §7.1, §7.2 */
+#define PCP_MAP_LEN 36       /* MAP opcode-specific data, RFC 6887 §11.1 */
+#define PCP_PEER_LEN 56      /* PEER opcode-specific data, RFC 6887 §12.1 */
+#define PCP_IRT_MS 3000      /* RFC 6887 §8.1.1 */
+#define PCP_MRT_MS 1024000   /* RFC 6887 §8.1.1 */
+#define PCP_DELETE_DEADLINE_MS 10000 /* pcp_flow_delete() default when deadline_ms is 0 */
 
 /* ---------------------------------------------------------------- constants */
 
@@ -90,6 +96,11 @@ enum pcp_err {
 const char *pcp_result_name(unsigned result);
 /* Name of an enum pcp_err value. */
 const char *pcp_err_name(enum pcp_err err);
+/* True for the result codes RFC 6887 §7.4 calls short-lifetime errors (NETWORK_FAILURE,
+ * NO_RESOURCES, USER_EX_QUOTA) and for CANNOT_PROVIDE_EXTERNAL ("depends on the reason",
+ * so its Lifetime is honoured as a retry time): the engine retries these after the
+ * error's Lifetime. Long-lifetime errors are never retried automatically. */
+bool pcp_result_is_short_lived(unsigned result);
 
 /* ---------------------------------------------------------------- codec */
 
@@ -132,6 +143,12 @@ struct pcp_msg {
 /*
  * Encode m into buf[0..cap). On PCP_OK *out_len is the packet length (multiple of 4,
  * <= 1100). Encodes requests and responses (the simulator and tests use the latter).
+ * version 0 is written as PCP_VERSION; any other value is written as given (so a test
+ * server can misbehave). Result codes are written as given. Options not valid for the
+ * opcode (RFC 6887 §13: THIRD_PARTY for MAP/PEER, PREFER_FAILURE and FILTER for MAP
+ * only; DESCRIPTION for MAP/PEER), opcode > 2 or n_filters > PCP_MAX_FILTERS give
+ * PCP_ERR_INVAL; a too small buffer gives PCP_ERR_BUFFER. Option order on the wire:
+ * THIRD_PARTY, PREFER_FAILURE, FILTER..., DESCRIPTION.
  */
 enum pcp_err pcp_msg_encode(const struct pcp_msg *m, uint8_t *buf, size_t cap, size_t *out_len);
 
@@ -140,6 +157,13 @@ enum pcp_err pcp_msg_encode(const struct pcp_msg *m, uint8_t *buf, size_t cap, s
  * state: length (>= 24, <= 1100, multiple of 4), version, opcode, result range, option
  * lengths and codes. Unknown optional options (>=128) are skipped and counted; unknown
  * mandatory ones fail with PCP_ERR_OPTION_UNKNOWN. On failure *m is unspecified.
+ * Checks in this order: SHORT (< 24), LONG, ALIGN, VERSION, OPCODE, RESULT (responses),
+ * SHORT (opcode data missing), then per option: OPTION when the option overruns the
+ * packet, has the wrong length for its code, is repeated when it must not be, is not
+ * valid for the opcode, or a FILTER has prefix length > 128 or there are more than
+ * PCP_MAX_FILTERS; OPTION_UNKNOWN for an unknown code < 128. DESCRIPTION longer than
+ * PCP_DESCRIPTION_MAX is truncated; an optional option not valid for the opcode is
+ * skipped like an unknown one. Reserved fields are ignored (RFC 6887 §7).
  */
 enum pcp_err pcp_msg_decode(const uint8_t *buf, size_t len, struct pcp_msg *m);
 
@@ -161,17 +185,30 @@ enum pcp_event_type {
 	PCP_EVENT_MAPPED,
 	/* The flow's request failed: an error result (result != 0), or no answer before the
 	 * first-answer deadline / MRC / MRD (timeout = true). The flow stays alive and keeps
-	 * its nonce: the caller decides (pcp_flow_delete or pcp_flow_abandon). */
+	 * its nonce: the caller decides (pcp_flow_delete or pcp_flow_abandon).
+	 * If the caller keeps the flow: after a deadline timeout it keeps retransmitting
+	 * (§8.1.1) and a late answer gives MAPPED or FAILED again; after a short-lived
+	 * error (pcp_result_is_short_lived) it is re-sent after the error Lifetime (at
+	 * least IRT) and may give FAILED again; after a long-lived error it stays idle. */
 	PCP_EVENT_FAILED,
 	/* A renewal failed for good (error result that is not short-lived, or the server
-	 * answered with a different external port/address). The flow stays alive. */
+	 * answered with a different external port/address, or the mapping expired with
+	 * no answer: timeout = true). The flow stays alive: after a different port it is
+	 * mapped to the new one (fields carry it) and keeps renewing; after an error it is
+	 * idle; after expiry it keeps re-sending per §8.1.1 and a late answer gives
+	 * MAPPED (renewal = true). */
 	PCP_EVENT_RENEW_FAILED,
-	/* pcp_flow_delete() finished: confirmed by the server, or given up after the
-	 * delete deadline (timeout = true). The flow is freed right after this event. */
+	/* pcp_flow_delete() finished: confirmed by the server (result = the response's
+	 * result code; an error result also ends the delete), or given up after the delete
+	 * deadline (timeout = true). The flow is freed right after this event. */
 	PCP_EVENT_DELETED,
-	/* The server lost its state: Epoch check failed (§8.5) or ANNOUNCE received
-	 * (§14.1). flow is NULL. The engine has already re-sent MAP for every live flow
-	 * with its own nonce (§14.1); MAPPED/RENEW_FAILED events follow per flow. */
+	/* The server lost its state: the §8.5 Epoch check failed on a response, or on an
+	 * ANNOUNCE (§14.1.3: an ANNOUNCE is Epoch-checked like any response; a restarted
+	 * server's ANNOUNCE carries a reset Epoch and so fails it). flow is NULL. Before
+	 * this event the engine has scheduled a MAP re-send (same nonce, the assigned port
+	 * and address as suggestion) for every mapped flow: at once after a response, at a
+	 * random point in the next 5 s after an ANNOUNCE (§14.1.3). MAPPED (renewal = true)
+	 * or RENEW_FAILED events follow per flow. */
 	PCP_EVENT_SERVER_LOST_STATE,
 	/* Reachability changed: reachable = true after any valid response, false when a
 	 * request got no answer by its deadline. flow is NULL. */
@@ -191,8 +228,11 @@ struct pcp_event {
 	bool renewal;           /* MAPPED: this answered a renewal, not the first request */
 };
 
-/* Called synchronously from pcp_client_input / pcp_client_output / pcp_flow_*.
- * The callback may call any pcp_flow_* / pcp_client_* function except pcp_client_free. */
+/* Called synchronously from pcp_client_input / pcp_client_output / pcp_flow_* /
+ * pcp_client_set_server. The callback may call any pcp_flow_* / pcp_client_* function
+ * except pcp_client_free. A flow deleted or abandoned from inside a callback stays
+ * readable (pcp_flow_user, pcp_flow_nonce) until the outermost library call returns;
+ * further pcp_flow_* calls on it are no-ops. */
 typedef void pcp_event_cb(void *arg, const struct pcp_event *ev);
 
 struct pcp_client_config {
@@ -230,7 +270,10 @@ struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg);
 void pcp_client_free(struct pcp_client *c);
 
 /* The server to talk to (address and UDP port). Changing it re-sends MAP for every
- * live flow to the new server (same nonces). */
+ * live flow to the new server (same nonces), including flows that had failed, restarts
+ * pending deletes towards it, and forgets the old server's Epoch (§8.5) and
+ * reachability. Setting the same server again does nothing. Until a server is set,
+ * due packets are skipped (counted as lost) and timers still run. */
 void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, uint16_t port, uint64_t now);
 /* The address our requests leave with (PCP client address in the header, §7.1). */
 void pcp_client_set_source(struct pcp_client *c, const struct in6_addr *addr);
@@ -242,24 +285,34 @@ void pcp_client_set_source(struct pcp_client *c, const struct in6_addr *addr);
  */
 struct pcp_flow *pcp_flow_map(struct pcp_client *c, const struct pcp_map_params *p, void *user, uint64_t now);
 
-/* Change the lifetime requested at the next renewal (e.g. capped by a UPnP lease). */
+/* Change the lifetime requested at the next renewal (e.g. capped by a UPnP lease).
+ * 0 is ignored (a delete is pcp_flow_delete). */
 void pcp_flow_set_lifetime(struct pcp_client *c, struct pcp_flow *f, uint32_t lifetime);
 /* Re-send MAP now with the same nonce (e.g. after the caller learnt of lost state). */
 void pcp_flow_refresh(struct pcp_client *c, struct pcp_flow *f, uint64_t now);
 /* Delete: MAP with lifetime 0 and the flow's nonce, retransmitted until answered or
- * deadline_ms passes; then PCP_EVENT_DELETED and the flow is freed. */
+ * deadline_ms passes (0 = PCP_DELETE_DEADLINE_MS); then PCP_EVENT_DELETED and the flow
+ * is freed. The delete carries THIRD_PARTY when the flow does, not PREFER_FAILURE,
+ * FILTER or DESCRIPTION. */
 void pcp_flow_delete(struct pcp_client *c, struct pcp_flow *f, uint32_t deadline_ms, uint64_t now);
 /* Forget the flow at once, sending nothing. */
 void pcp_flow_abandon(struct pcp_client *c, struct pcp_flow *f);
 
 const uint8_t *pcp_flow_nonce(const struct pcp_flow *f);
+/* Name of the flow's engine state ("requesting", "mapped", "remapping", "failed",
+ * "deleting") for logs. */
+const char *pcp_flow_state_name(const struct pcp_flow *f);
 void *pcp_flow_user(const struct pcp_flow *f);
 void pcp_flow_set_user(struct pcp_flow *f, void *user);
 
 /*
  * Feed one received datagram. from/from_port: its source. Returns PCP_OK when it was
  * a valid response that was processed (events may have fired), else the reason it was
- * dropped (it is also counted in the stats).
+ * dropped (it is also counted in the stats). Order: decode errors, RBIT (a request),
+ * WRONG_SOURCE (not the server's address and port, or no server set), UNSOLICITED (a
+ * PEER response, or a MAP response matching no flow with an outstanding request by
+ * nonce, protocol, internal port, and THIRD_PARTY address when present; a SUCCESS with
+ * non-zero lifetime does not answer a delete). Then the §8.5 Epoch check.
  */
 enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t len,
 			      const struct in6_addr *from, uint16_t from_port, uint64_t now);
@@ -275,6 +328,9 @@ size_t pcp_client_output(struct pcp_client *c, uint8_t *buf, size_t cap, uint64_
 uint64_t pcp_client_next_deadline(const struct pcp_client *c);
 
 struct pcp_client_stats {
+	/* sent: packets returned by pcp_client_output; retransmitted: those of them sent
+	 * while the flow's previous request was still unanswered; received: every
+	 * pcp_client_input call; dropped: those not returning PCP_OK. */
 	uint64_t sent, retransmitted, received, dropped;
 	uint64_t dropped_by_reason[PCP_ERR_NOMEM + 1];
 	uint64_t lost_state_events;
