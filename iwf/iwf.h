@@ -1,0 +1,135 @@
+/*
+ * iwf.h - the UPnP IGD-PCP Interworking Function (seed 004): configuration, the PCP ->
+ * UPnP error table, and the daemon core that joins upnp/, pcp/ and state/.
+ *
+ * Data flow (one call down, one callback up per boundary): upnp/ parses and validates a
+ * SOAP action -> iwf applies policy and the local table (718 at once, refresh of the same
+ * client's mapping) -> pcp/ sends MAP and retransmits -> one event back -> iwf maps the
+ * result through iwf_error_map, commits to state/, saves, pushes evented state ->
+ * upnp/ completes the SOAP call exactly once.
+ */
+#ifndef IWFD_IWF_H
+#define IWFD_IWF_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+#define IWF_MAX_LAN_IFS 8
+#define IWF_MAX_PCP_SERVERS 4
+#define IWF_MAX_RULES 32
+
+enum iwf_err {
+	IWF_OK = 0,
+	IWF_ERR_INVAL,   /* invalid configuration value (detail says which) */
+	IWF_ERR_IO,      /* configuration file unreadable */
+	IWF_ERR_UPNP,    /* LAN side could not start (sockets, interface) */
+	IWF_ERR_PCP,     /* WAN side could not start */
+	IWF_ERR_NOMEM,
+};
+const char *iwf_err_name(enum iwf_err err);
+
+enum iwf_log_level { IWF_LOG_ERROR = 0, IWF_LOG_WARN, IWF_LOG_INFO, IWF_LOG_DEBUG };
+
+/* A permission rule as a router administrator writes it (seed 004 §7, miniupnpd-like):
+ * allow or deny mapping external ports ext_lo..ext_hi to clients in client/prefix with
+ * internal ports int_lo..int_hi. First match wins. */
+struct iwf_rule {
+	bool allow;
+	uint16_t ext_lo, ext_hi;
+	uint32_t client;  /* IPv4, host order */
+	uint8_t prefix;   /* 0..32 */
+	uint16_t int_lo, int_hi;
+};
+
+/* Everything the daemon can be told. Defaults: iwf_config_init(). Documented key by key
+ * in docs/configuration.md. */
+struct iwf_config {
+	char lan_ifs[IWF_MAX_LAN_IFS][32];
+	size_t n_lan_ifs;
+	char lan_addr[64];        /* "" = first IPv4 address of the first LAN interface */
+	uint16_t http_port;       /* 0 = ephemeral */
+	char pcp_servers[IWF_MAX_PCP_SERVERS][80]; /* "ADDR", "ADDR:PORT", "[V6]:PORT" */
+	size_t n_pcp_servers;
+	char state_file[256];     /* "" = no persistence */
+	int igd_version;          /* 1 or 2 */
+	bool ppp;                 /* WANPPPConnection:1 instead of WANIPConnection */
+	bool foreground;
+	enum iwf_log_level log_level;
+	char friendly_name[64];
+
+	/* PCP */
+	uint32_t pcp_lifetime;       /* lifetime requested in MAP when the lease is longer, s */
+	uint32_t answer_deadline_ms; /* a UPnP call waits at most this long for PCP */
+	uint32_t pcp_service_wait_s; /* seed 004 §5.10 PCP_SERVICE_WAIT */
+	uint32_t replay_rate;        /* replayed MAP requests per second after start/lost state */
+	bool listen_announce;        /* receive ANNOUNCE on UDP 5350 */
+
+	/* Security (seed 004 §7) */
+	bool allow_third_party;      /* IGD:1 default security off: map for other hosts */
+	struct iwf_rule rules[IWF_MAX_RULES];
+	size_t n_rules;
+};
+
+void iwf_config_init(struct iwf_config *cfg);
+/* "error", "warn", "info", "debug" -> level; false if unknown. */
+bool iwf_log_level_parse(const char *s, enum iwf_log_level *out);
+/* Merge the JSON file at path into cfg (keys absent keep their value). On error returns
+ * IWF_ERR_IO / IWF_ERR_INVAL with a message in detail. */
+enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *detail, size_t cap);
+/* Check cross-field consistency; IWF_ERR_INVAL with detail when something is wrong. */
+enum iwf_err iwf_config_check(const struct iwf_config *cfg, char *detail, size_t cap);
+/* Parse "allow 1024-65535 192.168.0.0/16 1024-65535" into *rule. */
+bool iwf_rule_parse(struct iwf_rule *rule, const char *text);
+/* First matching rule decides; no rule matches -> allowed if ext_port >= 1024. */
+bool iwf_rules_permit(const struct iwf_rule *rules, size_t n, uint16_t ext_port,
+		      uint32_t client, uint16_t int_port);
+
+/* ----------------------------------------------------- PCP result -> UPnP (seed 004 §4.3) */
+
+/* Pseudo result for "no answer from the PCP server" (not a PCP code). */
+#define IWF_PCP_NO_ANSWER 256
+
+struct iwf_error_row {
+	unsigned pcp_result;  /* PCP result code, or IWF_PCP_NO_ANSWER */
+	const char *pcp_name;
+	int igd1;             /* UPnP error for IGD:1 */
+	int igd2;             /* UPnP error for IGD:2 */
+	bool disconnects;     /* also sets ConnectionStatus Disconnected */
+};
+/* The whole table (seed 004 §4.3, one row per PCP result); *n receives its length. */
+const struct iwf_error_row *iwf_error_table(size_t *n);
+/* UPnP error for a PCP result under IGD version 1 or 2; 501 for anything unknown. */
+int iwf_error_map(unsigned pcp_result, int igd_version);
+
+/* ----------------------------------------------------- logging */
+
+struct iwf_logger {
+	enum iwf_log_level level;
+	bool syslog;  /* false: stderr with a timestamp */
+};
+void iwf_log(const struct iwf_logger *lg, enum iwf_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void iwf_vlog(const struct iwf_logger *lg, enum iwf_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+/* ----------------------------------------------------- the daemon core */
+
+struct iwf;
+
+/* Start everything on base: load state, start the LAN side (SSDP, HTTP) and the WAN side
+ * (PCP), schedule the synchronisation (seed 004 §5.10). cfg is copied; logger borrowed
+ * for the life of the iwf. NULL on failure with *err and a message in detail. */
+struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg,
+		    const struct iwf_logger *logger, enum iwf_err *err, char *detail, size_t cap);
+/* Save state, send ssdp:byebye, free. NULL is a no-op. */
+void iwf_free(struct iwf *w);
+/* Root description URL, valid while w lives. */
+const char *iwf_root_url(const struct iwf *w);
+/* Replace the permission rules (SIGHUP reload). */
+void iwf_set_rules(struct iwf *w, const struct iwf_rule *rules, size_t n);
+
+#endif

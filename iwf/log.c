@@ -1,0 +1,41 @@
+/*
+ * log.c - the daemon's printf-checked logging: stderr with a timestamp, or syslog.
+ */
+#include "iwf.h"
+
+#include <stdio.h>
+#include <syslog.h>
+#include <time.h>
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const int syslog_levels[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+
+void iwf_vlog(const struct iwf_logger *lg, enum iwf_log_level level, const char *fmt, va_list ap)
+{
+	if (!lg || level > lg->level)
+		return;
+	if (lg->syslog) {
+		vsyslog(syslog_levels[level], fmt, ap);
+		return;
+	}
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+	flockfile(stderr);
+	fprintf(stderr, "%s.%03ld iwfd %s: ", stamp, ts.tv_nsec / 1000000, level_names[level]);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	funlockfile(stderr);
+	fflush(stderr);
+}
+
+void iwf_log(const struct iwf_logger *lg, enum iwf_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	iwf_vlog(lg, level, fmt, ap);
+	va_end(ap);
+}

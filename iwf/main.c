@@ -1,0 +1,295 @@
+/*
+ * main.c - the iwfd daemon: command line, configuration, signals, the event loop.
+ *
+ * The command line is a contract (operators, tests and benchmarks rely on it): extend it,
+ * never break it. Flags override the JSON configuration file.
+ */
+#include "iwf.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#ifndef IWFD_VERSION
+#define IWFD_VERSION "unknown"
+#endif
+
+/* The only globals of the program live here (STYLE.md rule 10). */
+static struct iwf_logger g_log = {.level = IWF_LOG_INFO};
+static const char *g_config_path;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: iwfd [OPTION]...\n"
+		"UPnP IGD-PCP Interworking Function: an Internet Gateway Device on the LAN whose\n"
+		"port mappings are made on the carrier's NAT with PCP (RFC 6887).\n"
+		"\n"
+		"  --config FILE          JSON configuration file (flags override it)\n"
+		"  --lan-if IFNAME        LAN interface for SSDP and HTTP (repeatable)\n"
+		"  --lan-addr ADDR        IPv4 address to serve HTTP on (default: first address of the first LAN interface)\n"
+		"  --http-port N          HTTP port for descriptions and control (default: any free port)\n"
+		"  --pcp-server ADDR[:PORT]  PCP server (repeatable; default port 5351; [V6]:PORT for IPv6)\n"
+		"  --state FILE           where the mapping table is kept across restarts\n"
+		"  --igd 1|2              device version: IGD:1 (default) or IGD:2\n"
+		"  --foreground           stay in the foreground and log to stderr\n"
+		"  --log-level LEVEL      error, warn, info (default) or debug\n"
+		"  --help                 show this help and exit\n"
+		"  --version              show the version and exit\n"
+		"\n"
+		"Signals: SIGTERM/SIGINT stop cleanly (ssdp:byebye, state saved); SIGHUP reloads the\n"
+		"permission rules from the configuration file.\n");
+}
+
+enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
+       OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION };
+
+static const struct option long_opts[] = {
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"lan-if", required_argument, NULL, OPT_LAN_IF},
+	{"lan-addr", required_argument, NULL, OPT_LAN_ADDR},
+	{"http-port", required_argument, NULL, OPT_HTTP_PORT},
+	{"pcp-server", required_argument, NULL, OPT_PCP_SERVER},
+	{"state", required_argument, NULL, OPT_STATE},
+	{"igd", required_argument, NULL, OPT_IGD},
+	{"foreground", no_argument, NULL, OPT_FOREGROUND},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"help", no_argument, NULL, OPT_HELP},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0},
+};
+
+static bool parse_port(const char *s, uint16_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > 65535 || *s == '-' || *s == '+')
+		return false;
+	*out = (uint16_t)v;
+	return true;
+}
+
+static bool copy_arg(char *dst, size_t cap, const char *src)
+{
+	if (strlen(src) >= cap)
+		return false;
+	memcpy(dst, src, strlen(src) + 1);
+	return true;
+}
+
+/* Flags given on the command line, applied over the configuration file. */
+struct cli {
+	char lan_ifs[IWF_MAX_LAN_IFS][32];
+	size_t n_lan_ifs;
+	const char *lan_addr, *state;
+	char pcp[IWF_MAX_PCP_SERVERS][80];
+	size_t n_pcp;
+	bool http_port_set, igd_set, log_set, foreground;
+	uint16_t http_port;
+	int igd;
+	enum iwf_log_level log_level;
+};
+
+static int parse_cli(int argc, char **argv, struct cli *c)
+{
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_CONFIG:
+			g_config_path = optarg;
+			break;
+		case OPT_LAN_IF:
+			if (c->n_lan_ifs == IWF_MAX_LAN_IFS || !copy_arg(c->lan_ifs[c->n_lan_ifs], 32, optarg)) {
+				fprintf(stderr, "iwfd: --lan-if: too many interfaces or name too long\n");
+				return 2;
+			}
+			c->n_lan_ifs++;
+			break;
+		case OPT_LAN_ADDR:
+			c->lan_addr = optarg;
+			break;
+		case OPT_HTTP_PORT:
+			if (!parse_port(optarg, &c->http_port)) {
+				fprintf(stderr, "iwfd: --http-port: 0..65535 expected, got '%s'\n", optarg);
+				return 2;
+			}
+			c->http_port_set = true;
+			break;
+		case OPT_PCP_SERVER:
+			if (c->n_pcp == IWF_MAX_PCP_SERVERS || !copy_arg(c->pcp[c->n_pcp], 80, optarg)) {
+				fprintf(stderr, "iwfd: --pcp-server: too many servers or address too long\n");
+				return 2;
+			}
+			c->n_pcp++;
+			break;
+		case OPT_STATE:
+			c->state = optarg;
+			break;
+		case OPT_IGD:
+			if (strcmp(optarg, "1") && strcmp(optarg, "2")) {
+				fprintf(stderr, "iwfd: --igd: 1 or 2 expected, got '%s'\n", optarg);
+				return 2;
+			}
+			c->igd = optarg[0] - '0';
+			c->igd_set = true;
+			break;
+		case OPT_FOREGROUND:
+			c->foreground = true;
+			break;
+		case OPT_LOG_LEVEL:
+			if (!iwf_log_level_parse(optarg, &c->log_level)) {
+				fprintf(stderr, "iwfd: --log-level: error, warn, info or debug expected\n");
+				return 2;
+			}
+			c->log_set = true;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return -1;
+		case OPT_VERSION:
+			printf("iwfd %s\n", IWFD_VERSION);
+			return -1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "iwfd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+static int build_config(const struct cli *c, struct iwf_config *cfg)
+{
+	char detail[512];
+	iwf_config_init(cfg);
+	if (g_config_path && iwf_config_load(cfg, g_config_path, detail, sizeof(detail)) != IWF_OK) {
+		fprintf(stderr, "iwfd: %s\n", detail);
+		return 1;
+	}
+	if (c->n_lan_ifs) {
+		memcpy(cfg->lan_ifs, c->lan_ifs, sizeof(c->lan_ifs));
+		cfg->n_lan_ifs = c->n_lan_ifs;
+	}
+	if (c->lan_addr && !copy_arg(cfg->lan_addr, sizeof(cfg->lan_addr), c->lan_addr)) {
+		fprintf(stderr, "iwfd: --lan-addr too long\n");
+		return 2;
+	}
+	if (c->n_pcp) {
+		memcpy(cfg->pcp_servers, c->pcp, sizeof(c->pcp));
+		cfg->n_pcp_servers = c->n_pcp;
+	}
+	if (c->state && !copy_arg(cfg->state_file, sizeof(cfg->state_file), c->state)) {
+		fprintf(stderr, "iwfd: --state path too long\n");
+		return 2;
+	}
+	if (c->http_port_set)
+		cfg->http_port = c->http_port;
+	if (c->igd_set)
+		cfg->igd_version = c->igd;
+	if (c->log_set)
+		cfg->log_level = c->log_level;
+	if (c->foreground)
+		cfg->foreground = true;
+	if (iwf_config_check(cfg, detail, sizeof(detail)) != IWF_OK) {
+		fprintf(stderr, "iwfd: %s\n", detail);
+		return 2;
+	}
+	return 0;
+}
+
+struct loop_ctx {
+	struct event_base *base;
+	struct iwf *iwf;
+};
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct loop_ctx *ctx = arg;
+	iwf_log(&g_log, IWF_LOG_INFO, "signal %d: shutting down", (int)sig);
+	event_base_loopbreak(ctx->base);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct loop_ctx *ctx = arg;
+	if (!g_config_path) {
+		iwf_log(&g_log, IWF_LOG_INFO, "SIGHUP: no configuration file to reload");
+		return;
+	}
+	struct iwf_config cfg;
+	char detail[512];
+	iwf_config_init(&cfg);
+	if (iwf_config_load(&cfg, g_config_path, detail, sizeof(detail)) != IWF_OK) {
+		iwf_log(&g_log, IWF_LOG_ERROR, "SIGHUP: %s; rules unchanged", detail);
+		return;
+	}
+	iwf_set_rules(ctx->iwf, cfg.rules, cfg.n_rules);
+	iwf_log(&g_log, IWF_LOG_INFO, "SIGHUP: %zu permission rules loaded", cfg.n_rules);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c;
+	memset(&c, 0, sizeof(c));
+	int rc = parse_cli(argc, argv, &c);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	struct iwf_config cfg;
+	if ((rc = build_config(&c, &cfg)) != 0)
+		return rc;
+	g_log.level = cfg.log_level;
+	if (!cfg.foreground) {
+		if (daemon(0, 0) < 0) {
+			fprintf(stderr, "iwfd: cannot daemonize: %s\n", strerror(errno));
+			return 1;
+		}
+		openlog("iwfd", LOG_PID, LOG_DAEMON);
+		g_log.syslog = true;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	struct loop_ctx ctx = {0};
+	ctx.base = event_base_new();
+	if (!ctx.base) {
+		iwf_log(&g_log, IWF_LOG_ERROR, "cannot create the event loop");
+		return 1;
+	}
+	enum iwf_err err;
+	char detail[512] = "";
+	ctx.iwf = iwf_new(ctx.base, &cfg, &g_log, &err, detail, sizeof(detail));
+	if (!ctx.iwf) {
+		iwf_log(&g_log, IWF_LOG_ERROR, "cannot start: %s%s%s", iwf_err_name(err),
+			detail[0] ? ": " : "", detail);
+		event_base_free(ctx.base);
+		return 1;
+	}
+	struct event *ev_term = evsignal_new(ctx.base, SIGTERM, on_stop, &ctx);
+	struct event *ev_int = evsignal_new(ctx.base, SIGINT, on_stop, &ctx);
+	struct event *ev_hup = evsignal_new(ctx.base, SIGHUP, on_hup, &ctx);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_hup, NULL);
+
+	iwf_log(&g_log, IWF_LOG_INFO, "ready: %s (IGD:%d, PCP server %s)", iwf_root_url(ctx.iwf),
+		cfg.igd_version, cfg.pcp_servers[0]);
+	event_base_dispatch(ctx.base);
+
+	iwf_free(ctx.iwf);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	event_base_free(ctx.base);
+	iwf_log(&g_log, IWF_LOG_INFO, "stopped");
+	return 0;
+}
