@@ -1,0 +1,23 @@
+#!/bin/sh
+# The command line contract: --help, --version, and clear errors for bad flags.
+iwfd=$1
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
+out=$("$iwfd" --help); rc=$?
+check '[ $rc -eq 0 ]' "--help exits 0"
+for flag in --config --lan-if --lan-addr --http-port --pcp-server --state --igd --foreground --log-level --help --version; do
+  check 'echo "$out" | grep -q -- "$flag"' "--help mentions $flag"
+done
+check '"$iwfd" --version | grep -Eq "^iwfd [0-9]+\.[0-9]+"' "--version prints the version"
+"$iwfd" --igd 3 --foreground 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -eq 2 ] && grep -q -- "--igd" /tmp/iwfd-cli.$$' "--igd 3 is refused with exit 2"
+"$iwfd" --http-port 70000 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -eq 2 ]' "--http-port 70000 is refused"
+"$iwfd" --bogus 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -eq 2 ]' "unknown flag is refused"
+"$iwfd" --foreground --lan-if lo 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -eq 2 ] && grep -q "PCP server" /tmp/iwfd-cli.$$' "missing PCP server is named"
+"$iwfd" --foreground --pcp-server 127.0.0.1 --config /nonexistent.json 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -ne 0 ] && grep -q "nonexistent" /tmp/iwfd-cli.$$' "unreadable config is named"
+rm -f /tmp/iwfd-cli.$$
+exit $fail
