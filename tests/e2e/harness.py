@@ -1,0 +1,508 @@
+"""Network-namespace harness for iwfd's end-to-end tests (stdlib only, run as root).
+
+Topology "routed" (issue 2; DS-Lite and cascaded NAT come with issue 6):
+
+  host1 (eth0 192.168.77.11) --\\
+                                 br-lan 192.168.77.1  [router: iwfd, routes, no NAT]  wan0 10.99.0.2
+  host2 (eth0 192.168.77.12) --/                                                          |
+                                                                                    cwan0 10.99.0.1
+                                       [carrier: miniupnpd as PCP server]  ext0 11.22.33.44/32 <-> ext0p
+
+Every namespace is named <prefix>-<role> with prefix "iwf<pid>" so parallel runs never collide;
+interfaces are created directly inside their namespaces, so their short fixed names cannot clash
+either.  Everything created is registered in a cleanup stack that runs on normal exit, on
+exceptions, on SIGINT/SIGTERM/SIGHUP and (as a last resort) at interpreter exit.
+"""
+import atexit
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "ip"
+NFT = "/usr/sbin/nft"
+MINIUPNPD = "/usr/sbin/miniupnpd"
+TCPDUMP = "/usr/bin/tcpdump"
+PYTHON = "/usr/bin/python3"      # Debian's python3-miniupnpc lives here, not in pyenv
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+LAN_NET = "192.168.77.0/24"
+ADDR = {
+    "host1": "192.168.77.11",
+    "host2": "192.168.77.12",
+    "router_lan": "192.168.77.1",
+    "router_wan": "10.99.0.2",
+    "carrier": "10.99.0.1",
+    # miniupnpd refuses private/reserved external addresses (RFC 1918, 100.64/10, TEST-NETs,
+    # 198.18/15 ...): a public-looking /32 that lives on a veth pair entirely inside the carrier
+    # namespace.  No packet is ever sent to it.
+    "ext": "11.22.33.44",
+}
+IFACE = {"host": "eth0", "lan_bridge": "br-lan", "router_wan": "wan0", "carrier_lan": "cwan0",
+         "carrier_ext": "ext0"}
+ROLES = ("host1", "host2", "router", "carrier")
+
+
+def log(msg):
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# cleanup stack + signals
+
+class Cleanup:
+    """LIFO of callables; run() is idempotent and shielded from further SIGINT/SIGTERM."""
+
+    def __init__(self):
+        self._stack = []
+        self._lock = threading.Lock()
+
+    def push(self, fn, what):
+        with self._lock:
+            self._stack.append((fn, what))
+
+    def run(self):
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            try:
+                old[sig] = signal.signal(sig, signal.SIG_IGN)
+            except ValueError:        # not the main thread
+                pass
+        try:
+            while True:
+                with self._lock:
+                    if not self._stack:
+                        break
+                    fn, what = self._stack.pop()
+                try:
+                    fn()
+                except Exception as e:  # keep going: everything else must still be removed
+                    log(f"cleanup of {what} failed: {e}")
+        finally:
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+
+CLEANUP = Cleanup()
+atexit.register(CLEANUP.run)
+
+
+def _to_exit(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def install_signal_handlers():
+    """SIGTERM/SIGHUP unwind like an exception so `finally`/`with` blocks tear down."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # even if our parent ignored it
+    signal.signal(signal.SIGTERM, _to_exit)
+    signal.signal(signal.SIGHUP, _to_exit)
+
+
+# ---------------------------------------------------------------------------------------------
+# small process helpers
+
+def sh(argv, check=True, timeout=30, input=None):
+    """Run argv in the root namespace; returns CompletedProcess (text)."""
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
+    if check and p.returncode != 0:
+        raise HarnessError(f"{shlex.join(argv)} -> {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+def netns_list():
+    p = sh([IP, "netns", "list"], check=False)
+    return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
+
+
+def sweep_stale(log_fn=log):
+    """Delete namespaces left by runs whose process is gone (names iwf<pid>-<role>)."""
+    for ns in netns_list():
+        m = re.fullmatch(r"iwf(\d+)-(host1|host2|router|carrier)", ns)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or os.path.exists(f"/proc/{pid}"):
+            continue
+        log_fn(f"removing stale namespace {ns} (run {pid} is gone)")
+        sh([IP, "netns", "delete", ns], check=False)
+
+
+class Proc:
+    """A long-running process in a namespace whose output goes to a file we can read back."""
+
+    def __init__(self, name, argv, logpath, env=None):
+        self.name = name
+        self.argv = argv
+        self.logpath = logpath
+        self._log = open(logpath, "w+b")
+        self.p = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=env)
+        self.pid = self.p.pid
+        CLEANUP.push(self.kill, f"process {name} ({self.pid})")
+
+    def output(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def running(self):
+        return self.p.poll() is None
+
+    def wait_for(self, regex, timeout):
+        """Wait until the output matches regex; returns the match or raises HarnessError."""
+        rx = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.output())
+            if m:
+                return m
+            if not self.running():
+                raise HarnessError(f"{self.name} exited with {self.p.returncode} before "
+                                   f"/{regex}/; output:\n{self.output()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise HarnessError(f"{self.name}: no /{regex}/ within {timeout}s; output:\n"
+                                   f"{self.output()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Signal our own child by pid; SIGKILL if it does not exit in time. Returns exit code."""
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(sig)
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        self._log.close()
+        return self.p.returncode
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.stop(signal.SIGTERM, timeout=5)
+        if not self._log.closed:
+            self._log.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# topology
+
+class Topology:
+    """The routed CPE topology of issue 2. Use as a context manager."""
+
+    def __init__(self, keep=False, workdir=None, prefix=None):
+        self.prefix = prefix or f"iwf{os.getpid()}"
+        self.ns = {r: f"{self.prefix}-{r}" for r in ROLES}
+        self.keep = keep
+        self.addr = dict(ADDR)
+        self.iface = dict(IFACE)
+        self.lan_net = LAN_NET
+        self.workdir = workdir or tempfile.mkdtemp(prefix=f"{self.prefix}-")
+        self._created = []
+
+    # -- running things inside namespaces
+    def argv(self, role, argv):
+        return [IP, "netns", "exec", self.ns[role]] + list(argv)
+
+    def run(self, role, argv, check=False, timeout=60, input=None):
+        if isinstance(argv, str):
+            argv = shlex.split(argv)
+        return sh(self.argv(role, argv), check=check, timeout=timeout, input=input)
+
+    def spawn(self, role, name, argv, env=None):
+        logpath = os.path.join(self.workdir, f"{name}.log")
+        return Proc(name, self.argv(role, argv), logpath, env=env)
+
+    # -- bring up / tear down
+    def _netns_add(self, role):
+        ns = self.ns[role]
+        sh([IP, "netns", "add", ns])
+        self._created.append(ns)
+        CLEANUP.push(lambda: self._netns_del(ns), f"namespace {ns}")
+        self.run(role, [IP, "link", "set", "lo", "up"], check=True)
+        # This topology is IPv4 only; keep IPv6 chatter (DAD, MLD, RS) out of the captures.
+        self.run(role, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"], check=False)
+        self.run(role, ["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"], check=False)
+
+    def _netns_del(self, ns):
+        if self.keep:
+            log(f"--keep: leaving namespace {ns}")
+            return
+        # Processes we started are killed by their own cleanup entries (pushed later, so run
+        # first); anything still inside would keep the namespace alive, so say so loudly.
+        p = sh([IP, "netns", "pids", ns], check=False)
+        if p.stdout.strip():
+            log(f"namespace {ns} still has processes {p.stdout.split()}")
+        sh([IP, "netns", "delete", ns], check=False)
+
+    def _veth(self, role_a, name_a, role_b, name_b):
+        sh([IP, "link", "add", name_a, "netns", self.ns[role_a], "type", "veth",
+            "peer", "name", name_b, "netns", self.ns[role_b]])
+
+    def up(self):
+        install_signal_handlers()
+        sweep_stale()
+        if not self.keep:
+            CLEANUP.push(lambda: shutil.rmtree(self.workdir, ignore_errors=True),
+                         f"work dir {self.workdir}")
+        log(f"topology {self.prefix}: namespaces {', '.join(self.ns.values())}; work dir {self.workdir}")
+        for r in ROLES:
+            self._netns_add(r)
+        a, i = self.addr, self.iface
+        # LAN: bridge in the router, one veth per host; snooping off so SSDP multicast floods.
+        self.run("router", [IP, "link", "add", i["lan_bridge"], "type", "bridge",
+                            "mcast_snooping", "0"], check=True)
+        for n, host in ((1, "host1"), (2, "host2")):
+            port = f"lan{n}"
+            self._veth("router", port, host, i["host"])
+            self.run("router", [IP, "link", "set", port, "master", i["lan_bridge"], "up"], check=True)
+            self.run(host, [IP, "addr", "add", f"{a[host]}/24", "dev", i["host"]], check=True)
+            self.run(host, [IP, "link", "set", i["host"], "up"], check=True)
+            self.run(host, [IP, "route", "add", "default", "via", a["router_lan"]], check=True)
+            self.run(host, [IP, "route", "add", "224.0.0.0/4", "dev", i["host"]], check=True)
+        self.run("router", [IP, "addr", "add", f"{a['router_lan']}/24", "dev", i["lan_bridge"]], check=True)
+        self.run("router", [IP, "link", "set", i["lan_bridge"], "up"], check=True)
+        # WAN link router <-> carrier.
+        self._veth("router", i["router_wan"], "carrier", i["carrier_lan"])
+        self.run("router", [IP, "addr", "add", f"{a['router_wan']}/24", "dev", i["router_wan"]], check=True)
+        self.run("router", [IP, "link", "set", i["router_wan"], "up"], check=True)
+        self.run("router", [IP, "route", "add", "default", "via", a["carrier"]], check=True)
+        self.run("router", [IP, "route", "add", "224.0.0.0/4", "dev", i["lan_bridge"]], check=True)
+        self.run("router", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
+        self.run("carrier", [IP, "addr", "add", f"{a['carrier']}/24", "dev", i["carrier_lan"]], check=True)
+        self.run("carrier", [IP, "link", "set", i["carrier_lan"], "up"], check=True)
+        self.run("carrier", [IP, "route", "add", self.lan_net, "via", a["router_wan"]], check=True)
+        self.run("carrier", [IP, "route", "add", "224.0.0.0/4", "dev", i["carrier_lan"]], check=True)
+        # Carrier's external side: a veth pair with both ends inside the carrier namespace.
+        sh([IP, "-n", self.ns["carrier"], "link", "add", i["carrier_ext"], "type", "veth",
+            "peer", "name", i["carrier_ext"] + "p"])
+        self.run("carrier", [IP, "addr", "add", f"{a['ext']}/32", "dev", i["carrier_ext"]], check=True)
+        self.run("carrier", [IP, "link", "set", i["carrier_ext"], "up"], check=True)
+        self.run("carrier", [IP, "link", "set", i["carrier_ext"] + "p", "up"], check=True)
+        self.run("carrier", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
+        # Sanity: the LAN reaches the carrier through the router (no NAT).
+        # (no ping on minimal Debian: a TCP connect to a closed port must be refused by the
+        # carrier, which proves routing both ways without NAT)
+        probe = ("import socket,sys\ns=socket.socket();s.settimeout(3)\n"
+                 f"try: s.connect(('{a['carrier']}', 9))\n"
+                 "except ConnectionRefusedError: sys.exit(0)\nexcept OSError as e: sys.exit(str(e))\n")
+        p = self.run("host1", [PYTHON, "-c", probe])
+        if p.returncode != 0:
+            raise HarnessError(f"host1 cannot reach the carrier: {p.stdout}{p.stderr}")
+        return self
+
+    def down(self):
+        CLEANUP.run()
+
+    def __enter__(self):
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(self, *exc):
+        self.down()
+        return False
+
+    def vars(self):
+        """Placeholders for scenario strings."""
+        v = dict(self.addr)
+        v.update({f"ns_{r}": n for r, n in self.ns.items()})
+        v.update({f"if_{k}": n for k, n in self.iface.items()})
+        v.update(lan_net=self.lan_net, workdir=self.workdir, e2e=HERE, python=PYTHON)
+        return v
+
+
+# ---------------------------------------------------------------------------------------------
+# carrier: Debian's miniupnpd as the PCP server
+
+NFT_TABLE = "filter"                 # miniupnpd 2.3.1 defaults, set explicitly in the config too
+NFT_FORWARD_CHAIN = "miniupnpd"
+NFT_NAT_CHAIN = "prerouting_miniupnpd"
+NFT_POSTNAT_CHAIN = "postrouting_miniupnpd"
+
+NFT_SKELETON = f"""\
+table inet {NFT_TABLE} {{
+    chain forward {{
+        type filter hook forward priority 0; policy accept;
+        jump {NFT_FORWARD_CHAIN}
+    }}
+    chain {NFT_FORWARD_CHAIN} {{
+    }}
+    chain prerouting {{
+        type nat hook prerouting priority -100; policy accept;
+        jump {NFT_NAT_CHAIN}
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority 100; policy accept;
+        jump {NFT_POSTNAT_CHAIN}
+    }}
+    chain {NFT_NAT_CHAIN} {{
+    }}
+    chain {NFT_POSTNAT_CHAIN} {{
+    }}
+}}
+"""
+
+
+class Miniupnpd:
+    """miniupnpd 2.3.1 (nftables) in the carrier namespace, PCP only, foreground, own files."""
+
+    def __init__(self, topo, min_lifetime=120, max_lifetime=86400, extra_conf=""):
+        self.topo = topo
+        self.dir = os.path.join(topo.workdir, "miniupnpd")
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "miniupnpd.conf")
+        self.pidfile = os.path.join(self.dir, "miniupnpd.pid")
+        self.proc = None
+        self.min_lifetime = min_lifetime
+        self.max_lifetime = max_lifetime
+        self.extra_conf = extra_conf
+        self._nft_ready = False
+
+    def config_text(self):
+        t = self.topo
+        return f"""\
+# written by tests/e2e/harness.py for run {t.prefix}
+ext_ifname={t.iface['carrier_ext']}
+# LAN side of the carrier = the link towards the CPE; PCP requests must come from this subnet.
+listening_ip={t.iface['carrier_lan']}
+# HTTP port for UPnP; UPnP itself is disabled below, 0 = any free port.
+port=0
+enable_upnp=no
+enable_natpmp=yes
+pcp_allow_thirdparty=yes
+secure_mode=no
+ipv6_disable=yes
+min_lifetime={self.min_lifetime}
+max_lifetime={self.max_lifetime}
+system_uptime=no
+clean_ruleset_interval=0
+uuid=8e3a1c5e-2f0b-4b8e-9d11-{abs(hash(t.prefix)) % 10**12:012d}
+upnp_table_name={NFT_TABLE}
+upnp_nat_table_name={NFT_TABLE}
+upnp_forward_chain={NFT_FORWARD_CHAIN}
+upnp_nat_chain={NFT_NAT_CHAIN}
+upnp_nat_postrouting_chain={NFT_POSTNAT_CHAIN}
+{self.extra_conf}
+# Permission rules (internal address = the LAN host behind the CPE, or the CPE itself).
+allow 1-65535 {t.lan_net} 1-65535
+allow 1-65535 {t.addr['router_wan']}/32 1-65535
+deny 0-65535 0.0.0.0/0 0-65535
+"""
+
+    def nft_setup(self):
+        """Create the table and chains miniupnpd expects (Debian's nft_init.sh is broken)."""
+        if self._nft_ready:
+            return
+        self.topo.run("carrier", [NFT, "-f", "-"], check=True, input=NFT_SKELETON)
+        self._nft_ready = True
+
+    def nft_flush(self):
+        """miniupnpd leaves its rules behind when it stops; flush its three chains."""
+        for chain in (NFT_FORWARD_CHAIN, NFT_NAT_CHAIN, NFT_POSTNAT_CHAIN):
+            self.topo.run("carrier", [NFT, "flush", "chain", "inet", NFT_TABLE, chain])
+
+    def ruleset(self):
+        p = self.topo.run("carrier", [NFT, "list", "table", "inet", NFT_TABLE])
+        return p.stdout
+
+    def nat_rules(self):
+        p = self.topo.run("carrier", [NFT, "list", "chain", "inet", NFT_TABLE, NFT_NAT_CHAIN])
+        return "\n".join(l.strip() for l in p.stdout.splitlines() if "dnat" in l)
+
+    def start(self, timeout=10):
+        self.nft_setup()
+        with open(self.conf, "w") as f:
+            f.write(self.config_text())
+        if os.path.exists(self.pidfile):
+            os.unlink(self.pidfile)
+        self.proc = self.topo.spawn("carrier", "miniupnpd",
+                                    [MINIUPNPD, "-d", "-f", self.conf, "-P", self.pidfile])
+        self.proc.wait_for(r"Listening for NAT-PMP/PCP traffic on port", timeout)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()
+        self.nft_flush()
+
+    def running(self):
+        return self.proc is not None and self.proc.running()
+
+
+# ---------------------------------------------------------------------------------------------
+# router: iwfd
+
+READY_RE = r"ready: (http://\S+/rootDesc\.xml)"
+
+
+class Iwfd:
+    def __init__(self, topo, exe, args=(), http_port=5000):
+        self.topo = topo
+        self.exe = os.path.abspath(exe)
+        self.extra = list(args)
+        self.http_port = http_port
+        self.state = os.path.join(topo.workdir, "iwfd-state.json")
+        self.proc = None
+        self.url = None
+        self.starts = 0
+
+    def argv(self):
+        t = self.topo
+        base = [self.exe, "--foreground", "--lan-if", t.iface["lan_bridge"],
+                "--lan-addr", t.addr["router_lan"], "--http-port", str(self.http_port),
+                "--pcp-server", t.addr["carrier"], "--state", self.state,
+                "--log-level", "debug"]
+        return base + self.extra   # later flags override earlier ones
+
+    def start(self, timeout=15):
+        self.starts += 1
+        name = "iwfd" if self.starts == 1 else f"iwfd-{self.starts}"
+        self.proc = self.topo.spawn("router", name, self.argv())
+        self.url = self.proc.wait_for(READY_RE, timeout).group(1)
+        return self
+
+    def stop(self):
+        return self.proc.stop() if self.proc else None
+
+    def log_text(self):
+        return self.proc.output() if self.proc else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# packet capture on an interface of a namespace
+
+class Capture:
+    def __init__(self, topo, role, iface, name="capture", bpf="udp port 5351"):
+        self.topo = topo
+        self.role = role
+        self.iface = iface
+        self.path = os.path.join(topo.workdir, f"{name}.pcap")
+        self.name = name
+        self.bpf = bpf
+        self.proc = None
+
+    def start(self, timeout=10):
+        # -U: write each packet at once; -n: no DNS; -s 0 full packets.
+        self.proc = self.topo.spawn(self.role, self.name,
+                                    [TCPDUMP, "-n", "-U", "--immediate-mode", "-s", "0", "-i", self.iface,
+                                     "-w", self.path] + shlex.split(self.bpf))
+        self.proc.wait_for(r"listening on", timeout)
+        return self
+
+    def stop(self):
+        time.sleep(0.3)   # let the last packets reach the file
+        if self.proc:
+            self.proc.stop(signal.SIGINT)
+        import pcpwire
+        return pcpwire.pcp_messages_in_pcap(self.path)

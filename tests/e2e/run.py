@@ -1,0 +1,342 @@
+#!/usr/bin/python3
+"""Run one declarative end-to-end scenario (TOML) in fresh network namespaces.
+
+  run.py SCENARIO.toml [--iwfd PATH] [--keep] [--verbose]
+
+Exit 0 when every step passed, 1 when a step failed (the reason is printed), 2 on a harness
+error (topology could not be built, bad scenario file), 77 (meson's SKIP) when the scenario
+needs iwfd and no binary was given or it does not exist.  See tests/e2e/README.md for the
+scenario format.
+"""
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+ROLE_ALIASES = {"host1": "host1", "lan1": "host1", "host2": "host2", "lan2": "host2",
+                "router": "router", "cpe": "router", "carrier": "carrier"}
+
+STEP_ACTIONS = ("run", "nft", "capture", "carrier", "iwfd", "sleep", "log")
+
+
+class StepFailed(Exception):
+    pass
+
+
+def subst(text, vars_):
+    """{name} placeholders; {{ and }} stay literal braces (str.format rules)."""
+    try:
+        return text.format(**vars_)
+    except KeyError as e:
+        raise StepFailed(f"unknown placeholder {e} in {text!r}")
+
+
+def as_list(v):
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+class Runner:
+    def __init__(self, scenario, path, iwfd_exe, keep=False, verbose=False):
+        self.sc = scenario
+        self.path = path
+        self.iwfd_exe = iwfd_exe
+        self.keep = keep
+        self.verbose = verbose
+        self.topo = None
+        self.carrier = None
+        self.iwfd = None
+        self.capture = None
+        self.captures = {}
+        self.vars = {}
+        self.last = {}
+
+    # ---------------------------------------------------------------- helpers
+    def out(self, msg):
+        print(msg, flush=True)
+
+    def refresh_vars(self):
+        v = self.topo.vars()
+        v["url"] = self.iwfd.url if self.iwfd and self.iwfd.url else ""
+        v["iwfd"] = self.iwfd_exe or ""
+        v["http_port"] = str(self.iwfd.http_port) if self.iwfd else ""
+        self.vars = v
+
+    def expect_regexes(self, text, must, must_not, what):
+        for rx in as_list(must):
+            rx = subst(rx, self.vars)
+            if not re.search(rx, text, re.M):
+                raise StepFailed(f"{what}: expected /{rx}/ but it is not there:\n{indent(text)}")
+        for rx in as_list(must_not):
+            rx = subst(rx, self.vars)
+            m = re.search(rx, text, re.M)
+            if m:
+                raise StepFailed(f"{what}: /{rx}/ must not match but found {m.group(0)!r}:\n"
+                                 f"{indent(text)}")
+
+    # ---------------------------------------------------------------- step kinds
+    def step_run(self, st):
+        role = ROLE_ALIASES.get(st.get("ns", "host1"))
+        if role is None:
+            raise StepFailed(f"unknown namespace {st.get('ns')!r}")
+        cmd = subst(st["run"], self.vars)
+        argv = shlex.split(cmd)
+        within = st.get("within")
+        timeout = float(st.get("timeout", max(60, (within or 0) + 10)))
+        t0 = time.monotonic()
+        try:
+            p = self.topo.run(role, argv, timeout=timeout)
+            rc, text = p.returncode, p.stdout + p.stderr
+        except subprocess.TimeoutExpired as e:
+            raise StepFailed(f"`{cmd}` in {role} still running after {timeout:.0f}s "
+                             f"(output so far: {e.stdout!r})")
+        took = time.monotonic() - t0
+        self.last = {"rc": rc, "output": text, "took": took}
+        self.out(f"    $ {cmd}   [{role}, rc={rc}, {took:.1f}s]")
+        if self.verbose or st.get("show", False):
+            self.out(indent(text, "      | "))
+        exp = st.get("expect_rc", 0)
+        if exp == "nonzero":
+            if rc == 0:
+                raise StepFailed(f"`{cmd}` exited 0, expected non-zero:\n{indent(text)}")
+        elif exp != "any" and rc != int(exp):
+            raise StepFailed(f"`{cmd}` exited {rc}, expected {exp}:\n{indent(text)}")
+        self.expect_regexes(text, st.get("expect_output"), st.get("reject_output"), f"`{cmd}`")
+        if within is not None and took > float(within):
+            raise StepFailed(f"`{cmd}` took {took:.1f}s, bound is {within}s")
+        if "expect_log" in st or "reject_log" in st:
+            self.check_log(st.get("expect_log"), st.get("reject_log"), st.get("log_within", 3))
+
+    def step_nft(self, st):
+        """Assert on the carrier's nftables ruleset; retried for `within` seconds (default 3)."""
+        if not self.carrier:
+            raise StepFailed("nft step but the scenario has no carrier")
+        deadline = time.monotonic() + float(st.get("within", 3))
+        while True:
+            text = self.carrier.ruleset()
+            try:
+                self.expect_regexes(text, st.get("expect"), st.get("reject"), "carrier nft ruleset")
+                self.out(f"    nft ok: {self.carrier.nat_rules() or '(no DNAT rules)'}")
+                return
+            except StepFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def step_capture(self, st):
+        what = st["capture"]
+        name = st.get("id", "wan")
+        if what == "start":
+            role = ROLE_ALIASES[st.get("ns", "router")]
+            iface = subst(st.get("iface", "{if_router_wan}"), self.vars)
+            cap = H.Capture(self.topo, role, iface, name=f"capture-{name}",
+                            bpf=st.get("filter", "udp port 5351"))
+            self.captures[name] = cap.start()
+            self.out(f"    capture '{name}' on {role}/{iface}")
+            return
+        if what != "stop":
+            raise StepFailed(f"capture must be start or stop, not {what!r}")
+        cap = self.captures.pop(name)
+        msgs = cap.stop()
+        reqs = [m for m in msgs if "error" not in m and not m["response"]]
+        resps = [m for m in msgs if "error" not in m and m["response"]]
+        bad = [m for m in msgs if "error" in m]
+        import pcpwire
+        for m in msgs:
+            self.out("      " + (f"INVALID {m['error']}" if "error" in m else
+                                 f"{m['src']} > {m['dst']}: {pcpwire.describe(m)}"))
+        self.out(f"    capture '{name}': {len(reqs)} PCP requests, {len(resps)} responses, "
+                 f"{len(bad)} invalid")
+        if bad and not st.get("allow_invalid", False):
+            raise StepFailed(f"capture '{name}': {len(bad)} packets on the PCP port are not "
+                             f"valid PCP: {[m['raw'] for m in bad]}")
+        if "requests" in st and len(reqs) != int(st["requests"]):
+            raise StepFailed(f"capture '{name}': {len(reqs)} PCP requests, expected {st['requests']}")
+        if "min_requests" in st and len(reqs) < int(st["min_requests"]):
+            raise StepFailed(f"capture '{name}': {len(reqs)} PCP requests, expected at least "
+                             f"{st['min_requests']}")
+        exp = st.get("request")
+        if exp:
+            self.match_requests(reqs, exp, name)
+        exp = st.get("response")
+        if exp:
+            self.match_requests(resps, exp, name, kind="response")
+
+    def match_requests(self, msgs, exp, name, kind="request"):
+        """Every captured message must satisfy exp (a table of field -> value/regex)."""
+        if not msgs:
+            raise StepFailed(f"capture '{name}': no PCP {kind} to check")
+        for m in msgs:
+            for key, want in exp.items():
+                if key == "options":          # names that must all be present
+                    missing = [o for o in want if o not in m["option_names"]]
+                    if missing:
+                        raise StepFailed(f"capture '{name}': {kind} lacks options {missing}: {m}")
+                elif key == "third_party":
+                    tp = [o.get("address") for o in m["options"] if o["name"] == "THIRD_PARTY"]
+                    if tp != [subst(want, self.vars)]:
+                        raise StepFailed(f"capture '{name}': THIRD_PARTY {tp}, expected {want}")
+                elif key == "nonce_nonzero":
+                    if want and (m.get("nonce") is None or int(m["nonce"], 16) == 0):
+                        raise StepFailed(f"capture '{name}': nonce missing or zero: {m}")
+                elif key == "same_nonce":       # all messages of the capture share one nonce
+                    if want and len({x.get("nonce") for x in msgs}) != 1:
+                        raise StepFailed(f"capture '{name}': nonces differ: "
+                                         f"{[x.get('nonce') for x in msgs]}")
+                else:
+                    have = m.get(key)
+                    w = subst(want, self.vars) if isinstance(want, str) else want
+                    ok = (re.fullmatch(w, str(have)) is not None) if isinstance(w, str) else have == w
+                    if not ok:
+                        raise StepFailed(f"capture '{name}': {kind} field {key}={have!r}, "
+                                         f"expected {w!r}")
+
+    def step_carrier(self, st):
+        what = st["carrier"]
+        if what == "stop":
+            self.carrier.stop()
+            self.out("    carrier miniupnpd stopped, its chains flushed")
+        elif what == "start":
+            self.carrier.start()
+            self.out("    carrier miniupnpd started")
+        else:
+            raise StepFailed(f"carrier must be start or stop, not {what!r}")
+
+    def step_iwfd(self, st):
+        what = st["iwfd"]
+        if what == "stop":
+            rc = self.iwfd.stop()
+            self.out(f"    iwfd stopped, exit code {rc}")
+            if "expect_rc" in st and rc != int(st["expect_rc"]):
+                raise StepFailed(f"iwfd exited {rc}, expected {st['expect_rc']}")
+        elif what == "start":
+            self.iwfd.start()
+            self.refresh_vars()
+            self.out(f"    iwfd ready at {self.iwfd.url}")
+        elif what == "alive":
+            if not self.iwfd.proc.running():
+                raise StepFailed(f"iwfd is not running (exit {self.iwfd.proc.p.returncode})")
+            self.out("    iwfd still running")
+        else:
+            raise StepFailed(f"iwfd must be start, stop or alive, not {what!r}")
+
+    def check_log(self, must, must_not, within):
+        deadline = time.monotonic() + float(within)
+        while True:
+            text = self.iwfd.log_text() if self.iwfd else ""
+            try:
+                self.expect_regexes(text, must, must_not, "iwfd log")
+                return
+            except StepFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def step_log(self, st):
+        self.check_log(st.get("expect"), st.get("reject"), st.get("within", 3))
+        self.out("    iwfd log ok")
+
+    def step_sleep(self, st):
+        time.sleep(float(st["sleep"]))
+
+    # ---------------------------------------------------------------- main flow
+    def run(self):
+        sc = self.sc
+        title = sc.get("title", os.path.basename(self.path))
+        self.out(f"scenario: {title}")
+        if sc.get("topology", "routed") != "routed":
+            raise H.HarnessError(f"unknown topology {sc.get('topology')!r}")
+        self.topo = H.Topology(keep=self.keep)
+        with self.topo:
+            if sc.get("carrier", "miniupnpd") == "miniupnpd":
+                cfg = sc.get("miniupnpd", {})
+                self.carrier = H.Miniupnpd(self.topo, min_lifetime=cfg.get("min_lifetime", 120),
+                                           max_lifetime=cfg.get("max_lifetime", 86400)).start()
+            if sc.get("iwfd", True):
+                self.iwfd = H.Iwfd(self.topo, self.iwfd_exe, sc.get("iwfd_args", []),
+                                   http_port=sc.get("http_port", 5000))
+            self.refresh_vars()
+            steps = sc.get("step", [])
+            # iwfd starts before the first step unless the scenario starts it itself.
+            if self.iwfd and not any(s.get("iwfd") == "start" for s in steps):
+                self.iwfd.start()
+                self.refresh_vars()
+                self.out(f"iwfd ready at {self.iwfd.url}")
+            failed = None
+            for n, st in enumerate(steps, 1):
+                actions = [a for a in STEP_ACTIONS if a in st]
+                if len(actions) != 1:
+                    raise H.HarnessError(f"step {n} needs exactly one of {STEP_ACTIONS}: {st}")
+                self.out(f"[{n}/{len(steps)}] {st.get('name', actions[0])}")
+                try:
+                    getattr(self, f"step_{actions[0]}")(st)
+                except StepFailed as e:
+                    failed = f"step {n} ({st.get('name', actions[0])}): {e}"
+                    break
+            if failed:
+                self.out(f"FAIL {failed}")
+                self.dump_logs()
+                return 1
+            if self.iwfd and self.iwfd.proc and sc.get("check_iwfd_alive", True):
+                if not self.iwfd.proc.running():
+                    self.out(f"FAIL iwfd died (exit {self.iwfd.proc.p.returncode})")
+                    self.dump_logs()
+                    return 1
+            if self.verbose:
+                self.dump_logs()
+            self.out(f"PASS {title}")
+            return 0
+
+    def dump_logs(self):
+        for proc_name, obj in (("iwfd", self.iwfd), ("miniupnpd", self.carrier)):
+            if obj and obj.proc:
+                self.out(f"---- {proc_name} output (last 60 lines) ----")
+                self.out("\n".join(obj.proc.output().splitlines()[-60:]))
+        if self.carrier:
+            self.out("---- carrier nft ruleset ----")
+            self.out(self.carrier.ruleset())
+
+
+def indent(text, prefix="      | "):
+    return "\n".join(prefix + line for line in text.rstrip().splitlines()) or prefix + "(no output)"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenario")
+    ap.add_argument("--iwfd", help="path to the iwfd binary")
+    ap.add_argument("--keep", action="store_true", help="leave namespaces and files for debugging")
+    ap.add_argument("--verbose", "-v", action="store_true")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("SKIP: needs root (network namespaces)")
+        return 77
+    try:
+        with open(a.scenario, "rb") as f:
+            sc = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        print(f"ERROR reading {a.scenario}: {e}")
+        return 2
+    if sc.get("iwfd", True) and not (a.iwfd and os.access(a.iwfd, os.X_OK)):
+        print(f"SKIP: scenario needs iwfd and {a.iwfd!r} is not an executable")
+        return 77
+    try:
+        return Runner(sc, a.scenario, a.iwfd, a.keep, a.verbose).run()
+    except H.HarnessError as e:
+        print(f"ERROR (harness): {e}")
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
