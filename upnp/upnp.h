@@ -120,6 +120,7 @@ struct upnp_args {
 	uint16_t number_of_ports; /* NewNumberOfPorts (0 = all) */
 	char text[UPNP_HOST_MAX + 1]; /* NewConnectionType, NewDefaultConnectionService,
 					 NewUserName ... (single string argument) */
+	char text2[UPNP_HOST_MAX + 1]; /* NewPassword (ConfigureConnection's 2nd string) */
 	uint32_t number;          /* NewAutoDisconnectTime, NewIdleDisconnectTime,
 				     NewWarnDisconnectDelay, NewActiveConnectionIndex */
 	bool flag;                /* NewEnabledForInternet */
@@ -136,7 +137,9 @@ struct upnp_reply {
 	const char *connection_type, *possible_connection_types; /* GetConnectionTypeInfo */
 	bool rsip_available, nat_enabled; /* GetNATRSIPStatus */
 	uint32_t number;            /* Get*DisconnectTime / Delay, counters, max connections */
-	const char *text;           /* GetDefaultConnectionService, GetUserName, ... */
+	const char *text;           /* GetDefaultConnectionService, GetUserName, ...,
+				       GetActiveConnection NewActiveConnDeviceContainer */
+	const char *text2;          /* GetActiveConnection NewActiveConnectionServiceID */
 	bool flag;                  /* GetEnabledForInternet */
 	/* GetCommonLinkProperties */
 	const char *wan_access_type, *physical_link_status;
