@@ -15,6 +15,7 @@
 
 #include "upnp.h"
 
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 
@@ -57,7 +58,8 @@ struct http_exchange; /* one request awaiting its response; owned by http.c */
 
 /* Called once per complete, well-formed request (malformed ones are answered 400/413/...
  * by http.c itself). The handler must answer with http_exchange_respond exactly once,
- * now or later. */
+ * now or later. Methods passed on: GET, POST, SUBSCRIBE, UNSUBSCRIBE; HEAD arrives as
+ * "GET" (http.c then omits the body); every other method gets 501 from http.c. */
 typedef void http_handler(void *arg, struct http_exchange *x, const struct http_request *req);
 
 struct http_server_config {
@@ -75,6 +77,9 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 void http_server_free(struct http_server *s);
 uint16_t http_server_port(const struct http_server *s);
 
+/* Content type of every XML body we send (UDA 1.1 §2.1, §3.2.1). */
+#define HTTP_CT_XML "text/xml; charset=\"utf-8\""
+
 /* Send the response: status code, extra headers (NULL-terminated name/value pairs, may be
  * NULL), body (copied). http.c adds Date, Server, Content-Length, Connection. If the client
  * disconnected meanwhile, the response is dropped silently. x is invalid afterwards. */
@@ -83,6 +88,10 @@ void http_exchange_respond(struct http_exchange *x, int status, const char *cons
 
 /* Fire-and-forget HTTP/1.1 request (GENA NOTIFY): connect to addr, send, read the status
  * line, call done(arg, status) with status = 0 on network failure/timeout. */
+/* Details: host_path is the URL without "http://", "HOST[:PORT]/path"; the request line
+ * carries "/path" and a HOST header carries "HOST[:PORT]". http.c adds CONTENT-LENGTH and
+ * "Connection: close". Returns 0 when started (done is then called exactly once, never
+ * from inside this call), -1 on immediate failure (done is not called). */
 typedef void http_client_done(void *arg, int status);
 int http_client_send(struct event_base *base, const struct sockaddr_in *addr,
 		     const char *method, const char *host_path, const char *const *headers,
@@ -103,13 +112,25 @@ struct ssdp_config {
 	uint32_t boot_id, config_id;
 	int igd_version;          /* lower versions of our types are answered too */
 	struct upnp_logger logger;
+	uint16_t port;            /* UDP port; 0 = 1900 (tests use others) */
 };
+/* usns_nt entries: "upnp:rootdevice" (USN root_uuid::upnp:rootdevice), "uuid:X" (its own
+ * USN), "uuid:X::urn:...:type:v" (NT is the part after "::", USN the whole entry: use it
+ * for types of embedded devices and their services), or a bare type "urn:...:v" (USN
+ * root_uuid::type). Versioned types also answer searches for lower versions, with the
+ * requested version echoed in ST and USN (UDA 1.1 §1.3.2); igd_version is not needed for
+ * that. With several LAN interfaces, a LOCATION whose host is one of their addresses is
+ * rewritten per interface. */
 struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, enum upnp_err *err);
 void ssdp_free(struct ssdp *s); /* sends ssdp:byebye */
 
 /* Pure M-SEARCH parsing, for tests and fuzzing. Returns 0 and fills st (the ST value,
  * NUL-terminated, truncated to cap) and *mx when buf is a valid M-SEARCH. */
 int ssdp_parse_msearch(const char *buf, size_t len, char *st, size_t cap, unsigned *mx);
+/* *mx when the M-SEARCH has no MX header (valid for unicast searches only). A valid
+ * M-SEARCH here has the start line "M-SEARCH * HTTP/1.1", one non-empty ST and
+ * MAN: "ssdp:discover" in quotes; header names in any case, any white space. */
+#define SSDP_MX_NONE UINT_MAX
 
 /* ------------------------------------------------------------------ gena.c */
 

@@ -1,0 +1,562 @@
+/*
+ * gena.c - GENA eventing (UPnP Device Architecture 1.1 §4): SUBSCRIBE, renewal,
+ * UNSUBSCRIBE, and NOTIFY of evented state variables.
+ *
+ * Security: the CALLBACK URL must name the subscribing host itself by IPv4 literal
+ * (CallStranger, CVE-2020-12695); otherwise 412. Subscriptions are capped (503 when
+ * full), expire after their TIMEOUT, and are dropped after GENA_MAX_FAILURES consecutive
+ * failed deliveries. At most one NOTIFY per subscriber is in flight; changes that happen
+ * meanwhile are collected and sent next, so SEQ order is also delivery order.
+ */
+#include "upnp_internal.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#define GENA_MAX_SERVICES 8       /* enum upnp_service values we keep variables for */
+#define GENA_MAX_VARS 16          /* evented variables per service */
+#define GENA_MAX_FAILURES 3       /* consecutive failed NOTIFYs before dropping */
+#define GENA_NOTIFY_TIMEOUT_MS 5000
+#define GENA_INITIAL_DELAY_MS 20  /* let the SUBSCRIBE response leave first (UDA 1.1 §4.2.1) */
+#define GENA_URL_MAX 256
+#define GENA_MIN_TIMEOUT_S 60     /* shorter requests are raised to this */
+#define DEF_MAX_SUBS 32
+#define DEF_MAX_TIMEOUT_S 1800
+
+struct gena_var {
+	char *name, *value;
+};
+
+struct gena_sub {
+	struct gena_sub *next;
+	struct gena *g;
+	char sid[48];                 /* "uuid:xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+	int service;
+	struct sockaddr_in cb_addr;   /* callback address (== subscriber) */
+	char cb_host_path[GENA_URL_MAX]; /* "HOST:PORT/path" */
+	uint32_t seq;                 /* SEQ of the next NOTIFY */
+	uint64_t expires_ms;
+	unsigned failures;
+	bool in_flight;               /* a NOTIFY is being delivered */
+	bool gone;                    /* removed while in flight: free when it completes */
+	uint32_t dirty;               /* bit i: variable i changed since the last NOTIFY */
+	struct event *ev_initial;
+};
+
+struct gena {
+	struct event_base *base;
+	struct gena_config cfg;
+	struct gena_var vars[GENA_MAX_SERVICES][GENA_MAX_VARS];
+	size_t n_vars[GENA_MAX_SERVICES];
+	struct gena_sub *subs;
+	size_t n_subs;
+	struct event *ev_expire;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ------------------------------------------------------------------ subscriptions */
+
+static void sub_unlink(struct gena *g, struct gena_sub *sub)
+{
+	struct gena_sub **pp;
+
+	for (pp = &g->subs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == sub) {
+			*pp = sub->next;
+			g->n_subs--;
+			break;
+		}
+	sub->next = NULL;
+}
+
+/* Remove a subscription; with a NOTIFY in flight the memory waits for its completion. */
+static void sub_drop(struct gena *g, struct gena_sub *sub)
+{
+	sub_unlink(g, sub);
+	if (sub->ev_initial != NULL) {
+		event_free(sub->ev_initial);
+		sub->ev_initial = NULL;
+	}
+	if (sub->in_flight) {
+		sub->gone = true;
+		sub->g = NULL;
+		return;
+	}
+	free(sub);
+}
+
+static struct gena_sub *sub_find(struct gena *g, const char *sid)
+{
+	for (struct gena_sub *s = g->subs; s != NULL; s = s->next)
+		if (strcasecmp(s->sid, sid) == 0)
+			return s;
+	return NULL;
+}
+
+static void expire_arm(struct gena *g)
+{
+	uint64_t now = now_ms(), first = UINT64_MAX;
+	struct timeval tv;
+
+	for (struct gena_sub *s = g->subs; s != NULL; s = s->next)
+		if (s->expires_ms < first)
+			first = s->expires_ms;
+	if (first == UINT64_MAX) {
+		event_del(g->ev_expire);
+		return;
+	}
+	first = first > now ? first - now : 0;
+	tv.tv_sec = (time_t)(first / 1000);
+	tv.tv_usec = (suseconds_t)(first % 1000) * 1000;
+	event_add(g->ev_expire, &tv);
+}
+
+static void expire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gena *g = arg;
+	uint64_t now = now_ms();
+	struct gena_sub *s = g->subs, *next;
+
+	for (; s != NULL; s = next) {
+		next = s->next;
+		if (s->expires_ms <= now) {
+			upnp_log(&g->cfg.logger, UPNP_LOG_DEBUG, "gena: %s expired", s->sid);
+			sub_drop(g, s);
+		}
+	}
+	expire_arm(g);
+}
+
+/* ------------------------------------------------------------------ NOTIFY */
+
+/* XML character data escaping for property values. */
+static int add_escaped(struct evbuffer *b, const char *v)
+{
+	int rc = 0;
+
+	for (; *v != '\0' && rc == 0; v++) {
+		switch (*v) {
+		case '&': rc = evbuffer_add(b, "&amp;", 5); break;
+		case '<': rc = evbuffer_add(b, "&lt;", 4); break;
+		case '>': rc = evbuffer_add(b, "&gt;", 4); break;
+		case '"': rc = evbuffer_add(b, "&quot;", 6); break;
+		case '\'': rc = evbuffer_add(b, "&apos;", 6); break;
+		default: rc = evbuffer_add(b, v, 1); break;
+		}
+	}
+	return rc;
+}
+
+static void sub_send(struct gena_sub *sub);
+
+static void notify_done(void *arg, int status)
+{
+	struct gena_sub *sub = arg;
+	struct gena *g = sub->g;
+
+	sub->in_flight = false;
+	if (sub->gone) {
+		free(sub);
+		return;
+	}
+	if (status >= 200 && status < 300) {
+		sub->failures = 0;
+	} else if (++sub->failures >= GENA_MAX_FAILURES) {
+		upnp_log(&g->cfg.logger, UPNP_LOG_INFO,
+			 "gena: dropping %s after %u failed deliveries", sub->sid, sub->failures);
+		sub_drop(g, sub);
+		return;
+	}
+	if (sub->dirty != 0)
+		sub_send(sub);
+}
+
+/* UDA 1.1 §4.3.2: NOTIFY with the propertyset of the dirty variables and the next SEQ. */
+static void sub_send(struct gena_sub *sub)
+{
+	struct gena *g = sub->g;
+	struct evbuffer *b;
+	char seq[16];
+	const char *hdrs[] = { "CONTENT-TYPE", HTTP_CT_XML, "NT", "upnp:event",
+			       "NTS", "upnp:propchange", "SID", sub->sid, "SEQ", seq, NULL };
+	size_t n = g->n_vars[sub->service];
+	int rc = 0;
+
+	if (sub->in_flight || sub->dirty == 0)
+		return;
+	b = evbuffer_new();
+	if (b == NULL)
+		return;
+	rc |= evbuffer_add_printf(b, "<?xml version=\"1.0\"?>\n"
+				  "<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">") < 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct gena_var *v = &g->vars[sub->service][i];
+
+		if (!(sub->dirty & (1u << i)))
+			continue;
+		rc |= evbuffer_add_printf(b, "<e:property><%s>", v->name) < 0;
+		rc |= add_escaped(b, v->value);
+		rc |= evbuffer_add_printf(b, "</%s></e:property>", v->name) < 0;
+	}
+	rc |= evbuffer_add_printf(b, "</e:propertyset>\n") < 0;
+	snprintf(seq, sizeof(seq), "%u", (unsigned)sub->seq);
+	if (rc == 0 && http_client_send(g->base, &sub->cb_addr, "NOTIFY", sub->cb_host_path, hdrs,
+					(const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b),
+					GENA_NOTIFY_TIMEOUT_MS, notify_done, sub) == 0) {
+		sub->in_flight = true;
+		sub->dirty = 0;
+		/* UDA 1.1 §4.3.2: SEQ wraps from 2^32-1 to 1 (0 is the initial event only). */
+		sub->seq = sub->seq == UINT32_MAX ? 1 : sub->seq + 1;
+	}
+	evbuffer_free(b);
+}
+
+static void initial_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gena_sub *sub = arg;
+
+	event_free(sub->ev_initial);
+	sub->ev_initial = NULL;
+	sub->dirty = (uint32_t)((1ull << sub->g->n_vars[sub->service]) - 1u);
+	sub_send(sub);
+}
+
+/* ------------------------------------------------------------------ SUBSCRIBE */
+
+/*
+ * UDA 1.1 §4.1.2: CALLBACK: <url1><url2>... Takes the first http URL whose host is an IPv4
+ * literal. Writes "HOST:PORT/path" and the address. Returns 0 or -1 (no usable URL).
+ */
+static int parse_callback(const char *cb, struct sockaddr_in *addr, char *host_path, size_t cap)
+{
+	const char *p = cb;
+
+	while ((p = strchr(p, '<')) != NULL) {
+		const char *end = strchr(p, '>');
+		const char *h, *hend, *path;
+		char host[INET_ADDRSTRLEN];
+		unsigned long port = 80;
+		struct in_addr a;
+		size_t ulen;
+
+		if (end == NULL)
+			return -1;
+		h = p + 1;
+		p = end + 1;
+		ulen = (size_t)(end - h);
+		if (ulen < 8 || strncasecmp(h, "http://", 7) != 0)
+			continue;
+		h += 7;
+		path = memchr(h, '/', (size_t)(end - h));
+		if (path == NULL)
+			path = end;
+		hend = memchr(h, ':', (size_t)(path - h));
+		if (hend == NULL)
+			hend = path;
+		if ((size_t)(hend - h) == 0 || (size_t)(hend - h) >= sizeof(host))
+			continue;
+		memcpy(host, h, (size_t)(hend - h));
+		host[hend - h] = '\0';
+		if (inet_pton(AF_INET, host, &a) != 1)
+			continue; /* names would need a resolver: not on this path */
+		if (hend < path) {
+			const char *q = hend + 1;
+
+			if (q == path || path - q > 5)
+				continue;
+			port = 0;
+			for (; q < path; q++) {
+				if (*q < '0' || *q > '9')
+					break;
+				port = port * 10 + (unsigned long)(*q - '0');
+			}
+			if (q != path || port == 0 || port > 65535)
+				continue;
+		}
+		for (const char *c = h; c < end; c++)
+			if ((unsigned char)*c <= ' ' || *c == 0x7f)
+				goto next;
+		if ((size_t)(end - h) + 2 > cap)
+			continue;
+		memset(addr, 0, sizeof(*addr));
+		addr->sin_family = AF_INET;
+		addr->sin_addr = a;
+		addr->sin_port = htons((uint16_t)port);
+		if (path == end)
+			snprintf(host_path, cap, "%.*s/", (int)(end - h), h);
+		else
+			snprintf(host_path, cap, "%.*s", (int)(end - h), h);
+		return 0;
+next:
+		;
+	}
+	return -1;
+}
+
+/* "Second-N" or "Second-infinite" (UDA 1.1 §4.1.2); returns the granted seconds. */
+static uint32_t parse_timeout(const char *t, uint32_t cap)
+{
+	unsigned long v = 0;
+
+	if (t == NULL || strncasecmp(t, "Second-", 7) != 0)
+		return cap;
+	t += 7;
+	if (strcasecmp(t, "infinite") == 0)
+		return cap;
+	if (*t == '\0')
+		return cap;
+	for (; *t != '\0'; t++) {
+		if (*t < '0' || *t > '9')
+			return cap;
+		if (v < 100000000ul)
+			v = v * 10 + (unsigned long)(*t - '0');
+	}
+	if (v < GENA_MIN_TIMEOUT_S)
+		v = GENA_MIN_TIMEOUT_S;
+	return v > cap ? cap : (uint32_t)v;
+}
+
+static void make_sid(char *sid, size_t cap)
+{
+	uint8_t r[16];
+
+	evutil_secure_rng_get_bytes(r, sizeof(r));
+	r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* RFC 4122 §4.4: version 4 */
+	r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* variant 10 */
+	snprintf(sid, cap, "uuid:%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+		 r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+}
+
+static void respond_ok(struct http_exchange *x, const char *sid, uint32_t timeout_s)
+{
+	char to[32];
+	const char *hdrs[] = { "SID", sid, "TIMEOUT", to, NULL };
+
+	snprintf(to, sizeof(to), "Second-%u", (unsigned)timeout_s);
+	http_exchange_respond(x, 200, hdrs, NULL, NULL, 0);
+}
+
+static void handle_subscribe(struct gena *g, struct http_exchange *x,
+			     const struct http_request *req, int service)
+{
+	const char *sid = http_request_header(req, "SID");
+	const char *nt = http_request_header(req, "NT");
+	const char *cb = http_request_header(req, "CALLBACK");
+	uint32_t timeout_s = parse_timeout(http_request_header(req, "TIMEOUT"),
+					   g->cfg.max_timeout_s);
+	struct gena_sub *sub;
+	struct sockaddr_in addr;
+	char host_path[GENA_URL_MAX];
+
+	if (sid != NULL) {
+		/* UDA 1.1 §4.1.3: renewal carries SID only. */
+		if (nt != NULL || cb != NULL) {
+			http_exchange_respond(x, 400, NULL, NULL, NULL, 0);
+			return;
+		}
+		sub = sub_find(g, sid);
+		if (sub == NULL || sub->service != service) {
+			http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
+			return;
+		}
+		sub->expires_ms = now_ms() + (uint64_t)timeout_s * 1000u;
+		expire_arm(g);
+		respond_ok(x, sub->sid, timeout_s);
+		return;
+	}
+	/* UDA 1.1 §4.1.2: NT must be upnp:event and CALLBACK must be present, else 412. */
+	if (nt == NULL || strcmp(nt, "upnp:event") != 0 || cb == NULL ||
+	    parse_callback(cb, &addr, host_path, sizeof(host_path)) != 0) {
+		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
+		return;
+	}
+	/* CVE-2020-12695 (CallStranger): events go only to the host that subscribed. */
+	if (req->peer.ss_family != AF_INET ||
+	    ((const struct sockaddr_in *)(const void *)&req->peer)->sin_addr.s_addr !=
+	    addr.sin_addr.s_addr) {
+		char ip[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+		upnp_log(&g->cfg.logger, UPNP_LOG_WARN,
+			 "gena: refusing callback to %s: not the subscriber", ip);
+		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
+		return;
+	}
+	if (g->n_subs >= g->cfg.max_subscriptions) {
+		http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
+		return;
+	}
+	sub = calloc(1, sizeof(*sub));
+	if (sub == NULL) {
+		http_exchange_respond(x, 500, NULL, NULL, NULL, 0);
+		return;
+	}
+	sub->g = g;
+	sub->service = service;
+	sub->cb_addr = addr;
+	snprintf(sub->cb_host_path, sizeof(sub->cb_host_path), "%s", host_path);
+	make_sid(sub->sid, sizeof(sub->sid));
+	sub->expires_ms = now_ms() + (uint64_t)timeout_s * 1000u;
+	sub->ev_initial = evtimer_new(g->base, initial_cb, sub);
+	if (sub->ev_initial == NULL) {
+		free(sub);
+		http_exchange_respond(x, 500, NULL, NULL, NULL, 0);
+		return;
+	}
+	sub->next = g->subs;
+	g->subs = sub;
+	g->n_subs++;
+	expire_arm(g);
+	respond_ok(x, sub->sid, timeout_s);
+	{
+		struct timeval tv = { 0, GENA_INITIAL_DELAY_MS * 1000 };
+
+		event_add(sub->ev_initial, &tv);
+	}
+}
+
+static void handle_unsubscribe(struct gena *g, struct http_exchange *x,
+			       const struct http_request *req, int service)
+{
+	const char *sid = http_request_header(req, "SID");
+	struct gena_sub *sub;
+
+	/* UDA 1.1 §4.1.4 */
+	if (sid != NULL && (http_request_header(req, "NT") != NULL ||
+			    http_request_header(req, "CALLBACK") != NULL)) {
+		http_exchange_respond(x, 400, NULL, NULL, NULL, 0);
+		return;
+	}
+	sub = sid != NULL ? sub_find(g, sid) : NULL;
+	if (sub == NULL || sub->service != service) {
+		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
+		return;
+	}
+	sub_drop(g, sub);
+	expire_arm(g);
+	http_exchange_respond(x, 200, NULL, NULL, NULL, 0);
+}
+
+void gena_handle(struct gena *g, struct http_exchange *x, const struct http_request *req,
+		 int service)
+{
+	if (service < 0 || service >= GENA_MAX_SERVICES) {
+		http_exchange_respond(x, 404, NULL, NULL, NULL, 0);
+		return;
+	}
+	if (strcmp(req->method, "SUBSCRIBE") == 0)
+		handle_subscribe(g, x, req, service);
+	else if (strcmp(req->method, "UNSUBSCRIBE") == 0)
+		handle_unsubscribe(g, x, req, service);
+	else
+		http_exchange_respond(x, 405, (const char *const[]){ "Allow",
+				      "SUBSCRIBE, UNSUBSCRIBE", NULL }, NULL, NULL, 0);
+}
+
+void gena_set_vars(struct gena *g, int service, const char *const *names,
+		   const char *const *values)
+{
+	uint32_t changed = 0;
+
+	if (g == NULL || service < 0 || service >= GENA_MAX_SERVICES || names == NULL ||
+	    values == NULL)
+		return;
+	for (size_t k = 0; names[k] != NULL && values[k] != NULL; k++) {
+		size_t i, n = g->n_vars[service];
+		struct gena_var *v = g->vars[service];
+
+		for (i = 0; i < n; i++)
+			if (strcmp(v[i].name, names[k]) == 0)
+				break;
+		if (i == n) {
+			if (n >= GENA_MAX_VARS)
+				continue;
+			v[i].name = strdup(names[k]);
+			v[i].value = strdup(values[k]);
+			if (v[i].name == NULL || v[i].value == NULL) {
+				free(v[i].name);
+				free(v[i].value);
+				v[i].name = v[i].value = NULL;
+				continue;
+			}
+			g->n_vars[service]++;
+			changed |= 1u << i;
+		} else if (strcmp(v[i].value, values[k]) != 0) {
+			char *nv = strdup(values[k]);
+
+			if (nv == NULL)
+				continue;
+			free(v[i].value);
+			v[i].value = nv;
+			changed |= 1u << i;
+		}
+	}
+	if (changed == 0)
+		return;
+	for (struct gena_sub *s = g->subs; s != NULL; s = s->next) {
+		if (s->service != service || s->ev_initial != NULL)
+			continue; /* the initial event, still to come, carries everything */
+		s->dirty |= changed;
+		sub_send(s);
+	}
+}
+
+struct gena *gena_new(struct event_base *base, const struct gena_config *cfg)
+{
+	struct gena *g;
+
+	if (base == NULL)
+		return NULL;
+	g = calloc(1, sizeof(*g));
+	if (g == NULL)
+		return NULL;
+	g->base = base;
+	if (cfg != NULL)
+		g->cfg = *cfg;
+	if (g->cfg.max_subscriptions == 0)
+		g->cfg.max_subscriptions = DEF_MAX_SUBS;
+	if (g->cfg.max_timeout_s == 0)
+		g->cfg.max_timeout_s = DEF_MAX_TIMEOUT_S;
+	g->ev_expire = evtimer_new(base, expire_cb, g);
+	if (g->ev_expire == NULL) {
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+void gena_free(struct gena *g)
+{
+	if (g == NULL)
+		return;
+	while (g->subs != NULL)
+		sub_drop(g, g->subs); /* in-flight ones are freed by their completion */
+	event_free(g->ev_expire);
+	for (size_t s = 0; s < GENA_MAX_SERVICES; s++)
+		for (size_t i = 0; i < g->n_vars[s]; i++) {
+			free(g->vars[s][i].name);
+			free(g->vars[s][i].value);
+		}
+	free(g);
+}
