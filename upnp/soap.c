@@ -17,8 +17,10 @@
 #include "content.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <expat.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -463,12 +465,14 @@ static int check_rules(const struct parser *p)
 	return 0;
 }
 
-int upnp_soap_parse(const char *body, size_t len, const char *soapaction,
-		    enum upnp_flavour hosted, struct upnp_soap_req *req)
+/* One expat pass. *xml_error tells a well-formedness error from a semantic one. */
+static int parse_once(const char *body, size_t len, const char *soapaction,
+		      enum upnp_flavour hosted, struct upnp_soap_req *req, bool *xml_error)
 {
 	struct parser p;
 	int rc;
 
+	*xml_error = false;
 	memset(req, 0, sizeof *req);
 	memset(&p, 0, sizeof p);
 	p.req = req;
@@ -489,8 +493,10 @@ int upnp_soap_parse(const char *body, size_t len, const char *soapaction,
 	XML_SetElementHandler(p.xp, on_start, on_end);
 	XML_SetCharacterDataHandler(p.xp, on_chars);
 	XML_SetStartDoctypeDeclHandler(p.xp, on_doctype);
-	if (XML_Parse(p.xp, body, (int)len, XML_TRUE) == XML_STATUS_ERROR && p.err == 0)
+	if (XML_Parse(p.xp, body, (int)len, XML_TRUE) == XML_STATUS_ERROR && p.err == 0) {
 		p.err = req->def ? 402 : 401;
+		*xml_error = true;
+	}
 	XML_ParserFree(p.xp);
 	if (p.err != 0)
 		return p.err;
@@ -500,6 +506,122 @@ int upnp_soap_parse(const char *body, size_t len, const char *soapaction,
 	if (p.seen_args != (n_in ? (1u << n_in) - 1 : 0))
 		return 402; /* missing argument */
 	return check_rules(&p);
+}
+
+/* Is s (at '&') the start of a predefined entity or character reference? */
+static bool is_reference(const char *s, const char *end)
+{
+	static const char *const names[] = { "amp;", "lt;", "gt;", "quot;", "apos;" };
+	size_t left = (size_t)(end - s) - 1;
+
+	s++;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (left >= strlen(names[i]) && memcmp(s, names[i], strlen(names[i])) == 0)
+			return true;
+	if (left >= 3 && s[0] == '#') {
+		size_t i = 1;
+		bool hex = s[1] == 'x';
+		if (hex)
+			i++;
+		size_t start = i;
+		while (i < left && (hex ? isxdigit((unsigned char)s[i]) : isdigit((unsigned char)s[i])))
+			i++;
+		return i > start && i < left && s[i] == ';';
+	}
+	return false;
+}
+
+/*
+ * miniupnpc (upnpc, python3-miniupnpc) and some other clients put argument values into
+ * the envelope without escaping them: a description "a&b<c>" arrives raw and the request
+ * is not XML. miniupnpd's lenient parser accepts it, so LAN programs rely on it. When a
+ * request is not well-formed, the text between "<NewX>" and the first "</NewX>" (optional
+ * prefix, no attributes) is escaped and the request parsed once more. Well-formed requests
+ * never go through here. Returns the repaired copy (caller frees) or NULL if nothing to do.
+ */
+static char *repair_args(const char *body, size_t len, size_t *out_len)
+{
+	struct upnp_buf b;
+	const char *p = body, *end = body + len;
+	bool changed = false;
+
+	upnp_buf_init(&b);
+	b.limit = len * 5 + 64;
+	while (p < end) {
+		const char *lt = memchr(p, '<', (size_t)(end - p));
+		if (lt == NULL)
+			break;
+		const char *gt = memchr(lt, '>', (size_t)(end - lt));
+		if (gt == NULL)
+			break;
+		/* open tag "<[prefix:]NewName>" */
+		const char *name = lt + 1, *colon = memchr(name, ':', (size_t)(gt - name));
+		const char *local = colon != NULL ? colon + 1 : name;
+		bool is_arg = (size_t)(gt - local) > 3 && memcmp(local, "New", 3) == 0;
+		for (const char *q = name; is_arg && q < gt; q++)
+			if (!(isalnum((unsigned char)*q) || *q == '_' || *q == ':' || *q == '-' ||
+			      *q == '.'))
+				is_arg = false;
+		upnp_buf_addn(&b, p, (size_t)(gt + 1 - p));
+		p = gt + 1;
+		if (!is_arg)
+			continue;
+		/* find "</" name ">" */
+		size_t nlen = (size_t)(gt - name);
+		const char *close = NULL;
+		for (const char *q = p; q + nlen + 3 <= end; q++) {
+			if (q[0] == '<' && q[1] == '/' && memcmp(q + 2, name, nlen) == 0 &&
+			    q[2 + nlen] == '>') {
+				close = q;
+				break;
+			}
+		}
+		if (close == NULL)
+			continue;
+		for (const char *q = p; q < close; q++) {
+			if (*q == '<') {
+				upnp_buf_add(&b, "&lt;");
+				changed = true;
+			} else if (*q == '>') {
+				upnp_buf_add(&b, "&gt;");
+			} else if (*q == '&' && !is_reference(q, close)) {
+				upnp_buf_add(&b, "&amp;");
+				changed = true;
+			} else {
+				upnp_buf_addn(&b, q, 1);
+			}
+		}
+		p = close;
+	}
+	upnp_buf_addn(&b, p, (size_t)(end - p));
+	if (!changed || b.failed) {
+		upnp_buf_free(&b);
+		return NULL;
+	}
+	*out_len = b.len;
+	return b.p;
+}
+
+int upnp_soap_parse(const char *body, size_t len, const char *soapaction,
+		    enum upnp_flavour hosted, struct upnp_soap_req *req)
+{
+	bool xml_error;
+	int rc = parse_once(body, len, soapaction, hosted, req, &xml_error);
+
+	if (rc != 0 && xml_error) {
+		size_t rlen;
+		char *fixed = repair_args(body, len, &rlen);
+		if (fixed != NULL) {
+			struct upnp_soap_req again;
+			int rc2 = parse_once(fixed, rlen, soapaction, hosted, &again, &xml_error);
+			free(fixed);
+			if (rc2 == 0 || !xml_error) {
+				*req = again;
+				rc = rc2;
+			}
+		}
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------------ output */
