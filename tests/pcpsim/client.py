@@ -183,11 +183,14 @@ def spawn(listen=("127.0.0.1:0",), external_ip="198.51.100.1", settings=None, sc
         if proc.poll() is not None:
             raise RuntimeError("pcpsim exited with %d" % proc.returncode)
         if os.path.exists(ready) and os.path.exists(control):
+            probe = PcpSimClient(control)
             try:
-                PcpSimClient(control).ping()
+                probe.ping()
                 break
             except OSError:
                 pass
+            finally:
+                probe.close()
         if time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError("pcpsim did not become ready")

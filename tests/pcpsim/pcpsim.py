@@ -167,8 +167,11 @@ def build_peer_request(client_addr, nonce, protocol, internal_port, lifetime, re
                        remote_port, suggested_port=0, suggested_addr="::ffff:0.0.0.0",
                        options=b""):
     """A PEER request (RFC 6887 §12.1)."""
-    return (build_map_request(client_addr, nonce, protocol, internal_port, lifetime,
-                              suggested_port, suggested_addr)
+    if len(nonce) != NONCE_LEN:
+        raise ValueError("nonce must be 12 bytes")
+    return (build_request_header(OP_PEER, lifetime, client_addr) + nonce
+            + struct.pack("!B3xHH", protocol, internal_port, suggested_port)
+            + addr_to16(suggested_addr)
             + struct.pack("!HH", remote_port, 0) + addr_to16(remote_addr) + options)
 
 
@@ -314,7 +317,15 @@ def parse_response(data):
         out["external_port"], out["external_addr"] = _parse_common_body(data, out["opcode"], out)
         out.pop("_ext_addr16", None)
         out.pop("_remote16", None)
-    out["options"] = [decode_option(c, p) for c, p in parse_options(data, HEADER_LEN + need)]
+    try:
+        opts = parse_options(data, HEADER_LEN + need)
+    except PcpError as exc:
+        if out["result"] == SUCCESS:
+            raise ValueError(str(exc)) from None
+        # An error response copies the request, which may itself be malformed (§8.2).
+        out["options_error"] = str(exc)
+        opts = []
+    out["options"] = [decode_option(c, p) for c, p in opts]
     return out
 
 
@@ -1452,6 +1463,9 @@ class Simulator:
             self.control_sock = None
         for s in self.socks + list(self.wrong.values()):
             s.close()
+        self.sel.close()
+        self.wake_r.close()
+        self.wake_w.close()
 
     def start(self):
         self.thread = threading.Thread(target=self.run, name="pcpsim", daemon=True)
@@ -1521,12 +1535,21 @@ def main(argv=None):
     ap.add_argument("--ready-file", help="write the bound addresses (JSON) here when ready")
     args = ap.parse_args(argv)
     settings = {}
-    for s in args.set:
-        settings.update(json.loads(s))
-    sim = Simulator([parse_listen(x) for x in args.listen], external_ip=args.external_ip,
+    try:
+        for s in args.set:
+            settings.update(json.loads(s))
+        listen = [parse_listen(x) for x in args.listen]
+    except ValueError as exc:
+        print("pcpsim: %s" % exc, file=sys.stderr)
+        return 2
+    sim = Simulator(listen, external_ip=args.external_ip,
                     control=None, settings=settings)
     if args.script:
-        sim.run_script(args.script)
+        try:
+            sim.run_script(args.script)
+        except (OSError, ValueError) as exc:
+            print("pcpsim: script: %s" % exc, file=sys.stderr)
+            return 2
     # The control socket appears last: once it accepts, the simulator is ready.
     ready = {"listen": [list(a) for a in sim.addresses], "control": args.control,
              "pid": os.getpid()}
