@@ -304,6 +304,12 @@ static void save(struct iwf *w)
 
 static void arm_lease_timer(struct iwf *w);
 
+/* Forget the write-ahead intent of x, if any; true when the file needs saving. */
+static bool drop_intent(struct iwf *w, const struct iwf_map *x)
+{
+	return state_table_intent_remove(w->table, x->m.nonce) == STATE_OK;
+}
+
 /* The table changed: SystemUpdateID, storage, events, lease timer. */
 static void table_changed(struct iwf *w)
 {
@@ -421,6 +427,7 @@ static void on_mapped(struct iwf *w, struct iwf_map *x, const struct pcp_event *
 		}
 		x->m.external_port = ev->external_port;
 		pcp_addr_format(&ev->external_addr, x->m.external_addr, sizeof(x->m.external_addr));
+		drop_intent(w, x); /* saved below with the new entry */
 		if (state_table_add(w->table, &x->m) != STATE_OK) {
 			/* Only an allocation failure can get here: the key was reserved by x. */
 			iwf_log(w->log, IWF_LOG_ERROR, "cannot store mapping %s %u", proto_name(x->m.protocol),
@@ -487,6 +494,8 @@ static void on_failed(struct iwf *w, struct iwf_map *x, const struct pcp_event *
 			delete_flow(w, x, PHASE_DISCARD);
 		} else {
 			pcp_flow_abandon(w->pcp, x->flow);
+			if (drop_intent(w, x))
+				save(w);
 			map_free(w, x);
 		}
 		break;
@@ -548,6 +557,8 @@ static void on_deleted(struct iwf *w, struct iwf_map *x, const struct pcp_event 
 		remove_entry(w, &m, "deleted");
 		return;
 	}
+	if (drop_intent(w, x))
+		save(w);
 	map_free(w, x);
 }
 
@@ -714,7 +725,12 @@ static void act_add(struct iwf *w, struct upnp_call *call, const struct upnp_arg
 	if (!start_flow(w, x, !any, false, w->cfg.answer_deadline_ms)) {
 		map_free(w, x);
 		upnp_call_error(call, 501);
+		return;
 	}
+	/* Write-ahead: the MAP leaves only when we are back in the loop, after this save, so a
+	 * crash can never leave a mapping on the carrier that the file does not know of. */
+	if (state_table_intent_add(w->table, &x->m) == STATE_OK)
+		save(w);
 }
 
 static bool may_touch(const struct iwf *w, const struct state_mapping *m, const char *from)
@@ -946,13 +962,17 @@ static void replay_cb(evutil_socket_t fd, short what, void *arg)
 	bool more = false;
 	for (struct iwf_map *x = w->maps, *next; x; x = next) {
 		next = x->next;
-		if (x->phase != PHASE_REPLAYING || x->flow)
+		if ((x->phase != PHASE_REPLAYING && x->phase != PHASE_DISCARD) || x->flow)
 			continue;
 		if (!batch) {
 			more = true;
 			break;
 		}
 		batch--;
+		if (x->phase == PHASE_DISCARD) {
+			delete_flow(w, x, PHASE_DISCARD);
+			continue;
+		}
 		if (x->m.lease_end && x->m.lease_end <= now) {
 			struct state_mapping m = x->m;
 			delete_flow(w, x, PHASE_DISCARD);
@@ -1021,6 +1041,14 @@ static void load_state(struct iwf *w)
 		for (size_t i = 0; i < state_table_count(w->table); i++)
 			if (!map_new(w, PHASE_REPLAYING, state_table_get(w->table, i)))
 				iwf_log(w->log, IWF_LOG_ERROR, "out of memory restoring mappings");
+		/* Requests that were in flight when we stopped: the server may have made them;
+		 * they are deleted with their nonce at synchronisation. */
+		for (size_t i = 0; i < state_table_intent_count(w->table); i++)
+			if (!map_new(w, PHASE_DISCARD, state_table_intent_get(w->table, i)))
+				iwf_log(w->log, IWF_LOG_ERROR, "out of memory restoring mappings");
+		if (state_table_intent_count(w->table))
+			iwf_log(w->log, IWF_LOG_INFO, "%zu requests were in flight at the last stop: deleting them",
+				state_table_intent_count(w->table));
 		return;
 	}
 	if (e == STATE_ERR_IO && errno == ENOENT)

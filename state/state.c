@@ -13,10 +13,39 @@
 #include <string.h>
 #include <unistd.h>
 
-struct state_table {
+struct mapping_vec {
 	struct state_mapping *v;
 	size_t n, cap;
 };
+
+struct state_table {
+	struct state_mapping *v; /* entries, in insertion order */
+	size_t n, cap;
+	struct mapping_vec intents;
+};
+
+static enum state_err vec_push(struct state_mapping **v, size_t *n, size_t *cap,
+			       const struct state_mapping *m)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct state_mapping *nv = realloc(*v, ncap * sizeof(*nv));
+		if (!nv)
+			return STATE_ERR_NOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	struct state_mapping *e = &(*v)[*n];
+	*e = *m;
+	/* Make sure every string is terminated whatever the caller left in the buffers. */
+	e->external_addr[sizeof(e->external_addr) - 1] = '\0';
+	e->remote_host[sizeof(e->remote_host) - 1] = '\0';
+	e->internal_client[sizeof(e->internal_client) - 1] = '\0';
+	e->description[sizeof(e->description) - 1] = '\0';
+	e->owner[sizeof(e->owner) - 1] = '\0';
+	(*n)++;
+	return STATE_OK;
+}
 
 static const char *const err_names[] = {
 	[STATE_OK] = "ok",
@@ -46,6 +75,7 @@ void state_table_free(struct state_table *t)
 	if (!t)
 		return;
 	free(t->v);
+	free(t->intents.v);
 	free(t);
 }
 
@@ -77,24 +107,37 @@ enum state_err state_table_add(struct state_table *t, const struct state_mapping
 		return STATE_ERR_INVAL;
 	if (state_table_find(t, m->protocol, m->external_port, m->remote_host) >= 0)
 		return STATE_ERR_EXISTS;
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-		struct state_mapping *v = realloc(t->v, cap * sizeof(*v));
-		if (!v)
-			return STATE_ERR_NOMEM;
-		t->v = v;
-		t->cap = cap;
+	return vec_push(&t->v, &t->n, &t->cap, m);
+}
+
+enum state_err state_table_intent_add(struct state_table *t, const struct state_mapping *m)
+{
+	if (!m || (m->protocol != 6 && m->protocol != 17))
+		return STATE_ERR_INVAL;
+	return vec_push(&t->intents.v, &t->intents.n, &t->intents.cap, m);
+}
+
+enum state_err state_table_intent_remove(struct state_table *t, const uint8_t nonce[STATE_NONCE_LEN])
+{
+	for (size_t i = 0; i < t->intents.n; i++) {
+		if (memcmp(t->intents.v[i].nonce, nonce, STATE_NONCE_LEN) == 0) {
+			memmove(&t->intents.v[i], &t->intents.v[i + 1],
+				(t->intents.n - i - 1) * sizeof(t->intents.v[0]));
+			t->intents.n--;
+			return STATE_OK;
+		}
 	}
-	t->v[t->n] = *m;
-	/* Make sure every string is terminated whatever the caller left in the buffers. */
-	struct state_mapping *e = &t->v[t->n];
-	e->external_addr[sizeof(e->external_addr) - 1] = '\0';
-	e->remote_host[sizeof(e->remote_host) - 1] = '\0';
-	e->internal_client[sizeof(e->internal_client) - 1] = '\0';
-	e->description[sizeof(e->description) - 1] = '\0';
-	e->owner[sizeof(e->owner) - 1] = '\0';
-	t->n++;
-	return STATE_OK;
+	return STATE_ERR_NOTFOUND;
+}
+
+size_t state_table_intent_count(const struct state_table *t)
+{
+	return t->intents.n;
+}
+
+const struct state_mapping *state_table_intent_get(const struct state_table *t, size_t i)
+{
+	return i < t->intents.n ? &t->intents.v[i] : NULL;
 }
 
 const struct state_mapping *state_table_get(const struct state_table *t, size_t i)
@@ -119,6 +162,7 @@ enum state_err state_table_remove(struct state_table *t, size_t i)
 void state_table_clear(struct state_table *t)
 {
 	t->n = 0;
+	t->intents.n = 0;
 }
 
 /* ------------------------------------------------------------------ storage */
@@ -220,7 +264,7 @@ static bool mapping_from_json(json_t *o, struct state_mapping *m)
 	json_int_t ext, in, rport = 0, dur, end;
 	memset(m, 0, sizeof(*m));
 	if (!json_is_object(o) || !get_str(o, "protocol", proto, sizeof(proto)) ||
-	    !get_int(o, "external_port", 1, 65535, &ext) ||
+	    !get_int(o, "external_port", 0, 65535, &ext) ||
 	    !get_str(o, "external_addr", m->external_addr, sizeof(m->external_addr)) ||
 	    !get_str(o, "remote_host", m->remote_host, sizeof(m->remote_host)) ||
 	    !get_str(o, "internal_client", m->internal_client, sizeof(m->internal_client)) ||
@@ -304,6 +348,17 @@ enum state_err state_save(const struct state_table *t, const struct state_meta *
 	json_t *arr = json_object_get(root, "mappings");
 	for (size_t i = 0; i < t->n; i++) {
 		if (json_array_append_new(arr, mapping_to_json(&t->v[i])) < 0) {
+			json_decref(root);
+			return STATE_ERR_NOMEM;
+		}
+	}
+	json_t *intents = json_array();
+	if (!intents || json_object_set_new(root, "intents", intents) < 0) {
+		json_decref(root);
+		return STATE_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < t->intents.n; i++) {
+		if (json_array_append_new(intents, mapping_to_json(&t->intents.v[i])) < 0) {
 			json_decref(root);
 			return STATE_ERR_NOMEM;
 		}
@@ -411,6 +466,26 @@ enum state_err state_load(struct state_table *t, struct state_meta *meta, const 
 				   aerr == STATE_ERR_EXISTS ? "duplicate mapping" : "cannot add mapping");
 			state_table_clear(t);
 			rc = aerr == STATE_ERR_NOMEM ? STATE_ERR_NOMEM : STATE_ERR_FORMAT;
+			goto out;
+		}
+	}
+	/* Intents are optional: files without them simply have none. */
+	json_t *ints = json_object_get(root, "intents");
+	if (ints && !json_is_array(ints)) {
+		set_detail(detail, detail_cap, "%s: %s", path, "intents is not an array");
+		state_table_clear(t);
+		goto out;
+	}
+	json_array_foreach(ints, i, o) {
+		struct state_mapping e;
+		if (!mapping_from_json(o, &e)) {
+			set_detail(detail, detail_cap, "%s: invalid intent #%zu", path, i);
+			state_table_clear(t);
+			goto out;
+		}
+		if (state_table_intent_add(t, &e) != STATE_OK) {
+			state_table_clear(t);
+			rc = STATE_ERR_NOMEM;
 			goto out;
 		}
 	}

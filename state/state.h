@@ -88,8 +88,21 @@ struct state_mapping *state_table_get_mut(struct state_table *t, size_t i);
 
 /* Remove entry i; later entries move down by one. */
 enum state_err state_table_remove(struct state_table *t, size_t i);
-/* Remove every entry. */
+/* Remove every entry and every intent. */
 void state_table_clear(struct state_table *t);
+
+/*
+ * Write-ahead intents: a mapping whose MAP request is about to be sent but that the server
+ * has not confirmed yet. Saved with the table so that, after a crash, the daemon can delete
+ * what the server may have created meanwhile (lifetime-0 MAP with the intent's nonce) and
+ * leave no orphan on the carrier. Intents are not entries: find/get/count ignore them.
+ */
+enum state_err state_table_intent_add(struct state_table *t, const struct state_mapping *m);
+/* Remove the intent with this nonce; STATE_ERR_NOTFOUND if there is none. */
+enum state_err state_table_intent_remove(struct state_table *t, const uint8_t nonce[STATE_NONCE_LEN]);
+size_t state_table_intent_count(const struct state_table *t);
+/* Intent i, borrowed until the next modification; NULL if out of range. */
+const struct state_mapping *state_table_intent_get(const struct state_table *t, size_t i);
 
 /*
  * Write the table and meta to path atomically: path.tmp, fsync, rename, fsync of the

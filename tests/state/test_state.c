@@ -102,6 +102,29 @@ static void test_roundtrip(const char *dir)
 	CHECK_EQ_INT(got.system_update_id, 42);
 	CHECK(strcmp(got.uuid_igd, meta.uuid_igd) == 0);
 
+	/* Write-ahead intents survive a save/load and are not entries. */
+	struct state_mapping i1 = mk(6, 41000, "192.168.1.30", "");
+	struct state_mapping i2 = mk(17, 0, "192.168.1.31", ""); /* AddAny: port not known yet */
+	i2.nonce[0] = 0xee;
+	CHECK_EQ_INT(state_table_intent_add(t, &i1), STATE_OK);
+	CHECK_EQ_INT(state_table_intent_add(t, &i2), STATE_OK);
+	CHECK_EQ_INT(state_table_count(t), 2);
+	CHECK_EQ_INT(state_table_find(t, 6, 41000, ""), -1);
+	CHECK_EQ_INT(state_save(t, &meta, path, detail, sizeof(detail)), STATE_OK);
+	CHECK_EQ_INT(state_load(u, &got, path, detail, sizeof(detail)), STATE_OK);
+	CHECK_EQ_INT(state_table_count(u), 2);
+	CHECK_EQ_INT(state_table_intent_count(u), 2);
+	CHECK(memcmp(state_table_intent_get(u, 1), &i2, sizeof(i2)) == 0);
+	CHECK(state_table_intent_get(u, 2) == NULL);
+	CHECK_EQ_INT(state_table_intent_remove(u, i1.nonce), STATE_OK);
+	CHECK_EQ_INT(state_table_intent_remove(u, i1.nonce), STATE_ERR_NOTFOUND);
+	CHECK_EQ_INT(state_table_intent_count(u), 1);
+	CHECK(state_table_intent_get(u, 0)->nonce[0] == 0xee);
+	CHECK_EQ_INT(state_table_intent_remove(t, i1.nonce), STATE_OK);
+	CHECK_EQ_INT(state_table_intent_remove(t, i2.nonce), STATE_OK);
+	state_table_clear(u);
+	CHECK_EQ_INT(state_table_intent_count(u), 0);
+
 	/* A corrupt file fails as a whole and can be quarantined. */
 	FILE *f = fopen(path, "w");
 	fputs("{\"version\": 1, \"mappings\": [", f);
