@@ -785,6 +785,10 @@ class Server:
                 resp_bytes[i] ^= 0xA5
         resp_bytes = bytes(resp_bytes)
         entry["response_hex"] = resp_bytes.hex()
+        try:
+            entry["response"] = parse_response(resp_bytes)
+        except ValueError as exc:
+            entry["response"] = {"error": str(exc)}
         if "drop_response" in acts:
             entry["dropped"] = "fault: response dropped"
             self.stats["dropped"] += 1
@@ -820,11 +824,11 @@ class Server:
         """A well-formed request -> (response bytes, detail); raises PcpError."""
         opcode = fields["opcode"]
         src16 = addr_to16(src[0])
-        opts = self.check_options(fields)
         # RFC 6887 §8.2: the header's client address must be the packet's source.
         if self.config["address_mismatch"] and fields["_client16"] != src16:
             raise PcpError(ADDRESS_MISMATCH, "client address %s, source %s"
                            % (fields["client_addr"], src[0]))
+        opts = self.check_options(fields)
         if opcode == OP_ANNOUNCE:
             # RFC 6887 §14.1.1: an ANNOUNCE request is answered with SUCCESS, lifetime 0.
             return self.header(OP_ANNOUNCE, SUCCESS, 0, now), "announce"
@@ -934,6 +938,9 @@ class Server:
         if iport == 0 and protocol != 0:
             raise PcpError(NOT_AUTHORIZED, "all-ports mapping refused by policy")
         granted = self.clamp(lifetime)
+        # RFC 6887 §7.4 (CANNOT_PROVIDE_EXTERNAL): for SCTP, PREFER_FAILURE is implied.
+        if protocol == 132:
+            opts["prefer_failure"] = True
         sport, saddr16 = fields["suggested_port"], fields["_ext_addr16"]
         want_addr_ok = addr_is_unspecified(saddr16) or saddr16 == self.ext16()
 
@@ -1054,6 +1061,22 @@ class Server:
         return (self._success(fields, data_of(fields), OP_PEER, granted, m.ext16, port, opts, now),
                 "peer created")
 
+    def forget(self, match, now):
+        """Remove the mappings matching kind/protocol/internal_port/internal_addr/client/
+        external_port (all given keys must match); returns how many."""
+        keys = ("kind", "protocol", "internal_port", "internal_addr", "client", "external_port")
+        unknown = [k for k in match if k not in keys and k != "cmd"]
+        if unknown:
+            raise ValueError("unknown forget key %r" % unknown[0])
+        gone = 0
+        for table in (self.mappings, self.peers):
+            for key, m in list(table.items()):
+                view = m.to_json(now)
+                if all(view[k] == match[k] for k in keys if k in match):
+                    del table[key]
+                    gone += 1
+        return gone
+
     # -- ANNOUNCE
 
     def announce_packet(self, now):
@@ -1159,15 +1182,16 @@ class Simulator:
     # -- sending
 
     def _wrong_socket(self, s):
-        w = self.wrong.get(s)
+        alt = self.server.config["wrong_source_addr"] or s.getsockname()[0]
+        if _family(alt) != s.family:
+            alt = s.getsockname()[0]
+        w = self.wrong.get((s, alt))
         if w is None:
-            addr = s.getsockname()[0]
-            alt = self.server.config["wrong_source_addr"] or addr
             w = socket.socket(s.family, socket.SOCK_DGRAM)
             if s.family == socket.AF_INET6:
                 w.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             w.bind((alt, 0))
-            self.wrong[s] = w
+            self.wrong[(s, alt)] = w
         return w
 
     def _send_now(self, sock, o):
@@ -1322,6 +1346,10 @@ class Simulator:
             else:
                 srv.reserved.discard(key)
             return {"ok": True, "reserved": sorted(list(k) for k in srv.reserved)}
+        if cmd == "forget":
+            # Lose some mappings without a restart (no Epoch reset): a CGN that dropped state.
+            gone = srv.forget(req, now)
+            return {"ok": True, "forgotten": gone}
         if cmd == "log":
             since = int(req.get("since", 0))
             return {"ok": True, "log": [e for e in srv.log if e["seq"] > since], "now": now}
@@ -1514,15 +1542,20 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "ctl":
         if len(argv) != 3:
-            print("usage: pcpsim.py ctl SOCKET JSON", file=sys.stderr)
+            print("usage: pcpsim.py ctl SOCKET JSON   (JSON '-': one command per stdin line)",
+                  file=sys.stderr)
             return 2
-        try:
-            reply = ctl(argv[1], argv[2])
-        except (OSError, ValueError) as exc:
-            print(json.dumps({"ok": False, "error": str(exc)}))
-            return 1
-        print(json.dumps(reply))
-        return 0 if reply.get("ok") else 1
+        lines = [argv[2]] if argv[2] != "-" else [x for x in sys.stdin if x.strip()]
+        status = 0
+        for line in lines:
+            try:
+                reply = ctl(argv[1], line)
+            except (OSError, ValueError) as exc:
+                reply = {"ok": False, "error": str(exc)}
+            print(json.dumps(reply), flush=True)
+            if not reply.get("ok"):
+                status = 1
+        return status
     ap = argparse.ArgumentParser(prog="pcpsim.py",
                                  description="carrier-NAT PCP server simulator (test tool)")
     ap.add_argument("--listen", action="append", required=True,

@@ -195,6 +195,11 @@ class ServerTest(unittest.TestCase):
         r = self.map(iport=82, sport=9000, saddr="203.0.113.1")
         self.assertEqual((r["result"], r["external_addr"]), (SUCCESS, EXT))
 
+    def test_sctp_implies_prefer_failure(self):
+        self.srv.reserved.add((132, 9899))
+        self.assertResult(self.map(proto=132, sport=9899), CANNOT_PROVIDE_EXTERNAL)
+        self.assertResult(self.map(proto=17, sport=9899), SUCCESS)
+
     def test_prefer_failure_on_existing_mapping_other_port(self):
         self.map(sport=8080)
         self.assertResult(self.map(sport=8080, options=PF), SUCCESS)
@@ -312,6 +317,10 @@ class ServerTest(unittest.TestCase):
     def test_address_mismatch(self):
         req = pcpsim.build_map_request("192.0.2.99", NONCE, 6, 8080, 3600, 0)
         self.assertErrorCopy(self.send(req), req, ADDRESS_MISMATCH, 1800)
+        # Checked before the options (RFC 6887 §8.2 header checks come first).
+        bad = pcpsim.build_map_request("192.0.2.99", NONCE, 6, 8080, 3600, 0,
+                                       options=pcpsim.encode_option(99, b""))
+        self.assertResult(self.send(bad), ADDRESS_MISMATCH)
         self.srv.apply_settings({"address_mismatch": False}, self.now)
         self.assertResult(self.send(req), SUCCESS)
         self.assertEqual(self.srv.mappings_json(self.now)[0]["internal_addr"], "192.0.2.33")
@@ -437,6 +446,15 @@ class ServerTest(unittest.TestCase):
         self.srv.apply_settings({"drop_prob": 0}, self.now)
         self.assertIsNotNone(self.map())
 
+    def test_forget(self):
+        self.map(iport=1)
+        self.map(iport=2, proto=17)
+        self.assertEqual(self.srv.forget({"protocol": 17}, self.now), 1)
+        self.assertEqual([m.internal_port for m in self.srv.mappings.values()], [1])
+        with self.assertRaises(ValueError):
+            self.srv.forget({"colour": 1}, self.now)
+        self.assertEqual(self.map(iport=1, dt=5)["epoch"], 5)     # no Epoch reset
+
     def test_bad_settings_rejected(self):
         for bad in ({"third_party": "maybe"}, {"min_lifetime": -1}, {"nosuch": 1},
                     {"min_lifetime": 500, "max_lifetime": 100}, {"force_result": "NOPE"},
@@ -494,6 +512,7 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(maps[("192.168.1.10", 17)]["subscriber"], "::1/128")
         self.assertEqual(maps[("127.0.0.1", 6)]["nonce"], NONCE.hex())
         log = self.ctl.log()
+        self.assertEqual(log[0]["response"]["external_port"], 8080)
         self.assertEqual([e["fields"]["opcode_name"] for e in log], ["MAP", "MAP"])
         self.assertEqual(log[1]["fields"]["options"][0]["internal_addr"], "192.168.1.10")
 
@@ -547,6 +566,13 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(tuple(e["sent"][0]["from"]), r["_src"])
         r = self.c.map(NONCE, 6, 8080, 3600, 0)
         self.assertEqual(r["_src"], self.sim.listen[0])
+        # Another address altogether (127.0.0.2 is local on Linux loopback).
+        self.ctl.set(wrong_source=1, wrong_source_addr="127.0.0.2")
+        try:
+            r = self.c.map(NONCE, 6, 8080, 3600, 0)
+            self.assertEqual(r["_src"][0], "127.0.0.2")
+        finally:
+            self.ctl.set(wrong_source_addr="")
 
     def test_delay(self):
         self.ctl.set(delay_ms=300)
@@ -682,6 +708,13 @@ class DaemonTest(unittest.TestCase):
                            timeout=20)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout)["config"]["quota"], 7)
+        p = subprocess.run(["/usr/bin/python3", script, "ctl", self.sim.control, "-"],
+                           input='{"cmd":"ping"}\n\n{"cmd":"stats"}\n', capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        replies = [json.loads(x) for x in p.stdout.splitlines()]
+        self.assertEqual(len(replies), 2)
+        self.assertIn("stats", replies[1])
         p = subprocess.run(["/usr/bin/python3", script, "ctl", self.sim.control,
                             '{"cmd":"bogus"}'], capture_output=True, text=True, timeout=20)
         self.assertEqual(p.returncode, 1)
