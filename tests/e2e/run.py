@@ -57,6 +57,7 @@ class Runner:
         self.capture = None
         self.captures = {}
         self.vars = {}
+        self.saved_vars = {}
         self.last = {}
 
     # ---------------------------------------------------------------- helpers
@@ -68,6 +69,7 @@ class Runner:
         v["url"] = self.iwfd.url if self.iwfd and self.iwfd.url else ""
         v["iwfd"] = self.iwfd_exe or ""
         v["http_port"] = str(self.iwfd.http_port) if self.iwfd else ""
+        v.update(self.saved_vars)
         self.vars = v
 
     def expect_regexes(self, text, must, must_not, what):
@@ -163,6 +165,10 @@ class Runner:
         if "min_requests" in st and len(reqs) < int(st["min_requests"]):
             raise StepFailed(f"capture '{name}': {len(reqs)} PCP requests, expected at least "
                              f"{st['min_requests']}")
+        if reqs and "nonce" in reqs[0]:
+            # later steps can compare with {nonce_<id>} (e.g. the delete reuses the add's nonce)
+            self.vars[f"nonce_{name}"] = reqs[0]["nonce"]
+            self.saved_vars[f"nonce_{name}"] = reqs[0]["nonce"]
         exp = st.get("request")
         if exp:
             self.match_requests(reqs, exp, name)
