@@ -1,0 +1,1038 @@
+/*
+ * test_client.c - the sans-I/O PCP client engine under a fake clock and a scripted
+ * random source: retransmission (RFC 6887 §8.1.1), renewal (§11.2.1), Epoch (§8.5),
+ * ANNOUNCE (§14.1.3), response validation (§8.3), errors (§7.4), delete, re-entrancy.
+ */
+#include "pcp.h"
+#include "t.h"
+
+#include <stdlib.h>
+
+#define NEVER UINT64_MAX
+
+enum rmode { R_PRNG, R_MID, R_MIN, R_MAX };
+
+struct env {
+	struct pcp_client *c;
+	uint64_t now;
+	enum rmode mode;
+	uint64_t prng;
+	struct pcp_event evs[256];
+	size_t n_evs;
+	struct in6_addr server;
+	uint16_t port;
+	uint32_t epoch;            /* server epoch at now == 0 */
+	void (*hook)(struct env *e, const struct pcp_event *ev);
+	struct pcp_flow *hook_flow;
+};
+
+/* R_MID yields rand_u32 = 0x80000000 (RAND = 0), R_MIN 0 (RAND = -0.1), R_MAX ~1 (+0.1).
+ * Nonces (12-byte requests) always come from the PRNG so that flows differ. */
+static void t_random(void *arg, void *buf, size_t len)
+{
+	struct env *e = arg;
+	uint8_t *p = buf;
+	for (size_t i = 0; i < len; i++) {
+		switch (len == PCP_NONCE_LEN ? R_PRNG : e->mode) {
+		case R_PRNG:
+			e->prng ^= e->prng << 13;
+			e->prng ^= e->prng >> 7;
+			e->prng ^= e->prng << 17;
+			p[i] = (uint8_t)(e->prng >> 24);
+			break;
+		case R_MID:
+			p[i] = i % 4 == 0 ? 0x80 : 0;
+			break;
+		case R_MIN:
+			p[i] = 0;
+			break;
+		case R_MAX:
+			p[i] = 0xff;
+			break;
+		}
+	}
+}
+
+static void t_event(void *arg, const struct pcp_event *ev)
+{
+	struct env *e = arg;
+	if (e->n_evs < sizeof e->evs / sizeof e->evs[0])
+		e->evs[e->n_evs++] = *ev;
+	if (e->hook)
+		e->hook(e, ev);
+}
+
+static void env_init(struct env *e, enum rmode mode, const struct pcp_client_config *over)
+{
+	memset(e, 0, sizeof *e);
+	e->mode = mode;
+	e->prng = 0x9e3779b97f4a7c15ull;
+	struct pcp_client_config cfg = { 0 };
+	if (over)
+		cfg = *over;
+	cfg.random = t_random;
+	cfg.random_arg = e;
+	cfg.on_event = t_event;
+	cfg.event_arg = e;
+	e->c = pcp_client_new(&cfg);
+	CHECK(e->c != NULL);
+	e->now = 1000000;
+	e->epoch = 5000;
+	CHECK(pcp_addr_parse(&e->server, "198.51.100.1"));
+	e->port = PCP_SERVER_PORT;
+	struct in6_addr src;
+	CHECK(pcp_addr_parse(&src, "192.0.2.1"));
+	pcp_client_set_source(e->c, &src);
+	pcp_client_set_server(e->c, &e->server, e->port, e->now);
+}
+
+static void env_free(struct env *e)
+{
+	pcp_client_free(e->c);
+	e->c = NULL;
+}
+
+static size_t count(const struct env *e, enum pcp_event_type type)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < e->n_evs; i++)
+		n += e->evs[i].type == type;
+	return n;
+}
+
+static const struct pcp_event *last(const struct env *e, enum pcp_event_type type)
+{
+	for (size_t i = e->n_evs; i > 0; i--)
+		if (e->evs[i - 1].type == type)
+			return &e->evs[i - 1];
+	return NULL;
+}
+
+/* Pull one packet at e->now; decode it into *m. Returns false when none. */
+static bool out(struct env *e, struct pcp_msg *m)
+{
+	uint8_t buf[PCP_MAX_PACKET];
+	size_t len = pcp_client_output(e->c, buf, sizeof buf, e->now);
+	if (!len)
+		return false;
+	CHECK_EQ(pcp_msg_decode(buf, len, m), PCP_OK);
+	CHECK(!m->response);
+	return true;
+}
+
+static size_t drain(struct env *e)
+{
+	struct pcp_msg m;
+	size_t n = 0;
+	while (out(e, &m))
+		n++;
+	return n;
+}
+
+static uint32_t server_epoch(const struct env *e)
+{
+	return e->epoch + (uint32_t)(e->now / 1000);
+}
+
+/* Feed a response to req (result, lifetime, assigned port / address) from the server. */
+static enum pcp_err answer(struct env *e, const struct pcp_msg *req, uint8_t result, uint32_t lifetime,
+			   uint16_t ext_port, const char *ext_addr)
+{
+	struct pcp_msg r = *req;
+	r.response = true;
+	r.result = result;
+	r.lifetime = lifetime;
+	r.epoch = server_epoch(e);
+	memset(&r.client_addr, 0, sizeof r.client_addr);
+	r.external_port = ext_port;
+	CHECK(pcp_addr_parse(&r.external_addr, ext_addr));
+	r.prefer_failure = false;
+	r.n_filters = 0;
+	r.has_description = false;
+	uint8_t buf[PCP_MAX_PACKET];
+	size_t len = 0;
+	CHECK_EQ(pcp_msg_encode(&r, buf, sizeof buf, &len), PCP_OK);
+	return pcp_client_input(e->c, buf, len, &e->server, e->port, e->now);
+}
+
+static enum pcp_err announce(struct env *e, uint32_t epoch, const struct in6_addr *from, uint16_t port)
+{
+	struct pcp_msg r = { .version = 2, .response = true, .opcode = PCP_OPCODE_ANNOUNCE, .epoch = epoch };
+	uint8_t buf[PCP_MAX_PACKET];
+	size_t len = 0;
+	CHECK_EQ(pcp_msg_encode(&r, buf, sizeof buf, &len), PCP_OK);
+	return pcp_client_input(e->c, buf, len, from ? from : &e->server, from ? port : e->port, e->now);
+}
+
+static struct pcp_map_params params(uint16_t port)
+{
+	struct pcp_map_params p = { .protocol = 6, .internal_port = port, .suggested_port = port,
+				    .lifetime = 3600, .prefer_failure = true, .third_party = true };
+	CHECK(pcp_addr_parse(&p.internal_addr, "192.168.1.10"));
+	return p;
+}
+
+/* Map flow on port and answer it with SUCCESS lifetime L. */
+static struct pcp_flow *mapped(struct env *e, uint16_t port, uint32_t lifetime, struct pcp_msg *req)
+{
+	struct pcp_map_params p = params(port);
+	p.lifetime = lifetime;
+	struct pcp_flow *f = pcp_flow_map(e->c, &p, NULL, e->now);
+	CHECK(f != NULL);
+	struct pcp_msg m;
+	CHECK(out(e, &m));
+	CHECK_EQ(answer(e, &m, PCP_RESULT_SUCCESS, lifetime, port, "203.0.113.5"), PCP_OK);
+	if (req)
+		*req = m;
+	return f;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_map_request_fields(void)
+{
+	struct env e;
+	env_init(&e, R_PRNG, NULL);
+	struct pcp_map_params p = params(8080);
+	p.description = "iwfd test";
+	p.n_filters = 1;
+	p.filters[0].prefix_len = 128;
+	CHECK(pcp_addr_parse(&p.filters[0].addr, "198.51.100.77"));
+	int user = 42;
+	struct pcp_flow *f = pcp_flow_map(e.c, &p, &user, e.now);
+	CHECK(f != NULL);
+	CHECK(pcp_flow_user(f) == &user);
+	CHECK(strcmp(pcp_flow_state_name(f), "requesting") == 0);
+	CHECK_EQ(pcp_client_next_deadline(e.c), e.now);
+	struct pcp_msg m;
+	CHECK(out(&e, &m));
+	CHECK_EQ(m.version, 2);
+	CHECK_EQ(m.opcode, PCP_OPCODE_MAP);
+	CHECK_EQ(m.lifetime, 3600);
+	struct in6_addr a;
+	CHECK(pcp_addr_parse(&a, "192.0.2.1"));
+	CHECK(memcmp(&m.client_addr, &a, sizeof a) == 0); /* §8.1 source address */
+	CHECK(memcmp(m.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	CHECK_EQ(m.protocol, 6);
+	CHECK_EQ(m.internal_port, 8080);
+	CHECK_EQ(m.external_port, 8080);
+	CHECK(pcp_addr_parse(&a, "::ffff:0.0.0.0")); /* §11.1 no preference, IPv4 */
+	CHECK(memcmp(&m.external_addr, &a, sizeof a) == 0);
+	CHECK(m.has_third_party);
+	CHECK(pcp_addr_parse(&a, "192.168.1.10"));
+	CHECK(memcmp(&m.third_party, &a, sizeof a) == 0);
+	CHECK(m.prefer_failure);
+	CHECK_EQ(m.n_filters, 1);
+	CHECK(strcmp(m.description, "iwfd test") == 0);
+	CHECK(!out(&e, &m));
+
+	/* two flows get different nonces; a restored nonce is used as given */
+	struct pcp_flow *g = pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK(memcmp(pcp_flow_nonce(f), pcp_flow_nonce(g), PCP_NONCE_LEN) != 0);
+	uint8_t nonce[PCP_NONCE_LEN] = { 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2 };
+	p.nonce = nonce;
+	struct pcp_flow *h = pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK(memcmp(pcp_flow_nonce(h), nonce, PCP_NONCE_LEN) == 0);
+
+	/* IPv6 mapping: no preference is :: */
+	struct pcp_map_params p6 = params(9000);
+	CHECK(pcp_addr_parse(&p6.internal_addr, "2001:db8::10"));
+	drain(&e);
+	pcp_flow_map(e.c, &p6, NULL, e.now);
+	CHECK(out(&e, &m));
+	CHECK(pcp_addr_parse(&a, "::"));
+	CHECK(memcmp(&m.external_addr, &a, sizeof a) == 0);
+
+	/* bad params */
+	struct pcp_map_params bad = params(1);
+	bad.lifetime = 0;
+	CHECK(pcp_flow_map(e.c, &bad, NULL, e.now) == NULL);
+	bad = params(1);
+	bad.protocol = 0;
+	CHECK(pcp_flow_map(e.c, &bad, NULL, e.now) == NULL);
+	bad = params(1);
+	bad.n_filters = PCP_MAX_FILTERS + 1;
+	CHECK(pcp_flow_map(e.c, &bad, NULL, e.now) == NULL);
+	struct pcp_client_stats st;
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.live_flows, 4);
+	CHECK_EQ(st.sent, 4);
+	env_free(&e);
+}
+
+static void test_map_success(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_map_params p = params(8080);
+	int user;
+	struct pcp_flow *f = pcp_flow_map(e.c, &p, &user, e.now);
+	struct pcp_msg m;
+	CHECK(out(&e, &m));
+	e.now += 40;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 1800, 8081, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(e.n_evs, 2);
+	CHECK_EQ(e.evs[0].type, PCP_EVENT_REACHABILITY);
+	CHECK(e.evs[0].reachable);
+	CHECK(e.evs[0].flow == NULL);
+	CHECK_EQ(e.evs[1].type, PCP_EVENT_MAPPED);
+	CHECK(e.evs[1].flow == f);
+	CHECK(e.evs[1].user == &user);
+	CHECK_EQ(e.evs[1].lifetime, 1800);
+	CHECK_EQ(e.evs[1].external_port, 8081);
+	CHECK(!e.evs[1].renewal);
+	char buf[INET6_ADDRSTRLEN];
+	CHECK(strcmp(pcp_addr_format(&e.evs[1].external_addr, buf, sizeof buf), "203.0.113.5") == 0);
+	CHECK(strcmp(pcp_flow_state_name(f), "mapped") == 0);
+	/* first renewal between 1/2 and 5/8 of the lifetime (§11.2.1) */
+	CHECK_RANGE(pcp_client_next_deadline(e.c), e.now + 900000, e.now + 1125000);
+	/* the same answer again is a duplicate: no outstanding request */
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 1800, 8081, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	CHECK_EQ(e.n_evs, 2);
+	env_free(&e);
+}
+
+/* §8.1.1: RT1 = (1+RAND)*IRT, RTn = (2+RAND)*RTn-1, capped (1+RAND)*MRT. */
+static void check_schedule(enum rmode mode, const struct pcp_client_config *cfg, uint64_t *gaps, size_t n)
+{
+	struct env e;
+	env_init(&e, mode, cfg);
+	struct pcp_map_params p = params(8080);
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	struct pcp_msg first, m;
+	CHECK(out(&e, &first));
+	uint64_t prev = e.now;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t next = pcp_client_next_deadline(e.c);
+		CHECK(next != NEVER);
+		if (next == NEVER)
+			break;
+		e.now = next - 1;
+		CHECK(!out(&e, &m)); /* not a millisecond early */
+		e.now = next;
+		CHECK(out(&e, &m));
+		CHECK(memcmp(m.nonce, first.nonce, PCP_NONCE_LEN) == 0);
+		gaps[i] = e.now - prev;
+		prev = e.now;
+	}
+	struct pcp_client_stats st;
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.sent, n + 1);
+	CHECK_EQ(st.retransmitted, n);
+	env_free(&e);
+}
+
+static void test_retransmit_schedule(void)
+{
+	uint64_t g[12];
+	/* RAND = 0: exactly 3 s, 6 s, 12 s ...: arrivals 3 s and 9 s after the first */
+	check_schedule(R_MID, NULL, g, 12);
+	CHECK_EQ(g[0], 3000);
+	CHECK_EQ(g[1], 6000);
+	CHECK_EQ(g[0] + g[1], 9000);
+	CHECK_EQ(g[2], 12000);
+	CHECK_EQ(g[8], 768000);
+	CHECK_EQ(g[9], 1024000); /* 1536 s capped at MRT */
+	CHECK_EQ(g[10], 1024000);
+	/* extremes of RAND stay within the RFC's bounds */
+	enum rmode modes[] = { R_MIN, R_MAX, R_PRNG };
+	for (size_t k = 0; k < 3; k++) {
+		check_schedule(modes[k], NULL, g, 12);
+		CHECK_RANGE(g[0], 2700, 3300);
+		for (size_t i = 1; i < 12; i++) {
+			if (g[i] >= 921600) { /* at the cap: (1 +- 0.1) * MRT */
+				CHECK_RANGE(g[i], 921600, 1126400);
+			} else {
+				CHECK_RANGE(g[i], g[i - 1] * 19 / 10, g[i - 1] * 21 / 10 + 1);
+			}
+		}
+		CHECK_RANGE(g[0] + g[1], 9000 - 1230, 9000 + 1230);
+	}
+	check_schedule(R_MIN, NULL, g, 2);
+	CHECK_EQ(g[0], 2700);
+	CHECK_EQ(g[1], 5130);
+	check_schedule(R_MAX, NULL, g, 2);
+	CHECK_EQ(g[0], 3300);
+	CHECK_EQ(g[1], 6930);
+	/* a configured IRT / MRT */
+	struct pcp_client_config cfg = { .irt_ms = 1000, .mrt_ms = 5000 };
+	check_schedule(R_MID, &cfg, g, 5);
+	CHECK_EQ(g[0], 1000);
+	CHECK_EQ(g[1], 2000);
+	CHECK_EQ(g[2], 4000);
+	CHECK_EQ(g[3], 5000);
+	CHECK_EQ(g[4], 5000);
+}
+
+/* Two requests lost: the third (at ~9 s) is answered. */
+static void test_lost_requests_then_success(void)
+{
+	struct env e;
+	env_init(&e, R_PRNG, NULL);
+	struct pcp_map_params p = params(8080);
+	p.answer_deadline_ms = 20000;
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	uint64_t t0 = e.now;
+	struct pcp_msg m;
+	uint64_t at[3];
+	for (int i = 0; i < 3; i++) {
+		e.now = pcp_client_next_deadline(e.c);
+		CHECK(out(&e, &m));
+		at[i] = e.now - t0;
+	}
+	CHECK_EQ(at[0], 0);
+	CHECK_RANGE(at[1], 2700, 3300);
+	CHECK_RANGE(at[2], 9000 - 1230, 9000 + 1230);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 1);
+	CHECK_EQ(count(&e, PCP_EVENT_FAILED), 0);
+	env_free(&e);
+}
+
+static void test_answer_deadline(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_map_params p = params(8080);
+	p.answer_deadline_ms = 5000;
+	struct pcp_flow *f = pcp_flow_map(e.c, &p, NULL, e.now);
+	struct pcp_msg m;
+	uint64_t t0 = e.now;
+	CHECK(out(&e, &m));
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK_EQ(e.now, t0 + 3000);
+	CHECK(out(&e, &m));
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK_EQ(e.now, t0 + 5000); /* the caller's deadline comes before the next RT */
+	CHECK(!out(&e, &m));
+	CHECK_EQ(e.n_evs, 2);
+	CHECK_EQ(e.evs[0].type, PCP_EVENT_FAILED);
+	CHECK(e.evs[0].timeout);
+	CHECK(e.evs[0].flow == f);
+	CHECK_EQ(e.evs[1].type, PCP_EVENT_REACHABILITY);
+	CHECK(!e.evs[1].reachable);
+	/* the flow keeps retransmitting; a late answer still maps it */
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK_EQ(e.now, t0 + 9000);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 1);
+	CHECK(last(&e, PCP_EVENT_REACHABILITY)->reachable);
+	CHECK_EQ(count(&e, PCP_EVENT_FAILED), 1);
+	env_free(&e);
+}
+
+static void test_mrc_mrd(void)
+{
+	struct pcp_client_config cfg = { .mrc = 3 };
+	struct env e;
+	env_init(&e, R_MID, &cfg);
+	struct pcp_map_params p = params(8080);
+	struct pcp_flow *f = pcp_flow_map(e.c, &p, NULL, e.now);
+	uint64_t t0 = e.now;
+	size_t sent = 0;
+	struct pcp_msg m;
+	while (pcp_client_next_deadline(e.c) != NEVER && e.now < t0 + 100000) {
+		e.now = pcp_client_next_deadline(e.c);
+		while (out(&e, &m))
+			sent++;
+	}
+	CHECK_EQ(sent, 3);
+	CHECK_EQ(e.now, t0 + 21000); /* failed RT after the third transmission (3+6+12) */
+	CHECK_EQ(count(&e, PCP_EVENT_FAILED), 1);
+	CHECK(last(&e, PCP_EVENT_FAILED)->timeout);
+	CHECK(strcmp(pcp_flow_state_name(f), "failed") == 0);
+	env_free(&e);
+
+	struct pcp_client_config cfg2 = { .mrd_ms = 10000 };
+	env_init(&e, R_MID, &cfg2);
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	t0 = e.now;
+	sent = 0;
+	while (pcp_client_next_deadline(e.c) != NEVER && e.now < t0 + 100000) {
+		e.now = pcp_client_next_deadline(e.c);
+		while (out(&e, &m))
+			sent++;
+	}
+	CHECK_EQ(sent, 3); /* 0, 3, 9 s; the next (21 s) is past MRD */
+	CHECK_EQ(e.now, t0 + 10000);
+	CHECK_EQ(count(&e, PCP_EVENT_FAILED), 1);
+	env_free(&e);
+}
+
+static void test_renewal_schedule(void)
+{
+	enum rmode modes[] = { R_MIN, R_MID, R_MAX, R_PRNG };
+	for (size_t k = 0; k < 4; k++) {
+		struct env e;
+		env_init(&e, modes[k], NULL);
+		struct pcp_msg req, m;
+		struct pcp_flow *f = mapped(&e, 8080, 100, &req);
+		uint64_t granted = e.now, expiry = granted + 100000, prev = granted;
+		unsigned n = 0;
+		for (;;) {
+			uint64_t next = pcp_client_next_deadline(e.c);
+			if (next >= expiry)
+				break;
+			e.now = next;
+			CHECK(out(&e, &m));
+			n++;
+			CHECK(memcmp(m.nonce, req.nonce, PCP_NONCE_LEN) == 0);
+			CHECK_EQ(m.lifetime, 100);
+			CHECK_EQ(m.external_port, 8080); /* suggests what was assigned */
+			uint64_t t = e.now - granted;
+			/* attempt n at [1 - 2^-n, 1 - 2^-n + 2^-(n+2)] of the lifetime, or 4 s after the last */
+			uint64_t lo = 100000 - (100000 >> n), hi = lo + (100000 >> (n + 2));
+			if (e.now != prev + 4000)
+				CHECK_RANGE(t, lo, hi + 1);
+			CHECK(e.now >= prev + 4000);
+			prev = e.now;
+		}
+		CHECK_RANGE(n, 4, 6);
+		CHECK_EQ(pcp_client_next_deadline(e.c), expiry);
+		CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+		/* expiry without an answer: RENEW_FAILED timeout, unreachable, re-create at once */
+		e.now = expiry;
+		CHECK(out(&e, &m));
+		CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
+		CHECK(last(&e, PCP_EVENT_RENEW_FAILED)->timeout);
+		CHECK(!last(&e, PCP_EVENT_REACHABILITY)->reachable);
+		CHECK(strcmp(pcp_flow_state_name(f), "remapping") == 0);
+		CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 100, 8080, "203.0.113.5"), PCP_OK);
+		CHECK(last(&e, PCP_EVENT_MAPPED)->renewal);
+		env_free(&e);
+	}
+}
+
+static void test_renewal_success_and_moved(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg m;
+	struct pcp_flow *f = mapped(&e, 8080, 1000, NULL);
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 1000, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 2);
+	CHECK(last(&e, PCP_EVENT_MAPPED)->renewal);
+	/* the new grant restarts the schedule from 1/2..5/8 */
+	CHECK_RANGE(pcp_client_next_deadline(e.c), e.now + 500000, e.now + 625000);
+	/* the server answers a renewal with another port: RENEW_FAILED carrying the new port */
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 1000, 9999, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
+	CHECK_EQ(last(&e, PCP_EVENT_RENEW_FAILED)->external_port, 9999);
+	CHECK_EQ(last(&e, PCP_EVENT_RENEW_FAILED)->result, 0);
+	CHECK(strcmp(pcp_flow_state_name(f), "mapped") == 0);
+	/* short renew lifetime: first renewal 4 s after the grant, then none before expiry */
+	env_free(&e);
+	env_init(&e, R_MID, NULL);
+	mapped(&e, 8080, 6, NULL);
+	uint64_t t0 = e.now;
+	CHECK_EQ(pcp_client_next_deadline(e.c), t0 + 4000);
+	e.now = t0 + 4000;
+	CHECK(out(&e, &m));
+	CHECK_EQ(pcp_client_next_deadline(e.c), t0 + 6000);
+	/* pcp_flow_set_lifetime changes the next request */
+	env_free(&e);
+	env_init(&e, R_MID, NULL);
+	f = mapped(&e, 8080, 100, NULL);
+	pcp_flow_set_lifetime(e.c, f, 50);
+	pcp_flow_set_lifetime(e.c, f, 0); /* ignored */
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK_EQ(m.lifetime, 50);
+	env_free(&e);
+}
+
+static void test_errors(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_map_params p = params(8080);
+	struct pcp_flow *f = pcp_flow_map(e.c, &p, NULL, e.now);
+	struct pcp_msg m;
+	CHECK(out(&e, &m));
+	/* long-lifetime error: FAILED, then silence */
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_NOT_AUTHORIZED, 600, 0, "::"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_FAILED), 1);
+	CHECK_EQ(last(&e, PCP_EVENT_FAILED)->result, PCP_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(last(&e, PCP_EVENT_FAILED)->lifetime, 600);
+	CHECK(!last(&e, PCP_EVENT_FAILED)->timeout);
+	CHECK(strcmp(pcp_flow_state_name(f), "failed") == 0);
+	CHECK_EQ(pcp_client_next_deadline(e.c), NEVER);
+	env_free(&e);
+
+	/* short-lifetime error (§7.4): retried after its Lifetime */
+	env_init(&e, R_MID, NULL);
+	f = pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK(out(&e, &m));
+	uint64_t t0 = e.now;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_NO_RESOURCES, 30, 0, "::"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_FAILED), 1);
+	CHECK_EQ(pcp_client_next_deadline(e.c), t0 + 30000);
+	e.now = t0 + 30000;
+	CHECK(out(&e, &m));
+	CHECK(memcmp(m.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 1);
+	/* short error on a renewal: silent, next attempt after the error lifetime */
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	t0 = e.now;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_NETWORK_FAILURE, 60, 0, "::"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+	CHECK(pcp_client_next_deadline(e.c) >= t0 + 60000);
+	/* long error on a renewal: RENEW_FAILED */
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_UNSUPP_PROTOCOL, 600, 0, "::"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
+	CHECK_EQ(last(&e, PCP_EVENT_RENEW_FAILED)->result, PCP_RESULT_UNSUPP_PROTOCOL);
+	CHECK_EQ(pcp_client_next_deadline(e.c), NEVER);
+	/* error with lifetime 0 is retried no sooner than IRT */
+	env_free(&e);
+	env_init(&e, R_MID, NULL);
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_USER_EX_QUOTA, 0, 0, "::"), PCP_OK);
+	CHECK_EQ(pcp_client_next_deadline(e.c), e.now + 3000);
+	env_free(&e);
+}
+
+static void test_validation_drops(void)
+{
+	struct env e;
+	env_init(&e, R_PRNG, NULL);
+	struct pcp_map_params p = params(8080);
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	struct pcp_msg m;
+	CHECK(out(&e, &m));
+	struct pcp_msg bad = m;
+	bad.nonce[0] ^= 1; /* nonce mismatch */
+	CHECK_EQ(answer(&e, &bad, 0, 600, 8080, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	bad = m;
+	bad.protocol = 17;
+	CHECK_EQ(answer(&e, &bad, 0, 600, 8080, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	bad = m;
+	bad.internal_port = 8081;
+	CHECK_EQ(answer(&e, &bad, 0, 600, 8080, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	bad = m;
+	CHECK(pcp_addr_parse(&bad.third_party, "192.168.1.11"));
+	CHECK_EQ(answer(&e, &bad, 0, 600, 8080, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+
+	/* wrong source address, wrong source port */
+	struct pcp_msg r = m;
+	r.response = true;
+	r.lifetime = 600;
+	uint8_t buf[PCP_MAX_PACKET];
+	size_t len = 0;
+	CHECK_EQ(pcp_msg_encode(&r, buf, sizeof buf, &len), PCP_OK);
+	struct in6_addr other;
+	CHECK(pcp_addr_parse(&other, "198.51.100.2"));
+	CHECK_EQ(pcp_client_input(e.c, buf, len, &other, PCP_SERVER_PORT, e.now), PCP_ERR_WRONG_SOURCE);
+	CHECK_EQ(pcp_client_input(e.c, buf, len, &e.server, 5352, e.now), PCP_ERR_WRONG_SOURCE);
+	/* our own request echoed back: R bit clear */
+	uint8_t req[PCP_MAX_PACKET];
+	size_t rlen = 0;
+	CHECK_EQ(pcp_msg_encode(&m, req, sizeof req, &rlen), PCP_OK);
+	CHECK_EQ(pcp_client_input(e.c, req, rlen, &e.server, e.port, e.now), PCP_ERR_RBIT);
+	/* decode failures are counted by reason */
+	CHECK_EQ(pcp_client_input(e.c, buf, 20, &e.server, e.port, e.now), PCP_ERR_SHORT);
+	CHECK_EQ(pcp_client_input(e.c, buf, len - 2, &e.server, e.port, e.now), PCP_ERR_ALIGN);
+	buf[0] = 1;
+	CHECK_EQ(pcp_client_input(e.c, buf, len, &e.server, e.port, e.now), PCP_ERR_VERSION);
+	buf[0] = 2;
+	/* a PEER response answers nothing we sent */
+	struct pcp_msg peer = r;
+	peer.opcode = PCP_OPCODE_PEER;
+	peer.has_third_party = false;
+	peer.prefer_failure = false;
+	peer.n_filters = 0;
+	CHECK_EQ(pcp_msg_encode(&peer, req, sizeof req, &rlen), PCP_OK);
+	CHECK_EQ(pcp_client_input(e.c, req, rlen, &e.server, e.port, e.now), PCP_ERR_UNSOLICITED);
+	CHECK_EQ(e.n_evs, 0); /* nothing was trusted */
+
+	struct pcp_client_stats st;
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.received, 11);
+	CHECK_EQ(st.dropped, 11);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_UNSOLICITED], 5);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_WRONG_SOURCE], 2);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_RBIT], 1);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_SHORT], 1);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_ALIGN], 1);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_VERSION], 1);
+	/* the right answer is still accepted */
+	CHECK_EQ(answer(&e, &m, 0, 600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 1);
+	env_free(&e);
+}
+
+/* §8.5: feed ANNOUNCEs (Epoch-checked like any response) with client / server deltas. */
+static bool epoch_lost(int64_t client_delta_ms, int64_t server_delta_s)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	uint32_t e0 = 100000;
+	CHECK_EQ(announce(&e, e0, NULL, 0), PCP_OK); /* the first is valid by definition */
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 0);
+	e.now += (uint64_t)client_delta_ms;
+	CHECK_EQ(announce(&e, (uint32_t)((int64_t)e0 + server_delta_s), NULL, 0), PCP_OK);
+	bool lost = count(&e, PCP_EVENT_SERVER_LOST_STATE) == 1;
+	env_free(&e);
+	return lost;
+}
+
+static void test_epoch_rule(void)
+{
+	CHECK(!epoch_lost(10000, 10));
+	CHECK(!epoch_lost(0, 0));
+	/* going backwards: by one second tolerated, by two not */
+	CHECK(!epoch_lost(0, -1));
+	CHECK(epoch_lost(0, -2));
+	CHECK(epoch_lost(100000, -50));
+	/* server ahead of client: invalid when client_delta + 2 < server_delta - server_delta/16 */
+	CHECK(!epoch_lost(32000, 36)); /* 34 < 33.75 false */
+	CHECK(epoch_lost(32000, 37));  /* 34 < 34.69 */
+	CHECK(epoch_lost(10000, 100));
+	/* client ahead of server: invalid when server_delta + 2 < client_delta - client_delta/16 */
+	CHECK(!epoch_lost(36200, 32)); /* 34 < 33.94 false */
+	CHECK(epoch_lost(36300, 32));  /* 34 < 34.03 */
+	CHECK(epoch_lost(100000, 10));
+	/* small deltas: 2 s slack */
+	CHECK(!epoch_lost(0, 2));
+	CHECK(epoch_lost(0, 3));
+	CHECK(!epoch_lost(2000, 0));
+	CHECK(epoch_lost(2200, 0));
+}
+
+static void test_epoch_on_map_response(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg ra, rb, m;
+	struct pcp_flow *a = mapped(&e, 8080, 3600, &ra);
+	struct pcp_flow *b = mapped(&e, 8081, 3600, &rb);
+	e.now += 60000;
+	/* refresh a; the server answers it after a reboot: Epoch reset */
+	pcp_flow_refresh(e.c, a, e.now);
+	CHECK(out(&e, &m));
+	CHECK(memcmp(m.nonce, ra.nonce, PCP_NONCE_LEN) == 0);
+	e.epoch = 0;
+	size_t before = e.n_evs;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 3600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 1);
+	CHECK_EQ(e.evs[before].type, PCP_EVENT_SERVER_LOST_STATE); /* before the per-flow events */
+	CHECK(last(&e, PCP_EVENT_MAPPED)->flow == a);
+	/* b is re-sent at once with its own nonce and its assigned port as suggestion */
+	CHECK(out(&e, &m));
+	CHECK(memcmp(m.nonce, rb.nonce, PCP_NONCE_LEN) == 0);
+	CHECK_EQ(m.external_port, 8081);
+	CHECK(!out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 3600, 8081, "203.0.113.5"), PCP_OK);
+	CHECK(last(&e, PCP_EVENT_MAPPED)->flow == b);
+	CHECK(last(&e, PCP_EVENT_MAPPED)->renewal);
+	struct pcp_client_stats st;
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.lost_state_events, 1);
+	env_free(&e);
+}
+
+static void test_announce(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg ra, rb, m;
+	mapped(&e, 8080, 3600, &ra);
+	mapped(&e, 8081, 3600, &rb);
+	struct pcp_flow *pending = pcp_flow_map(e.c, &(struct pcp_map_params){ .protocol = 17, .internal_port = 53,
+										.lifetime = 60 },
+						NULL, e.now);
+	CHECK(out(&e, &m));
+	e.now += 10000;
+	CHECK_EQ(drain(&e), 1); /* the pending flow's retransmission */
+	/* an ANNOUNCE whose Epoch is consistent: nothing to do */
+	CHECK_EQ(announce(&e, server_epoch(&e), NULL, 0), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 0);
+	/* from a stranger: dropped */
+	struct in6_addr other;
+	CHECK(pcp_addr_parse(&other, "192.0.2.99"));
+	CHECK_EQ(announce(&e, 1, &other, PCP_SERVER_PORT), PCP_ERR_WRONG_SOURCE);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 0);
+	/* the server restarted: Epoch reset -> one event, both mappings re-sent within 5 s */
+	e.now += 1000;
+	uint64_t t0 = e.now;
+	e.epoch = (uint32_t)(3 - t0 / 1000); /* the server's clock restarted at 0 three seconds ago */
+	CHECK_EQ(announce(&e, server_epoch(&e), NULL, 0), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 1);
+	CHECK(last(&e, PCP_EVENT_SERVER_LOST_STATE)->flow == NULL);
+	bool got_a = false, got_b = false;
+	uint64_t at_a = 0, at_b = 0;
+	while (pcp_client_next_deadline(e.c) <= t0 + 5000) {
+		CHECK(pcp_client_next_deadline(e.c) >= e.now);
+		e.now = pcp_client_next_deadline(e.c);
+		while (out(&e, &m)) {
+			if (!memcmp(m.nonce, ra.nonce, PCP_NONCE_LEN)) {
+				got_a = true;
+				at_a = e.now;
+				CHECK_EQ(answer(&e, &m, 0, 3600, 8080, "203.0.113.5"), PCP_OK);
+			} else if (!memcmp(m.nonce, rb.nonce, PCP_NONCE_LEN)) {
+				got_b = true;
+				at_b = e.now;
+				CHECK_EQ(answer(&e, &m, 0, 3600, 8081, "203.0.113.5"), PCP_OK);
+			} else {
+				CHECK(memcmp(m.nonce, pcp_flow_nonce(pending), PCP_NONCE_LEN) == 0);
+			}
+		}
+	}
+	CHECK(got_a && got_b);
+	CHECK_EQ(at_a, t0 + 2500); /* mid-point of the 0..5 s spread (§14.1.3) */
+	CHECK_EQ(at_b, t0 + 2500);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 4);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 1);
+	env_free(&e);
+}
+
+static void test_delete(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg req, m;
+	int user;
+	struct pcp_flow *f = mapped(&e, 8080, 3600, &req);
+	pcp_flow_set_user(f, &user);
+	pcp_flow_delete(e.c, f, 0, e.now);
+	CHECK(strcmp(pcp_flow_state_name(f), "deleting") == 0);
+	CHECK(out(&e, &m));
+	CHECK_EQ(m.lifetime, 0);
+	CHECK(memcmp(m.nonce, req.nonce, PCP_NONCE_LEN) == 0);
+	CHECK_EQ(m.protocol, 6);
+	CHECK_EQ(m.internal_port, 8080);
+	CHECK(m.has_third_party);
+	CHECK(!m.prefer_failure);
+	/* a late SUCCESS with a lifetime is not the delete's answer */
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 3600, 8080, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 0, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_DELETED), 1);
+	CHECK(last(&e, PCP_EVENT_DELETED)->user == &user);
+	CHECK(!last(&e, PCP_EVENT_DELETED)->timeout);
+	struct pcp_client_stats st;
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.live_flows, 0);
+	CHECK_EQ(pcp_client_next_deadline(e.c), NEVER);
+	env_free(&e);
+
+	/* delete that gets no answer: retransmitted, then DELETED timeout at the deadline */
+	env_init(&e, R_MID, NULL);
+	f = mapped(&e, 8080, 3600, NULL);
+	uint64_t t0 = e.now;
+	pcp_flow_delete(e.c, f, 8000, e.now);
+	size_t sent = 0;
+	while (pcp_client_next_deadline(e.c) != NEVER) {
+		e.now = pcp_client_next_deadline(e.c);
+		while (out(&e, &m))
+			sent++;
+	}
+	CHECK_EQ(sent, 2); /* 0 s, 3 s; 9 s is past the deadline */
+	CHECK_EQ(e.now, t0 + 8000);
+	CHECK_EQ(count(&e, PCP_EVENT_DELETED), 1);
+	CHECK(last(&e, PCP_EVENT_DELETED)->timeout);
+	CHECK(!last(&e, PCP_EVENT_REACHABILITY)->reachable);
+	env_free(&e);
+
+	/* an error answer also ends the delete, carrying the result */
+	env_init(&e, R_MID, NULL);
+	f = mapped(&e, 8080, 3600, NULL);
+	pcp_flow_delete(e.c, f, 0, e.now);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_NOT_AUTHORIZED, 0, 0, "::"), PCP_OK);
+	CHECK_EQ(last(&e, PCP_EVENT_DELETED)->result, PCP_RESULT_NOT_AUTHORIZED);
+	env_free(&e);
+
+	/* abandon: gone, nothing sent */
+	env_init(&e, R_MID, NULL);
+	f = mapped(&e, 8080, 3600, NULL);
+	pcp_flow_abandon(e.c, f);
+	CHECK_EQ(pcp_client_next_deadline(e.c), NEVER);
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.live_flows, 0);
+	env_free(&e);
+}
+
+static void test_server_switch(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg req, m;
+	mapped(&e, 8080, 3600, &req);
+	struct in6_addr old = e.server;
+	/* DHCPv6 option 86: the AFTR is reached over IPv6 */
+	CHECK(pcp_addr_parse(&e.server, "2001:db8::53"));
+	struct in6_addr src;
+	CHECK(pcp_addr_parse(&src, "2001:db8::2"));
+	pcp_client_set_source(e.c, &src);
+	pcp_client_set_server(e.c, &e.server, PCP_SERVER_PORT, e.now);
+	CHECK(out(&e, &m));
+	CHECK(memcmp(m.nonce, req.nonce, PCP_NONCE_LEN) == 0);
+	CHECK(memcmp(&m.client_addr, &src, sizeof src) == 0);
+	/* the old server is now a stranger; the new one's first Epoch is valid */
+	uint8_t buf[PCP_MAX_PACKET];
+	size_t len = 0;
+	struct pcp_msg r = m;
+	r.response = true;
+	r.lifetime = 3600;
+	r.prefer_failure = false;
+	CHECK_EQ(pcp_msg_encode(&r, buf, sizeof buf, &len), PCP_OK);
+	CHECK_EQ(pcp_client_input(e.c, buf, len, &old, PCP_SERVER_PORT, e.now), PCP_ERR_WRONG_SOURCE);
+	e.epoch = 0;
+	CHECK_EQ(answer(&e, &m, 0, 3600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 0);
+	CHECK(last(&e, PCP_EVENT_MAPPED)->renewal);
+	/* the same server again: nothing */
+	pcp_client_set_server(e.c, &e.server, PCP_SERVER_PORT, e.now);
+	CHECK(!out(&e, &m));
+	env_free(&e);
+}
+
+static void test_no_server(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	pcp_client_free(e.c);
+	struct pcp_client_config cfg = { .random = t_random, .random_arg = &e, .on_event = t_event, .event_arg = &e };
+	e.c = pcp_client_new(&cfg);
+	struct pcp_map_params p = params(8080);
+	p.answer_deadline_ms = 4000;
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	struct pcp_msg m;
+	CHECK(!out(&e, &m)); /* nowhere to send */
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(!out(&e, &m));
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(!out(&e, &m));
+	CHECK_EQ(count(&e, PCP_EVENT_FAILED), 1);
+	pcp_client_set_server(e.c, &e.server, e.port, e.now);
+	CHECK(out(&e, &m)); /* sent at once */
+	CHECK_EQ(answer(&e, &m, 0, 600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 1);
+	env_free(&e);
+}
+
+/* ---------------------------------------------------------------- re-entrancy */
+
+static void hook_delete_on_mapped(struct env *e, const struct pcp_event *ev)
+{
+	if (ev->type == PCP_EVENT_MAPPED)
+		pcp_flow_delete(e->c, ev->flow, 0, e->now);
+}
+
+static void hook_abandon_all(struct env *e, const struct pcp_event *ev)
+{
+	if (ev->flow)
+		pcp_flow_abandon(e->c, ev->flow);
+	if (ev->type == PCP_EVENT_SERVER_LOST_STATE || ev->type == PCP_EVENT_REACHABILITY) {
+		/* abandon the flow the engine is in the middle of answering, and map anew */
+		if (e->hook_flow) {
+			pcp_flow_abandon(e->c, e->hook_flow);
+			pcp_flow_abandon(e->c, e->hook_flow); /* twice: a no-op */
+			e->hook_flow = NULL;
+			struct pcp_map_params p = params(7000);
+			CHECK(pcp_flow_map(e->c, &p, NULL, e->now) != NULL);
+		}
+	}
+}
+
+static void hook_remap_on_deleted(struct env *e, const struct pcp_event *ev)
+{
+	if (ev->type == PCP_EVENT_DELETED || ev->type == PCP_EVENT_FAILED) {
+		pcp_flow_delete(e->c, ev->flow, 0, e->now); /* on a dying flow: no-op */
+		pcp_flow_refresh(e->c, ev->flow, e->now);
+		if (ev->type == PCP_EVENT_DELETED) {
+			struct pcp_map_params p = params(7001);
+			pcp_flow_map(e->c, &p, NULL, e->now);
+		}
+	}
+}
+
+static void test_reentrancy(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	e.hook = hook_delete_on_mapped;
+	struct pcp_map_params p = params(8080);
+	struct pcp_flow *f = pcp_flow_map(e.c, &p, NULL, e.now);
+	struct pcp_msg m;
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, 0, 600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK(strcmp(pcp_flow_state_name(f), "deleting") == 0);
+	CHECK(out(&e, &m));
+	CHECK_EQ(m.lifetime, 0);
+	e.hook = hook_remap_on_deleted;
+	CHECK_EQ(answer(&e, &m, 0, 0, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_DELETED), 1);
+	CHECK(out(&e, &m));
+	CHECK_EQ(m.internal_port, 7001);
+	env_free(&e);
+
+	/* abandon from inside every kind of event, while the engine iterates */
+	env_init(&e, R_MID, NULL);
+	struct pcp_flow *a = mapped(&e, 8080, 3600, NULL);
+	mapped(&e, 8081, 3600, NULL);
+	e.now += 1000;
+	pcp_flow_refresh(e.c, a, e.now);
+	CHECK(out(&e, &m));
+	e.hook = hook_abandon_all;
+	e.hook_flow = a;
+	e.epoch = 0; /* lost state while answering a: the hook abandons a mid-answer */
+	CHECK_EQ(answer(&e, &m, 0, 3600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 1);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 2); /* a's answer was not delivered after abandon */
+	/* timers firing while the hook abandons flows */
+	for (int i = 0; i < 20 && pcp_client_next_deadline(e.c) != NEVER; i++) {
+		e.now = pcp_client_next_deadline(e.c);
+		drain(&e);
+	}
+	env_free(&e);
+
+	/* deadline events with abandon */
+	env_init(&e, R_MID, NULL);
+	e.hook = hook_abandon_all;
+	for (int i = 0; i < 5; i++) {
+		p = params((uint16_t)(9000 + i));
+		p.answer_deadline_ms = 1000;
+		pcp_flow_map(e.c, &p, NULL, e.now);
+	}
+	drain(&e);
+	e.now += 1000;
+	drain(&e);
+	CHECK_EQ(count(&e, PCP_EVENT_FAILED), 5);
+	struct pcp_client_stats st;
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.live_flows, 0);
+	env_free(&e);
+	pcp_client_free(NULL);
+}
+
+int main(void)
+{
+	T_RUN(test_map_request_fields);
+	T_RUN(test_map_success);
+	T_RUN(test_retransmit_schedule);
+	T_RUN(test_lost_requests_then_success);
+	T_RUN(test_answer_deadline);
+	T_RUN(test_mrc_mrd);
+	T_RUN(test_renewal_schedule);
+	T_RUN(test_renewal_success_and_moved);
+	T_RUN(test_errors);
+	T_RUN(test_validation_drops);
+	T_RUN(test_epoch_rule);
+	T_RUN(test_epoch_on_map_response);
+	T_RUN(test_announce);
+	T_RUN(test_delete);
+	T_RUN(test_server_switch);
+	T_RUN(test_no_server);
+	T_RUN(test_reentrancy);
+	return t_failures != 0;
+}

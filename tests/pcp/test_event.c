@@ -1,0 +1,342 @@
+/*
+ * test_event.c - the libevent adapter (pcp_event.h) over real loopback UDP sockets with a
+ * tiny in-test PCP responder: MAP, the client address taken from the connected socket,
+ * ANNOUNCE with an Epoch reset on the announce port, re-MAP with the same nonce, a
+ * run-time server switch (IPv6 loopback when available), delete, and an answer deadline
+ * against a silent server.
+ */
+#include "pcp.h"
+#include "pcp_event.h"
+#include "t.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct responder {
+	int fd;
+	int family;
+	uint16_t port;
+	struct event *ev;
+	bool silent;
+	uint32_t epoch0;
+	uint64_t t0;
+	unsigned n_req;
+	struct pcp_msg last;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+};
+
+struct ctx {
+	struct event_base *base;
+	struct pcp_client *client;
+	struct pcp_io *io;
+	enum pcp_event_type want;
+	bool want_renewal;
+	bool got;
+	struct pcp_event last;
+	unsigned n_lost;
+};
+
+static void t_random(void *arg, void *buf, size_t len)
+{
+	(void)arg;
+	if (len == PCP_NONCE_LEN) {
+		if (getrandom(buf, len, 0) != (ssize_t)len)
+			abort();
+	} else {
+		memset(buf, 0, len); /* jitter at its minimum, ANNOUNCE spread 0: fast test */
+	}
+}
+
+static void on_pcp_event(void *arg, const struct pcp_event *ev)
+{
+	struct ctx *c = arg;
+	if (ev->type == PCP_EVENT_SERVER_LOST_STATE)
+		c->n_lost++;
+	if (ev->type == c->want && (!c->want_renewal || ev->renewal)) {
+		c->got = true;
+		c->last = *ev;
+		event_base_loopbreak(c->base);
+	}
+}
+
+static void on_request(evutil_socket_t fd, short what, void *arg)
+{
+	struct responder *r = arg;
+	uint8_t buf[2048];
+	(void)what;
+	r->peer_len = sizeof r->peer;
+	ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&r->peer, &r->peer_len);
+	if (n <= 0)
+		return;
+	struct pcp_msg m;
+	if (pcp_msg_decode(buf, (size_t)n, &m) != PCP_OK || m.response)
+		return;
+	r->n_req++;
+	r->last = m;
+	if (r->silent)
+		return;
+	m.response = true;
+	m.result = PCP_RESULT_SUCCESS;
+	m.epoch = r->epoch0 + (uint32_t)((pcp_io_now() - r->t0) / 1000);
+	m.external_port = m.internal_port;
+	CHECK(pcp_addr_parse(&m.external_addr, "203.0.113.5"));
+	m.prefer_failure = false;
+	m.n_filters = 0;
+	m.has_description = false;
+	size_t len = 0;
+	CHECK_EQ(pcp_msg_encode(&m, buf, sizeof buf, &len), PCP_OK);
+	CHECK(sendto(fd, buf, len, 0, (struct sockaddr *)&r->peer, r->peer_len) == (ssize_t)len);
+}
+
+static bool responder_open(struct responder *r, struct event_base *base, int family)
+{
+	memset(r, 0, sizeof *r);
+	r->family = family;
+	r->fd = socket(family, SOCK_DGRAM, 0);
+	if (r->fd < 0)
+		return false;
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	socklen_t sl;
+	if (family == AF_INET) {
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		memcpy(&ss, &sin, sizeof sin);
+		sl = sizeof sin;
+	} else {
+		struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = in6addr_loopback };
+		memcpy(&ss, &sin6, sizeof sin6);
+		sl = sizeof sin6;
+	}
+	if (bind(r->fd, (struct sockaddr *)&ss, sl) < 0 || getsockname(r->fd, (struct sockaddr *)&ss, &sl) < 0) {
+		close(r->fd);
+		r->fd = -1;
+		return false;
+	}
+	if (family == AF_INET) {
+		struct sockaddr_in sin;
+		memcpy(&sin, &ss, sizeof sin);
+		r->port = ntohs(sin.sin_port);
+	} else {
+		struct sockaddr_in6 sin6;
+		memcpy(&sin6, &ss, sizeof sin6);
+		r->port = ntohs(sin6.sin6_port);
+	}
+	r->epoch0 = 1000;
+	r->t0 = pcp_io_now();
+	r->ev = event_new(base, r->fd, EV_READ | EV_PERSIST, on_request, r);
+	event_add(r->ev, NULL);
+	return true;
+}
+
+static void responder_close(struct responder *r)
+{
+	if (r->ev)
+		event_free(r->ev);
+	if (r->fd >= 0)
+		close(r->fd);
+}
+
+static void on_guard(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+/* Run the loop until the wanted event (true) or ms pass (false). */
+static bool wait_for(struct ctx *c, enum pcp_event_type type, bool renewal, unsigned ms)
+{
+	c->want = type;
+	c->want_renewal = renewal;
+	c->got = false;
+	struct event *guard = evtimer_new(c->base, on_guard, c->base);
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	evtimer_add(guard, &tv);
+	event_base_dispatch(c->base);
+	event_free(guard);
+	return c->got;
+}
+
+static uint16_t free_udp_port(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof sin;
+	sin.sin_addr.s_addr = htonl(INADDR_ANY);
+	CHECK(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
+	CHECK(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+static void send_announce(struct responder *r, uint16_t to_port, uint32_t epoch)
+{
+	struct pcp_msg a = { .version = 2, .response = true, .opcode = PCP_OPCODE_ANNOUNCE, .epoch = epoch };
+	uint8_t buf[PCP_MAX_PACKET];
+	size_t len = 0;
+	CHECK_EQ(pcp_msg_encode(&a, buf, sizeof buf, &len), PCP_OK);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(to_port) };
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(sendto(r->fd, buf, len, 0, (struct sockaddr *)&sin, sizeof sin) == (ssize_t)len);
+}
+
+static void test_parse_server(void)
+{
+	struct in6_addr a, b;
+	uint16_t port;
+	CHECK(pcp_io_parse_server("192.0.2.1", &a, &port));
+	CHECK_EQ(port, 5351);
+	CHECK(pcp_addr_parse(&b, "192.0.2.1") && !memcmp(&a, &b, sizeof a));
+	CHECK(pcp_io_parse_server("192.0.2.1:15351", &a, &port));
+	CHECK_EQ(port, 15351);
+	CHECK(pcp_io_parse_server("[2001:db8::1]:5352", &a, &port));
+	CHECK_EQ(port, 5352);
+	CHECK(pcp_addr_parse(&b, "2001:db8::1") && !memcmp(&a, &b, sizeof a));
+	CHECK(pcp_io_parse_server("[2001:db8::1]", &a, &port));
+	CHECK_EQ(port, 5351);
+	CHECK(pcp_io_parse_server("2001:db8::1", &a, &port));
+	CHECK_EQ(port, 5351);
+	CHECK(!pcp_io_parse_server("192.0.2.1:", &a, &port));
+	CHECK(!pcp_io_parse_server("192.0.2.1:0", &a, &port));
+	CHECK(!pcp_io_parse_server("192.0.2.1:65536", &a, &port));
+	CHECK(!pcp_io_parse_server("192.0.2.1:53x", &a, &port));
+	CHECK(!pcp_io_parse_server("[2001:db8::1", &a, &port));
+	CHECK(!pcp_io_parse_server("[2001:db8::1]x", &a, &port));
+	CHECK(!pcp_io_parse_server("pcp.example.net", &a, &port));
+	CHECK(!pcp_io_parse_server("", &a, &port));
+}
+
+static void test_loopback(void)
+{
+	struct ctx c = { 0 };
+	c.base = event_base_new();
+	struct responder r1, r2;
+	CHECK(responder_open(&r1, c.base, AF_INET));
+	struct pcp_client_config cfg = { .random = t_random, .on_event = on_pcp_event, .event_arg = &c };
+	c.client = pcp_client_new(&cfg);
+
+	char server[64];
+	snprintf(server, sizeof server, "127.0.0.1:%u", r1.port);
+	const char *servers[] = { server };
+	uint16_t aport = free_udp_port();
+	struct pcp_io_config iocfg = { .servers = servers, .n_servers = 1, .listen_announce = true,
+				       .announce_port = aport };
+	int err = -1;
+	c.io = pcp_io_new(c.base, c.client, &iocfg, &err);
+	CHECK(c.io != NULL);
+	CHECK_EQ(err, PCP_OK);
+	if (!c.io)
+		return;
+
+	/* MAP over loopback */
+	struct pcp_map_params p = { .protocol = 6, .internal_port = 40000, .suggested_port = 40000,
+				    .lifetime = 600, .prefer_failure = true, .third_party = true,
+				    .answer_deadline_ms = 2000 };
+	CHECK(pcp_addr_parse(&p.internal_addr, "192.168.1.10"));
+	struct pcp_flow *f = pcp_flow_map(c.client, &p, NULL, pcp_io_now());
+	pcp_io_kick(c.io);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, false, 3000));
+	CHECK_EQ(c.last.external_port, 40000);
+	CHECK_EQ(r1.n_req, 1);
+	struct in6_addr lo;
+	CHECK(pcp_addr_parse(&lo, "127.0.0.1"));
+	CHECK(memcmp(&r1.last.client_addr, &lo, sizeof lo) == 0); /* from getsockname() */
+	CHECK(memcmp(r1.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	CHECK(r1.last.has_third_party && r1.last.prefer_failure);
+
+	/* the server restarts: ANNOUNCE with a reset Epoch to the announce port */
+	r1.epoch0 = 0;
+	r1.t0 = pcp_io_now();
+	send_announce(&r1, aport, 0);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(c.n_lost, 1);
+	CHECK_EQ(r1.n_req, 2);
+	CHECK(memcmp(r1.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+
+	/* run-time server switch: the mapping is re-sent to the new server, same nonce */
+	bool v6 = responder_open(&r2, c.base, AF_INET6);
+	if (!v6)
+		CHECK(responder_open(&r2, c.base, AF_INET));
+	char server2[64];
+	snprintf(server2, sizeof server2, v6 ? "[::1]:%u" : "127.0.0.1:%u", r2.port);
+	const char *servers2[] = { server2 };
+	CHECK_EQ(pcp_io_set_servers(c.io, servers2, 1), PCP_OK);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(r2.n_req, 1);
+	CHECK(memcmp(r2.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	if (v6) {
+		CHECK(pcp_addr_parse(&lo, "::1"));
+		CHECK(memcmp(&r2.last.client_addr, &lo, sizeof lo) == 0);
+	}
+	CHECK_EQ(pcp_io_set_servers(c.io, servers2, 1), PCP_OK); /* same: nothing */
+	const char *bad[] = { "not an address" };
+	CHECK_EQ(pcp_io_set_servers(c.io, bad, 1), PCP_ERR_INVAL);
+
+	/* delete: lifetime 0, same nonce, confirmed */
+	pcp_flow_delete(c.client, f, 2000, pcp_io_now());
+	pcp_io_kick(c.io);
+	CHECK(wait_for(&c, PCP_EVENT_DELETED, false, 3000));
+	CHECK(!c.last.timeout);
+	CHECK_EQ(r2.n_req, 2);
+	CHECK_EQ(r2.last.lifetime, 0);
+
+	/* a silent server: the answer deadline fires */
+	r2.silent = true;
+	p.answer_deadline_ms = 300;
+	pcp_flow_map(c.client, &p, NULL, pcp_io_now());
+	pcp_io_kick(c.io);
+	uint64_t t0 = pcp_io_now();
+	CHECK(wait_for(&c, PCP_EVENT_FAILED, false, 3000));
+	CHECK(c.last.timeout);
+	CHECK(pcp_io_now() - t0 >= 290);
+	CHECK_EQ(r2.n_req, 3);
+
+	struct pcp_client_stats st;
+	pcp_client_get_stats(c.client, &st);
+	CHECK_EQ(st.dropped, 0);
+	CHECK_EQ(st.lost_state_events, 1);
+
+	pcp_io_free(c.io);
+	pcp_client_free(c.client);
+	responder_close(&r1);
+	responder_close(&r2);
+	event_base_free(c.base);
+}
+
+static void test_new_errors(void)
+{
+	struct event_base *base = event_base_new();
+	struct pcp_client *client = pcp_client_new(NULL);
+	const char *bad[] = { "nonsense" };
+	struct pcp_io_config cfg = { .servers = bad, .n_servers = 1 };
+	int err = 0;
+	CHECK(pcp_io_new(base, client, &cfg, &err) == NULL);
+	CHECK_EQ(err, PCP_ERR_INVAL);
+	CHECK(pcp_io_new(NULL, client, &cfg, &err) == NULL);
+	/* no server yet is fine */
+	struct pcp_io_config none = { 0 };
+	struct pcp_io *io = pcp_io_new(base, client, &none, &err);
+	CHECK(io != NULL);
+	CHECK_EQ(err, PCP_OK);
+	pcp_io_kick(io);
+	pcp_io_free(io);
+	pcp_io_free(NULL);
+	pcp_client_free(client);
+	event_base_free(base);
+}
+
+int main(void)
+{
+	T_RUN(test_parse_server);
+	T_RUN(test_loopback);
+	T_RUN(test_new_errors);
+	return t_failures != 0;
+}
