@@ -580,7 +580,8 @@ class Server:
         self.log = []
         self.log_seq = 0
         self.clients = {}      # source address -> last seen (for unicast ANNOUNCE)
-        self.stats = {"received": 0, "dropped": 0, "answered": 0, "restarts": 0}
+        self.stats = {"received": 0, "dropped": 0, "answered": 0, "restarts": 0,
+                      "internal_errors": 0}
         self.epoch_base = now
         self.epoch_start = 0
         self.rng = random.Random()
@@ -1303,7 +1304,7 @@ class Simulator:
         with self.lock:
             try:
                 return self._command(req)
-            except (ValueError, TypeError, KeyError, OSError) as exc:
+            except Exception as exc:  # a bad command never stops the simulator
                 return {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
 
     def _command(self, req):
@@ -1403,8 +1404,19 @@ class Simulator:
             except OSError:
                 return
             with self.lock:
-                outs = self.server.handle(data, src[:2], s.getsockname()[:2], time.monotonic())
-                self._emit(s, outs)
+                try:
+                    outs = self.server.handle(data, src[:2], s.getsockname()[:2],
+                                              time.monotonic())
+                    self._emit(s, outs)
+                except Exception:  # a simulator bug: count it, report it, keep serving
+                    self._internal_error()
+
+    def _internal_error(self):
+        import traceback
+        text = traceback.format_exc()
+        self.server.stats["internal_errors"] = self.server.stats.get("internal_errors", 0) + 1
+        self.server.last_internal_error = text
+        print("pcpsim: internal error:\n" + text, file=sys.stderr, flush=True)
 
     def _on_accept(self, cs):
         try:
@@ -1475,7 +1487,11 @@ class Simulator:
                     if not self.timers or self.timers[0][0] > time.monotonic():
                         break
                     _, _, fn = heapq.heappop(self.timers)
-                fn()
+                try:
+                    fn()
+                except Exception:
+                    with self.lock:
+                        self._internal_error()
         self._close()
 
     def _close(self):

@@ -455,6 +455,48 @@ class ServerTest(unittest.TestCase):
             self.srv.forget({"colour": 1}, self.now)
         self.assertEqual(self.map(iport=1, dt=5)["epoch"], 5)     # no Epoch reset
 
+    def test_mutated_requests_never_crash_and_errors_change_nothing(self):
+        """Seeded mutation fuzzing: every answer is a well-formed response of at most 1100
+        octets, and an error answer leaves the table untouched (RFC 6887 §7.3)."""
+        import random
+        rng = random.Random(2024)
+        seeds = [pcpsim.build_map_request(SRC[0], NONCE, 6, 80, 600, 80,
+                                          options=PF + pcpsim.option_filter("203.0.113.1", 128)
+                                          + pcpsim.option_description("x")),
+                 pcpsim.build_map_request(SRC[0], NONCE, 17, 81, 0, 0),
+                 pcpsim.build_peer_request(SRC[0], NONCE, 17, 80, 600, "203.0.113.1", 5,
+                                           options=pcpsim.option_third_party("10.0.0.1")),
+                 pcpsim.build_announce_request(SRC[0])]
+        answered = 0
+        for i in range(5000):
+            d = bytearray(rng.choice(seeds))
+            for _ in range(rng.randint(1, 4)):
+                op = rng.random()
+                if op < 0.6 and d:
+                    d[rng.randrange(len(d))] = rng.randrange(256)
+                elif op < 0.8:
+                    d = d[:rng.randrange(len(d) + 1)]
+                else:
+                    d += bytes(rng.randrange(256) for _ in range(rng.choice((1, 2, 4, 8))))
+            if len(d) > 1 and rng.random() < 0.7:
+                d[0], d[1] = 2, d[1] & 0x7F
+            self.now += 0.5
+            self.srv.expire(self.now)
+            before = {k: (m.nonce, m.ext_port, m.expires, tuple(m.filters))
+                      for t in (self.srv.mappings, self.srv.peers) for k, m in t.items()}
+            outs = self.srv.handle(bytes(d), SRC, LOCAL, self.now)
+            for o in outs:
+                self.assertLessEqual(len(o.data), 1100)
+                self.assertEqual(len(o.data) % 4, 0)
+                r = pcpsim.parse_response(o.data)
+                answered += 1
+                if r["result"] != SUCCESS:
+                    after = {k: (m.nonce, m.ext_port, m.expires, tuple(m.filters))
+                             for t in (self.srv.mappings, self.srv.peers)
+                             for k, m in t.items()}
+                    self.assertEqual(before, after, bytes(d).hex())
+        self.assertGreater(answered, 1000)
+
     def test_bad_settings_rejected(self):
         for bad in ({"third_party": "maybe"}, {"min_lifetime": -1}, {"nosuch": 1},
                     {"min_lifetime": 500, "max_lifetime": 100}, {"force_result": "NOPE"},
@@ -481,7 +523,10 @@ class DaemonTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        stats = cls.sim.ctl.stats()
         cls.sim.stop()
+        if stats["internal_errors"]:
+            raise AssertionError("pcpsim reported %d internal errors" % stats["internal_errors"])
         cls.assertFalse(cls, os.path.exists(cls.sim.control))
 
     def setUp(self):
@@ -722,6 +767,27 @@ class DaemonTest(unittest.TestCase):
         reply = self.ctl.command({"cmd": "set", "quota": "x"}, check=False)
         self.assertFalse(reply["ok"])
         self.assertEqual(self.ctl.config()["config"]["quota"], 7)
+
+    def test_control_garbage(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(self.sim.control)
+        f = s.makefile("rwb")
+        try:
+            for line in (b"not json", b"[1,2]", b'{"cmd":42}', b'{"cmd":"set","quota":-1}',
+                         b'{"cmd":"fault","action":"drop","count":"x"}',
+                         b'{"cmd":"reserve"}', b"\xff\xfe", b'{"cmd":"log","since":"a"}',
+                         b'{"cmd":"' + b"A" * 200000 + b'"}'):
+                f.write(line + b"\n")
+                f.flush()
+                reply = json.loads(f.readline())
+                self.assertFalse(reply["ok"], line[:40])
+            f.write(b'{"cmd":"ping"}\n')
+            f.flush()
+            self.assertTrue(json.loads(f.readline())["ok"])
+        finally:
+            f.close()
+            s.close()
 
     def test_after_ms(self):
         self.assertEqual(self.c.map(NONCE, 6, 1, 600, 0)["result"], SUCCESS)
