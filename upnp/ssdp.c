@@ -106,6 +106,7 @@ struct ssdp {
 	struct ssdp_src srcs[SSDP_SRC_SLOTS];
 	struct ssdp_pending *pending;
 	size_t n_pending;
+	uint64_t last_limit_log_ms;
 	struct upnp_logger logger;
 };
 
@@ -548,7 +549,10 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 	now = now_ms();
 	if (!bucket_take(src_bucket(s, from->sin_addr, now), now, SSDP_SRC_BURST, SSDP_SRC_RATE, n) ||
 	    !bucket_take(&s->global, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n)) {
-		upnp_log(&s->logger, UPNP_LOG_DEBUG, "ssdp: rate limit, not answering %s", ip);
+		if (now - s->last_limit_log_ms >= 1000) { /* the log must not flood either */
+			s->last_limit_log_ms = now;
+			upnp_log(&s->logger, UPNP_LOG_INFO, "ssdp: rate limit, not answering %s", ip);
+		}
 		return;
 	}
 	if (multicast) {

@@ -172,11 +172,15 @@ try:
                                             man="ssdp:discover"), seconds=1.0)
     check(len(rs) == 1 and rs[0]["t"] < 0.5, "unicast search without MX answered at once")
 
-    # --- the WAN side gets nothing, multicast or unicast
+    # --- the WAN side gets nothing, multicast or unicast; another SSDP listener on the
+    # router joins the group on wan0 meanwhile (as a second UPnP stack might)
+    other = listen_start(R, "10.77.2.1", 4)
     rs = search(W, GROUP, msearch("ssdp:all"), seconds=1.5)
     check(len(rs) == 0, "WAN multicast M-SEARCH -> no reply (got %d)" % len(rs))
     rs = search(W, "10.77.2.1:1900", msearch("ssdp:all"), seconds=1.5)
     check(len(rs) == 0, "WAN unicast M-SEARCH -> no reply (got %d)" % len(rs))
+    seen = [n for n in listen_result(other) if n["start"].startswith("M-SEARCH")]
+    check(len(seen) >= 1, "the WAN search did reach the router (%d seen)" % len(seen))
 
     # --- a real control point: miniupnpc's upnpc discovers and fetches the description
     if shutil.which("upnpc"):
