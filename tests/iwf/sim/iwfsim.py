@@ -428,7 +428,7 @@ class Env:
 
     def delete_range(self, start, end, proto="TCP"):
         rc, out = upnpc(self.url, "-N", start, end, proto)
-        m = re.search(r"UPNP_DeletePortMappingRange\(\) returned (-?\d+)", out)
+        m = re.search(r"UPNP_DeletePortMappingRange\(\) returned\s*:?\s*(-?\d+)", out)
         code = upnpc_code(out, "DeletePortMappingRange")
         if code:
             return code
