@@ -360,6 +360,8 @@ DEFAULTS = {
     "wrong_source_addr": "",           # bind address of the wrong-source socket ("" = same)
     "reorder_hold_ms": 10000,          # a held (reordered) response goes out at the latest
     "seed": None,                      # random seed (None = from the OS)
+    "hook": "",                        # program run on every mapping add/delete ("" = none)
+    "hook_timeout_ms": 5000,           # a hook running longer is killed (and counted)
     "log_limit": 100000,               # oldest log entries are discarded beyond this
 }
 
@@ -389,7 +391,7 @@ def _check_config_value(key, value):
             raise ValueError("%s must be one of %s" % (key, ", ".join(CHOICES[key])))
     elif key == "external_ip":
         addr_to16(value)
-    elif key in ("wrong_source_addr", "announce_if6"):
+    elif key in ("wrong_source_addr", "announce_if6", "hook"):
         if not isinstance(value, str):
             raise ValueError("%s must be a string" % key)
     elif key == "protocols":
@@ -579,9 +581,10 @@ class Server:
         self.reserved = set()  # (protocol, port) held by "someone else"
         self.log = []
         self.log_seq = 0
+        self.events = []       # (add|delete, mapping json, reason) for the hook
         self.clients = {}      # source address -> last seen (for unicast ANNOUNCE)
         self.stats = {"received": 0, "dropped": 0, "answered": 0, "restarts": 0,
-                      "internal_errors": 0}
+                      "internal_errors": 0, "hook_runs": 0, "hook_failures": 0}
         self.epoch_base = now
         self.epoch_start = 0
         self.rng = random.Random()
@@ -641,15 +644,30 @@ class Server:
 
     def restart(self, now):
         """Forget every mapping, reset the Epoch to 0 (RFC 6887 §8.5)."""
-        self.mappings.clear()
-        self.peers.clear()
+        for table in (self.mappings, self.peers):
+            for key in list(table):
+                self._remove(table, key, "restart", now)
         self.epoch_base, self.epoch_start = now, 0
         self.stats["restarts"] += 1
 
     def expire(self, now):
         for table in (self.mappings, self.peers):
             for key in [k for k, m in table.items() if m.expires <= now]:
-                del table[key]
+                self._remove(table, key, "expired", now)
+
+    def _remove(self, table, key, reason, now):
+        """Every removal goes through here so the hook sees it ("delete" event)."""
+        m = table.pop(key)
+        self.events.append(("delete", m.to_json(now), reason))
+
+    def _insert(self, table, key, m, now):
+        table[key] = m
+        self.events.append(("add", m.to_json(now), "created"))
+
+    def take_events(self):
+        """The (event, mapping, reason) list since the last call; event is add|delete."""
+        out, self.events = self.events, []
+        return out
 
     # -- helpers
 
@@ -921,7 +939,7 @@ class Server:
                            if m.subscriber == sub and m.internal16 == internal16
                            and m.protocol == protocol and m.nonce == nonce]
                 for k in victims:
-                    del self.mappings[k]
+                    self._remove(self.mappings, k, "deleted", now)
                 return (self._success(fields, bytes(data_of(fields)), OP_MAP, 0,
                                       fields["_ext_addr16"], fields["suggested_port"], opts,
                                       now), "deleted %d mappings" % len(victims))
@@ -932,7 +950,7 @@ class Server:
             if existing.nonce != nonce:
                 raise PcpError(NOT_AUTHORIZED, "delete with a wrong nonce",
                                lifetime=max(0, int(existing.expires - now)))
-            del self.mappings[key]
+            self._remove(self.mappings, key, "deleted", now)
             return (self._success(fields, data_of(fields), OP_MAP, 0, existing.ext16,
                                   existing.ext_port, opts, now), "deleted")
 
@@ -991,7 +1009,7 @@ class Server:
         m = Mapping("map", sub, src[0], internal16, protocol, iport, nonce, self.ext16(), port,
                     now + granted, now)
         self._store_options(m, opts)
-        self.mappings[key] = m
+        self._insert(self.mappings, key, m, now)
         return (self._success(fields, data_of(fields), OP_MAP, granted, m.ext16, port, opts, now),
                 "created")
 
@@ -1028,7 +1046,7 @@ class Server:
                            lifetime=max(0, int(existing.expires - now)))
         if fields["lifetime"] == 0:
             if existing is not None:
-                del self.peers[key]
+                self._remove(self.peers, key, "deleted", now)
             port = existing.ext_port if existing else fields["suggested_port"]
             return (self._success(fields, data_of(fields), OP_PEER, 0, self.ext16(), port, opts,
                                   now), "peer deleted")
@@ -1058,7 +1076,7 @@ class Server:
         m = Mapping("peer", sub, src[0], internal16, protocol, iport, nonce, self.ext16(), port,
                     now + granted, now, fields["_remote16"], fields["remote_port"])
         self._store_options(m, opts)
-        self.peers[key] = m
+        self._insert(self.peers, key, m, now)
         return (self._success(fields, data_of(fields), OP_PEER, granted, m.ext16, port, opts, now),
                 "peer created")
 
@@ -1074,7 +1092,7 @@ class Server:
             for key, m in list(table.items()):
                 view = m.to_json(now)
                 if all(view[k] == match[k] for k in keys if k in match):
-                    del table[key]
+                    self._remove(table, key, "forgotten", now)
                     gone += 1
         return gone
 
@@ -1306,6 +1324,46 @@ class Simulator:
                 return self._command(req)
             except Exception as exc:  # a bad command never stops the simulator
                 return {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+            finally:
+                self._run_hooks()
+
+    def _run_hooks(self):
+        """Run the configured hook once per mapping event, in order, synchronously.
+
+        argv: HOOK add|delete; environment: PCPSIM_EVENT, PCPSIM_REASON (created, deleted,
+        expired, restart, forgotten), PCPSIM_KIND, PCPSIM_PROTOCOL, PCPSIM_INTERNAL_ADDR,
+        PCPSIM_INTERNAL_PORT, PCPSIM_EXTERNAL_ADDR, PCPSIM_EXTERNAL_PORT, PCPSIM_SUBSCRIBER,
+        PCPSIM_CLIENT, PCPSIM_NONCE, PCPSIM_LIFETIME, PCPSIM_REMOTE_ADDR/PORT (PEER)."""
+        events = self.server.take_events()
+        hook = self.server.config["hook"]
+        if not hook:
+            return
+        import subprocess
+        for event, m, reason in events:
+            env = dict(os.environ)
+            env.update({"PCPSIM_EVENT": event, "PCPSIM_REASON": reason,
+                        "PCPSIM_KIND": m["kind"], "PCPSIM_PROTOCOL": str(m["protocol"]),
+                        "PCPSIM_INTERNAL_ADDR": m["internal_addr"],
+                        "PCPSIM_INTERNAL_PORT": str(m["internal_port"]),
+                        "PCPSIM_EXTERNAL_ADDR": m["external_addr"],
+                        "PCPSIM_EXTERNAL_PORT": str(m["external_port"]),
+                        "PCPSIM_SUBSCRIBER": m["subscriber"], "PCPSIM_CLIENT": m["client"],
+                        "PCPSIM_NONCE": m["nonce"],
+                        "PCPSIM_LIFETIME": str(m["lifetime_remaining"])})
+            if m["kind"] == "peer":
+                env["PCPSIM_REMOTE_ADDR"] = m["remote_addr"]
+                env["PCPSIM_REMOTE_PORT"] = str(m["remote_port"])
+            self.server.stats["hook_runs"] += 1
+            try:
+                rc = subprocess.run([hook, event], env=env, stdin=subprocess.DEVNULL,
+                                    timeout=self.server.config["hook_timeout_ms"] / 1000.0
+                                    ).returncode
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                rc = str(exc)
+            if rc != 0:
+                self.server.stats["hook_failures"] += 1
+                print("pcpsim: hook %s %s failed: %s" % (hook, event, rc), file=sys.stderr,
+                      flush=True)
 
     def _command(self, req):
         if not isinstance(req, dict):
@@ -1407,6 +1465,9 @@ class Simulator:
                 try:
                     outs = self.server.handle(data, src[:2], s.getsockname()[:2],
                                               time.monotonic())
+                    # The hook runs before the answer leaves: when the client hears
+                    # SUCCESS, the test's forwarding rule is in place.
+                    self._run_hooks()
                     self._emit(s, outs)
                 except Exception:  # a simulator bug: count it, report it, keep serving
                     self._internal_error()
@@ -1582,11 +1643,14 @@ def main(argv=None):
     ap.add_argument("--set", action="append", default=[],
                     help="JSON object of settings (as the 'set' command); repeatable")
     ap.add_argument("--ready-file", help="write the bound addresses (JSON) here when ready")
+    ap.add_argument("--hook", help="program run on every mapping add/delete (setting 'hook')")
     args = ap.parse_args(argv)
     settings = {}
     try:
         for s in args.set:
             settings.update(json.loads(s))
+        if args.hook:
+            settings["hook"] = os.path.abspath(args.hook)
         listen = [parse_listen(x) for x in args.listen]
     except ValueError as exc:
         print("pcpsim: %s" % exc, file=sys.stderr)

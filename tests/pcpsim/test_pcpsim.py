@@ -497,6 +497,23 @@ class ServerTest(unittest.TestCase):
                     self.assertEqual(before, after, bytes(d).hex())
         self.assertGreater(answered, 1000)
 
+    def test_events_for_the_hook(self):
+        self.srv.take_events()
+        self.map(iport=1, lifetime=120)
+        self.map(iport=1, lifetime=120)                          # refresh: no event
+        self.map(iport=2)
+        self.map(iport=2, lifetime=0)
+        self.map(iport=3, nonce=NONCE2)
+        self.map(iport=3, lifetime=0)                            # wrong nonce: no event
+        self.now += 121
+        self.srv.expire(self.now)
+        self.srv.restart(self.now)
+        got = [(e, m["internal_port"], why) for e, m, why in self.srv.take_events()]
+        self.assertEqual(got, [("add", 1, "created"), ("add", 2, "created"),
+                               ("delete", 2, "deleted"), ("add", 3, "created"),
+                               ("delete", 1, "expired"), ("delete", 3, "restart")])
+        self.assertEqual(self.srv.take_events(), [])
+
     def test_bad_settings_rejected(self):
         for bad in ({"third_party": "maybe"}, {"min_lifetime": -1}, {"nosuch": 1},
                     {"min_lifetime": 500, "max_lifetime": 100}, {"force_result": "NOPE"},
@@ -836,6 +853,51 @@ class ScriptAndSignalTest(unittest.TestCase):
                 client.spawn(["127.0.0.1:0"], script=path)
         finally:
             os.unlink(path)
+
+
+class HookTest(unittest.TestCase):
+    def test_hook_sees_every_add_and_delete_before_the_answer(self):
+        tmp = tempfile.mkdtemp(prefix="pcpsim-hook.")
+        out = os.path.join(tmp, "events")
+        hook = os.path.join(tmp, "hook.sh")
+        with open(hook, "w") as fh:
+            fh.write("#!/bin/sh\necho \"$1 $PCPSIM_REASON $PCPSIM_PROTOCOL $PCPSIM_INTERNAL_ADDR "
+                     "$PCPSIM_INTERNAL_PORT $PCPSIM_EXTERNAL_ADDR $PCPSIM_EXTERNAL_PORT\" >> %s\n"
+                     % out)
+        os.chmod(hook, 0o755)
+        sim = client.spawn(["127.0.0.1:0"], extra_args=["--hook", hook])
+        try:
+            c = client.PcpUdpClient(sim.listen[0])
+            try:
+                self.assertEqual(c.map(NONCE, 6, 8080, 600, 8080)["result"], SUCCESS)
+                with open(out) as fh:                      # already there at the answer
+                    self.assertEqual(fh.read().split("\n")[0],
+                                     "add created 6 127.0.0.1 8080 %s 8080" % EXT)
+                self.assertEqual(c.map(NONCE, 17, 53, 600, 5353)["result"], SUCCESS)
+                self.assertEqual(c.map(NONCE, 6, 8080, 0, 0)["result"], SUCCESS)
+            finally:
+                c.close()
+            sim.ctl.restart(announce=False)
+            sim.ctl.set(hook="/nonexistent/hook")
+            c = client.PcpUdpClient(sim.listen[0])
+            try:
+                self.assertEqual(c.map(NONCE, 6, 1, 600, 0)["result"], SUCCESS)
+            finally:
+                c.close()
+            stats = sim.ctl.stats()
+            self.assertEqual((stats["hook_runs"], stats["hook_failures"]), (5, 1))
+            with open(out) as fh:
+                lines = fh.read().splitlines()
+            self.assertEqual(lines, [
+                "add created 6 127.0.0.1 8080 %s 8080" % EXT,
+                "add created 17 127.0.0.1 53 %s 5353" % EXT,
+                "delete deleted 6 127.0.0.1 8080 %s 8080" % EXT,
+                "delete restart 17 127.0.0.1 53 %s 5353" % EXT])
+        finally:
+            sim.stop()
+            for name in os.listdir(tmp):
+                os.unlink(os.path.join(tmp, name))
+            os.rmdir(tmp)
 
 
 class LibraryTest(unittest.TestCase):
