@@ -302,23 +302,24 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 	return fd;
 }
 
-/* Switch to server addr:port. On failure nothing changed and an enum pcp_err is returned. */
+/* Switch to server addr:port. Returns 0, or an errno value and nothing changed. */
 static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_t port)
 {
 	struct in6_addr src;
 	int fd = open_server_socket(addr, port, &src);
 	char a[INET6_ADDRSTRLEN];
 	if (fd < 0) {
+		int e = errno;
 		io_log(io, 0, "pcp: cannot reach server %s port %u: %s", pcp_addr_format(addr, a, sizeof a), port,
-		       strerror(errno));
-		return PCP_ERR_WRONG_SOURCE;
+		       strerror(e));
+		return e ? e : EIO;
 	}
 	struct event *ev = event_new(io->base, fd, EV_READ | EV_PERSIST, on_read, io);
 	if (!ev || event_add(ev, NULL) < 0) {
 		if (ev)
 			event_free(ev);
 		close(fd);
-		return PCP_ERR_NOMEM;
+		return ENOMEM;
 	}
 	if (io->ev_read)
 		event_free(io->ev_read);
@@ -335,7 +336,7 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 	pcp_client_set_source(io->client, &src); /* §8.1: the address we really send from */
 	pcp_client_set_server(io->client, addr, port, pcp_io_now());
 	pcp_io_kick(io);
-	return PCP_OK;
+	return 0;
 }
 
 int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n)
@@ -343,9 +344,9 @@ int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n)
 	struct in6_addr addr;
 	uint16_t port;
 	if (!io || !servers || n == 0 || !pcp_io_parse_server(servers[0], &addr, &port))
-		return PCP_ERR_INVAL;
+		return EINVAL;
 	if (io->has_server && memcmp(&addr, &io->server, sizeof addr) == 0 && port == io->server_port)
-		return PCP_OK;
+		return 0;
 	return io_use_server(io, &addr, port);
 }
 
@@ -354,7 +355,7 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 {
 	int dummy;
 	int *err = err_out ? err_out : &dummy;
-	*err = PCP_ERR_INVAL;
+	*err = EINVAL;
 	if (!base || !client || !cfg || (cfg->n_servers && !cfg->servers))
 		return NULL;
 	struct in6_addr addr;
@@ -362,7 +363,7 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 	if (cfg->n_servers && !pcp_io_parse_server(cfg->servers[0], &addr, &port))
 		return NULL;
 
-	*err = PCP_ERR_NOMEM;
+	*err = ENOMEM;
 	struct pcp_io *io = calloc(1, sizeof *io);
 	if (!io)
 		return NULL;
@@ -393,12 +394,12 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 	}
 	if (cfg->n_servers) {
 		int rc = io_use_server(io, &addr, port);
-		if (rc != PCP_OK) {
+		if (rc != 0) {
 			*err = rc;
 			goto fail;
 		}
 	}
-	*err = PCP_OK;
+	*err = 0;
 	pcp_io_kick(io);
 	return io;
 fail:;

@@ -46,9 +46,9 @@ uint64_t pcp_io_now(void);
  * New adapter. Parses the first server, opens and connects its socket, sets the
  * client's source and server (pcp_client_set_source / pcp_client_set_server) and arms
  * the timer. n_servers may be 0 (no server yet: set one with pcp_io_set_servers).
- * Returns NULL with *err_out (may be NULL) = PCP_ERR_INVAL (bad server string, NULL
- * argument), PCP_ERR_NOMEM, or PCP_ERR_WRONG_SOURCE (socket/connect failed; errno is
- * kept).
+ * Returns NULL on failure with *err_out (may be NULL) = an errno value for strerror():
+ * EINVAL (bad server string, NULL argument), ENOMEM, or the socket()/connect()/
+ * getsockname() errno (e.g. ENETUNREACH). On success *err_out = 0.
  */
 struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, const struct pcp_io_config *cfg,
 			  int *err_out);
@@ -63,7 +63,7 @@ void pcp_io_kick(struct pcp_io *io);
  * without losing mappings: if the first server differs from the current one a new
  * connected socket replaces the old one and pcp_client_set_server() re-sends MAP for
  * the live flows with their nonces. Same server: nothing happens. n = 0 is rejected.
- * Returns 0 or an enum pcp_err value (as for pcp_io_new); on error nothing changed.
+ * Returns 0 or an errno value (as for pcp_io_new); on error nothing changed.
  */
 int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n);
 
