@@ -347,6 +347,7 @@ DEFAULTS = {
     "network_failure": False,          # every MAP/PEER -> NETWORK_FAILURE
     "third_party": "allow",            # "allow" | "not_authorized" | "unsupported"
     "filter": "honour",                # "honour" | "unsupported"
+    "max_filters": 8,                  # FILTERs a mapping may hold (EXCESSIVE_REMOTE_PEERS)
     "prefer_failure": "honour",        # "honour" | "unsupported"
     "peer": "allow",                   # "allow" | "unsupported" (UNSUPP_OPCODE)
     "address_mismatch": True,          # check header client address vs packet source
@@ -971,6 +972,7 @@ class Server:
                                            or not want_addr_ok):
                 raise PcpError(CANNOT_PROVIDE_EXTERNAL,
                                "PREFER_FAILURE and the mapping has port %d" % existing.ext_port)
+            self._check_filters(existing.filters, opts)
             existing.expires, existing.refreshed = now + granted, now
             self._store_options(existing, opts)
             return (self._success(fields, data_of(fields), OP_MAP, granted, existing.ext16,
@@ -981,6 +983,7 @@ class Server:
         quota = self.config["quota"]
         if quota and self.subscriber_count(sub) >= quota:           # RFC 6887 §17.2
             raise PcpError(USER_EX_QUOTA, "subscriber %s has %d mappings" % (sub, quota))
+        self._check_filters([], opts)
         endpoint = key
         port = None
         # A PEER mapping of the same endpoint already owns an external port (EIM).
@@ -1013,16 +1016,30 @@ class Server:
         return (self._success(fields, data_of(fields), OP_MAP, granted, m.ext16, port, opts, now),
                 "created")
 
+    @staticmethod
+    def _filters_after(current, new):
+        """RFC 6887 §13.3: prefix length 0 removes all filters, others are added."""
+        out = list(current)
+        for f in new:
+            if f[0] == 0:
+                out = []
+            elif f not in out:
+                out.append(f)
+        return out
+
+    def _check_filters(self, current, opts):
+        """EXCESSIVE_REMOTE_PEERS (RFC 6887 §7.4, §13.3) beyond max_filters per mapping."""
+        if opts["filters"] and \
+                len(self._filters_after(current, opts["filters"])) > self.config["max_filters"]:
+            raise PcpError(EXCESSIVE_REMOTE_PEERS, "more than %d filters"
+                           % self.config["max_filters"])
+
     def _store_options(self, m, opts):
         m.third_party = opts["third_party"] is not None
         m.prefer_failure = opts["prefer_failure"]
         if opts["description"] is not None:
             m.description = opts["description"]
-        for f in opts["filters"]:                                   # RFC 6887 §13.3
-            if f[0] == 0:
-                m.filters = []
-            elif f not in m.filters:
-                m.filters.append(f)
+        m.filters = self._filters_after(m.filters, opts["filters"])
 
     def process_peer(self, fields, opts, src, src16, now):
         """RFC 6887 §12.3."""

@@ -300,6 +300,18 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(self.srv.mappings_json(self.now)[0]["filters"], [])
         self.assertResult(self.map(options=pcpsim.option_filter("203.0.113.0", 50)),
                           MALFORMED_OPTION)
+        # EXCESSIVE_REMOTE_PEERS (RFC 6887 §7.4) beyond max_filters, no state change.
+        self.srv.apply_settings({"max_filters": 2}, self.now)
+        two = pcpsim.option_filter("203.0.113.1", 128) + pcpsim.option_filter("203.0.113.2", 128)
+        self.assertResult(self.map(options=two), SUCCESS)
+        req = pcpsim.build_map_request(SRC[0], NONCE, 6, 8080, 3600, 0,
+                                       options=pcpsim.option_filter("203.0.113.3", 128))
+        self.assertErrorCopy(self.send(req), req, pcpsim.EXCESSIVE_REMOTE_PEERS, 1800)
+        self.assertEqual(len(self.srv.mappings_json(self.now)[0]["filters"]), 2)
+        self.assertResult(self.map(iport=9, options=two + pcpsim.option_filter("::1", 128)),
+                          pcpsim.EXCESSIVE_REMOTE_PEERS)
+        self.assertResult(self.map(options=pcpsim.option_filter("::", 0)
+                                   + pcpsim.option_filter("203.0.113.3", 128)), SUCCESS)
         self.srv.apply_settings({"filter": "unsupported"}, self.now)
         req = pcpsim.build_map_request(SRC[0], NONCE, 6, 8080, 3600, 0, options=flt)
         self.assertErrorCopy(self.send(req), req, UNSUPP_OPTION, 1800)
