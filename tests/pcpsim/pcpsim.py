@@ -350,6 +350,7 @@ DEFAULTS = {
     "max_filters": 8,                  # FILTERs a mapping may hold (EXCESSIVE_REMOTE_PEERS)
     "prefer_failure": "honour",        # "honour" | "unsupported"
     "peer": "allow",                   # "allow" | "unsupported" (UNSUPP_OPCODE)
+    "peer_unavailable": "fail",        # PEER's suggested port taken: "fail" | "other_port"
     "address_mismatch": True,          # check header client address vs packet source
     "subscriber_prefix4": 32,          # subscriber = source address masked to this length
     "subscriber_prefix6": 128,
@@ -372,6 +373,7 @@ CHOICES = {
     "filter": ("honour", "unsupported"),
     "prefer_failure": ("honour", "unsupported"),
     "peer": ("allow", "unsupported"),
+    "peer_unavailable": ("fail", "other_port"),
     "announce": ("none", "unicast", "multicast", "both"),
 }
 
@@ -1086,6 +1088,8 @@ class Server:
             sport = fields["suggested_port"]
             if sport and self.port_free(protocol, sport, endpoint):
                 port = sport
+            elif sport and self.config["peer_unavailable"] == "fail":   # RFC 6887 §7.4
+                raise PcpError(CANNOT_PROVIDE_EXTERNAL, "suggested port %d unavailable" % sport)
             else:
                 port = self.allocate_port(protocol, endpoint)
             if port is None:

@@ -403,6 +403,14 @@ class ServerTest(unittest.TestCase):
         self.assertResult(self.send(pcpsim.build_peer_request(SRC[0], NONCE2, 6, 8080, 0,
                                                               "203.0.113.1", 80)), SUCCESS)
         self.assertEqual(len(self.srv.peers), 0)
+        # A suggested port held by someone else (RFC 6887 §7.4 CANNOT_PROVIDE_EXTERNAL).
+        self.srv.reserved.add((17, 3478))
+        peer = pcpsim.build_peer_request(SRC[0], NONCE, 17, 5000, 600, "203.0.113.1", 80, 3478)
+        self.assertResult(self.send(peer), CANNOT_PROVIDE_EXTERNAL)
+        self.srv.apply_settings({"peer_unavailable": "other_port"}, self.now)
+        r = self.send(peer)
+        self.assertResult(r, SUCCESS)
+        self.assertNotEqual(r["external_port"], 3478)
 
     def test_announce_request(self):
         r = self.send(pcpsim.build_announce_request(SRC[0]), dt=42)
