@@ -151,10 +151,14 @@ static uint32_t rand_u32(struct pcp_client *c)
 	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-/* Uniform in [0, span]. */
+/* Uniform in [0, span]: floor((span + 1) * r / 2^32), split so that nothing overflows
+ * (span can be a lifetime of up to 2^32 s in ms). */
 static uint64_t rand_upto(struct pcp_client *c, uint64_t span)
 {
-	return ((span + 1) * (uint64_t)rand_u32(c)) >> 32;
+	if (span == UINT64_MAX)
+		span--;
+	uint64_t s = span + 1, r = rand_u32(c);
+	return (s >> 32) * r + (((s & 0xffffffffu) * r) >> 32);
 }
 
 /* v * (1 + RAND), RAND uniform in [-0.1, +0.1] (RFC 6887 §8.1.1). */

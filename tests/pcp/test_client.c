@@ -534,6 +534,15 @@ static void test_renewal_success_and_moved(void)
 	e.now = t0 + 4000;
 	CHECK(out(&e, &m));
 	CHECK_EQ(pcp_client_next_deadline(e.c), t0 + 6000);
+	/* the longest lifetime: the schedule arithmetic does not overflow */
+	enum rmode lm[] = { R_MIN, R_MAX };
+	for (size_t k = 0; k < 2; k++) {
+		env_free(&e);
+		env_init(&e, lm[k], NULL);
+		mapped(&e, 8080, UINT32_MAX, NULL);
+		uint64_t l = (uint64_t)UINT32_MAX * 1000;
+		CHECK_RANGE(pcp_client_next_deadline(e.c) - e.now, l / 2, l / 2 + l / 8);
+	}
 	/* pcp_flow_set_lifetime changes the next request */
 	env_free(&e);
 	env_init(&e, R_MID, NULL);
