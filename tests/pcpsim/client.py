@@ -221,7 +221,7 @@ class PcpUdpClient:
         self.sock.sendto(data, self.server)
         return t
 
-    def recv(self, timeout=2.0):
+    def recv(self, timeout=5.0):
         """(bytes, source, receive time) or None on timeout."""
         self.sock.settimeout(timeout)
         try:
@@ -230,7 +230,7 @@ class PcpUdpClient:
             return None
         return data, src[:2], time.monotonic()
 
-    def request(self, data, timeout=2.0):
+    def request(self, data, timeout=5.0):
         """Send and return the parsed first response (with '_src' and '_t'), or None."""
         self.send(data)
         got = self.recv(timeout)
@@ -241,13 +241,13 @@ class PcpUdpClient:
         return resp
 
     def map(self, nonce, protocol, internal_port, lifetime, suggested_port=0,
-            suggested_addr="::ffff:0.0.0.0", options=b"", client_addr=None, timeout=2.0):
+            suggested_addr="::ffff:0.0.0.0", options=b"", client_addr=None, timeout=5.0):
         req = pcpsim.build_map_request(client_addr or self.addr, nonce, protocol, internal_port,
                                        lifetime, suggested_port, suggested_addr, options)
         return self.request(req, timeout)
 
     def peer(self, nonce, protocol, internal_port, lifetime, remote_addr, remote_port,
-             suggested_port=0, options=b"", client_addr=None, timeout=2.0):
+             suggested_port=0, options=b"", client_addr=None, timeout=5.0):
         req = pcpsim.build_peer_request(client_addr or self.addr, nonce, protocol, internal_port,
                                         lifetime, remote_addr, remote_port, suggested_port,
                                         options=options)
