@@ -447,6 +447,17 @@ class Fault:
             if match["opcode"].lower() not in names:
                 raise ValueError("unknown opcode %r" % match["opcode"])
             match["opcode"] = names[match["opcode"].lower()]
+        for key in ("opcode", "protocol", "internal_port"):
+            if key in match and (isinstance(match[key], bool) or not isinstance(match[key], int)):
+                raise ValueError("match %s must be an integer" % key)
+        if "client" in match:
+            ipaddress.ip_address(str(match["client"]))
+        if "delete" in match and not isinstance(match["delete"], bool):
+            raise ValueError("match delete must be true or false")
+        if "nonce" in match:
+            if not isinstance(match["nonce"], str) or len(bytes.fromhex(match["nonce"])) != 12:
+                raise ValueError("match nonce must be 24 hex digits")
+            match["nonce"] = match["nonce"].lower()
         if action == "result":
             value = result_code(value)
         elif action in ("delay", "duplicate", "epoch"):
@@ -474,7 +485,7 @@ class Fault:
             return False
         if "delete" in m and (fields.get("lifetime") == 0) != bool(m["delete"]):
             return False
-        if "nonce" in m and fields.get("nonce") != m["nonce"].lower():
+        if "nonce" in m and fields.get("nonce") != m["nonce"]:
             return False
         return True
 
@@ -603,8 +614,10 @@ class Server:
             if key == "cmd":
                 continue
             if key in FAULT_SHORTHANDS:
-                action, rules = _shorthand_faults(key, value)
-                replace.add(action)
+                _action, rules = _shorthand_faults(key, value)
+                replace.add(key)
+                for f in rules:
+                    f.shorthand = key
                 faults.extend(rules)
             elif key == "epoch":
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -625,11 +638,8 @@ class Server:
             self.rng.seed(plain["seed"])
         if "epoch" in plain:
             self.epoch_start, self.epoch_base = plain["epoch"], now
-        # A shorthand replaces the previous shorthand-made rules of the same action.
-        self.faults = [f for f in self.faults
-                       if not (f.action in replace and getattr(f, "shorthand", False))]
-        for f in faults:
-            f.shorthand = True
+        # A shorthand replaces the rule the same shorthand made before.
+        self.faults = [f for f in self.faults if getattr(f, "shorthand", None) not in replace]
         self.faults.extend(faults)
 
     def add_fault(self, spec):

@@ -466,6 +466,23 @@ class ServerTest(unittest.TestCase):
         self.srv.apply_settings({"drop_prob": 0}, self.now)
         self.assertIsNotNone(self.map())
 
+    def test_shorthands_are_independent(self):
+        self.srv.apply_settings({"drop_next": 1, "delay_ms": 5}, self.now)
+        self.srv.apply_settings({"drop_prob": 0}, self.now)      # leaves drop_next alone
+        self.assertEqual(sorted(f.action for f in self.srv.faults), ["delay", "drop"])
+        self.assertIsNone(self.map())
+        out = self.srv.handle(pcpsim.build_map_request(SRC[0], NONCE, 6, 1, 60, 0), SRC, LOCAL,
+                              self.now)
+        self.assertEqual(out[0].delay_ms, 5)
+        for bad in ({"client": "nope"}, {"nonce": "12"}, {"protocol": "tcp"},
+                    {"delete": 1}, {"colour": "red"}):
+            with self.assertRaises(ValueError, msg=bad):
+                self.srv.add_fault({"action": "drop", "match": bad})
+        f = self.srv.add_fault({"action": "drop", "match": {"nonce": NONCE2.hex().upper()}})
+        self.assertIsNotNone(self.map())
+        self.assertIsNone(self.map(nonce=NONCE2))
+        self.assertEqual(f.fired, 1)
+
     def test_forget(self):
         self.map(iport=1)
         self.map(iport=2, proto=17)
