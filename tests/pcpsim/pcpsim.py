@@ -697,16 +697,19 @@ class Server:
         """RFC 6887 §15: the server may grant a shorter or longer lifetime."""
         return min(max(lifetime, self.config["min_lifetime"]), self.config["max_lifetime"])
 
+    def used_ports(self, protocol, endpoint):
+        """External ports of this protocol held by other endpoints or reserved."""
+        used = {p for proto, p in self.reserved if proto == protocol}
+        for table in (self.mappings, self.peers):
+            for m in table.values():
+                if m.protocol == protocol and m.endpoint() != endpoint:
+                    used.add(m.ext_port)
+        return used
+
     def port_free(self, protocol, port, endpoint):
         if not self.config["port_min"] <= port <= self.config["port_max"]:
             return False
-        if (protocol, port) in self.reserved:
-            return False
-        for table in (self.mappings, self.peers):
-            for m in table.values():
-                if m.protocol == protocol and m.ext_port == port and m.endpoint() != endpoint:
-                    return False
-        return True
+        return port not in self.used_ports(protocol, endpoint)
 
     def allocate_port(self, protocol, endpoint, avoid=None):
         lo, hi = self.config["port_min"], self.config["port_max"]
@@ -715,9 +718,10 @@ class Server:
             start = self.next_seq_port if self.next_seq_port is not None else lo
         else:
             start = self.rng.randint(lo, hi)
+        used = self.used_ports(protocol, endpoint)
         for i in range(span):
             port = lo + (start - lo + i) % span
-            if port != avoid and self.port_free(protocol, port, endpoint):
+            if port != avoid and port not in used:
                 self.next_seq_port = port + 1 if port < hi else lo
                 return port
         return None
