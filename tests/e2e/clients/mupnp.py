@@ -8,10 +8,13 @@
     generic INDEX                GetGenericPortMappingEntry
     del EPORT PROTO              DeletePortMapping
     list                         every GetGenericPortMappingEntry until the first error
+    status                       GetStatusInfo
+    wait-connected SECONDS       poll GetStatusInfo until it says Connected
 Without --url the IGD is found by SSDP discovery on the LAN.  Prints "ok <result>" and exits 0,
 or "error <message>" and exits 1 (python-miniupnpc reports UPnP errors by description only).
 """
 import sys
+import time
 
 import miniupnpc  # Debian: python3-miniupnpc (only for /usr/bin/python3)
 
@@ -50,6 +53,18 @@ def main(argv):
             r = u.getgenericportmapping(int(args[0]))
         elif act == "del":
             r = u.deleteportmapping(int(args[0]), args[1])
+        elif act == "status":
+            r = u.statusinfo()
+        elif act == "wait-connected":
+            deadline = time.monotonic() + float(args[0])
+            while True:
+                r = u.statusinfo()
+                if r[0] == "Connected":
+                    break
+                if time.monotonic() > deadline:
+                    print(f"error still {r[0]} after {args[0]} s")
+                    return 1
+                time.sleep(0.2)
         elif act == "list":
             i = 0
             while True:
