@@ -92,6 +92,25 @@ def main():
 
             url = iwfd.url
             host = ad["host1"]
+            cap = H.Capture(topo, "router", topo.iface["router_wan"], name="demo-wan").start()
+            pcp_seen = [0]
+            mtail = LogTail(carrier.proc)
+
+            def pcp_on_wire():
+                import pcpwire
+                msgs = pcpwire.pcp_messages_in_pcap(cap.path)
+                fresh = msgs[pcp_seen[0]:]
+                pcp_seen[0] = len(msgs)
+                print("\n  PCP on the router's WAN link (tcpdump, decoded by tests/e2e/pcpwire.py):")
+                if not fresh:
+                    print("    (no PCP packet)")
+                for m in fresh:
+                    arrow = f"{m['src']} > {m['dst']}"
+                    print(f"    {arrow}: " + (f"INVALID {m['error']}" if "error" in m
+                                               else pcpwire.describe(m)))
+                lines = [l for l in mtail.new().splitlines() if "PCP" in l]
+                print("\n  carrier miniupnpd log:")
+                show("\n".join(lines) or "(nothing)", "    ")
 
             def upnpc(title, args):
                 section(f"LAN host 1: upnpc {args}   ({title})")
@@ -105,6 +124,7 @@ def main():
                 if len(log) > 40:
                     print(f"    ... ({len(log) - 40} earlier lines in this step not shown)")
                 show("\n".join(log[-40:]), "    ")
+                pcp_on_wire()
                 return p
 
             def carrier_view(title):

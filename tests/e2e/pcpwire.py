@@ -201,6 +201,8 @@ def read_pcap(path):
     while off + 16 <= len(data):
         sec, frac, incl, _orig = struct.unpack_from(end + "IIII", data, off)
         off += 16
+        if off + incl > len(data):      # a record still being written by tcpdump
+            break
         pkt = data[off:off + incl]
         off += incl
         ts = sec + frac / (1e9 if nanos else 1e6)
