@@ -684,10 +684,25 @@ static void out_arg(struct upnp_buf *b, const struct upnp_arg_def *a, const stru
 		struct upnp_buf lst;
 		upnp_buf_init(&lst);
 		upnp_soap_port_listing(&lst, r->list, r->n_list);
-		if (lst.failed)
+		if (lst.failed) {
 			b->failed = true;
-		else
-			upnp_buf_elem(b, n, lst.p);
+		} else {
+			/* The document travels as the text of NewPortListing. In a CDATA section,
+			 * like miniupnpd: equal to entity-escaped text for an XML parser, and the
+			 * only form miniupnpc's parser (upnpc -L) decodes. "]]>" cannot occur in
+			 * it (the writer escapes '>' in text) but is split anyway. */
+			upnp_buf_printf(b, "<%s><![CDATA[", n);
+			for (const char *q = lst.p, *e; *q != '\0'; q = e + 3) {
+				e = strstr(q, "]]>");
+				if (e == NULL) {
+					upnp_buf_add(b, q);
+					break;
+				}
+				upnp_buf_addn(b, q, (size_t)(e - q));
+				upnp_buf_add(b, "]]]]><![CDATA[>");
+			}
+			upnp_buf_printf(b, "]]></%s>", n);
+		}
 		upnp_buf_free(&lst);
 		break;
 	}
