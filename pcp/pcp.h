@@ -193,7 +193,8 @@ enum pcp_event_type {
 	PCP_EVENT_FAILED,
 	/* A renewal failed for good (error result that is not short-lived, or the server
 	 * answered with a different external port/address, or the mapping expired with
-	 * no answer: timeout = true). The flow stays alive: after a different port it is
+	 * no answer to its renewals or to its re-creation after lost state / refresh /
+	 * server change: timeout = true, reported once per grant). The flow stays alive: after a different port it is
 	 * mapped to the new one (fields carry it) and keeps renewing; after an error it is
 	 * idle; after expiry it keeps re-sending per §8.1.1 and a late answer gives
 	 * MAPPED (renewal = true). */

@@ -449,6 +449,7 @@ void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, ui
 			break;
 		case FLOW_FAILED:
 			flow_transition(c, f, f->ever_mapped ? FLOW_REMAPPING : FLOW_REQUESTING, now);
+			f->reported = true; /* its failure was reported already */
 			break;
 		case FLOW_STATE_COUNT:
 			abort();
@@ -598,6 +599,13 @@ static bool flow_timers(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 		reach_set(c, false);
 		return true;
 	}
+	if (f->state == FLOW_REMAPPING && !f->reported && f->expire_at <= now) {
+		/* the old grant ran out while re-creating it: report once, keep re-sending */
+		f->reported = true;
+		emit_flow(c, f, PCP_EVENT_RENEW_FAILED, 0, true, 0, false);
+		reach_set(c, false);
+		return true;
+	}
 	if (f->state == FLOW_MAPPED && f->expire_at <= now) {
 		/* the grant ran out with no renewal answered: re-create per §8.1.1 */
 		flow_transition(c, f, FLOW_REMAPPING, now);
@@ -616,7 +624,7 @@ static uint64_t flow_next_deadline(const struct pcp_flow *f)
 		t = f->deadline;
 	if (f->giveup_at < t)
 		t = f->giveup_at;
-	if (f->state == FLOW_MAPPED && f->expire_at < t)
+	if ((f->state == FLOW_MAPPED || (f->state == FLOW_REMAPPING && !f->reported)) && f->expire_at < t)
 		t = f->expire_at;
 	return t;
 }

@@ -747,6 +747,31 @@ static void test_epoch_on_map_response(void)
 	pcp_client_get_stats(e.c, &st);
 	CHECK_EQ(st.lost_state_events, 1);
 	env_free(&e);
+
+	/* lost state, then the server goes silent: the old grant's expiry is reported once */
+	env_init(&e, R_MID, NULL);
+	a = mapped(&e, 8080, 100, &ra);
+	b = mapped(&e, 8081, 100, &rb);
+	uint64_t expiry = e.now + 100000;
+	e.now += 10000;
+	pcp_flow_refresh(e.c, a, e.now);
+	CHECK(out(&e, &m));
+	e.epoch = 0;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 100, 8080, "203.0.113.5"), PCP_OK);
+	CHECK(out(&e, &m)); /* b re-sent; never answered */
+	while (pcp_client_next_deadline(e.c) <= expiry) {
+		e.now = pcp_client_next_deadline(e.c);
+		drain(&e);
+		if (e.now == expiry)
+			break;
+	}
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
+	CHECK(last(&e, PCP_EVENT_RENEW_FAILED)->flow == b);
+	CHECK(last(&e, PCP_EVENT_RENEW_FAILED)->timeout);
+	CHECK(!last(&e, PCP_EVENT_REACHABILITY)->reachable);
+	CHECK(strcmp(pcp_flow_state_name(b), "remapping") == 0);
+	CHECK(pcp_client_next_deadline(e.c) > e.now);
+	env_free(&e);
 }
 
 static void test_announce(void)
