@@ -429,6 +429,9 @@ deny 0-65535 0.0.0.0/0 0-65535
         self.proc = self.topo.spawn("carrier", "miniupnpd",
                                     [MINIUPNPD, "-d", "-f", self.conf, "-P", self.pidfile])
         self.proc.wait_for(r"Listening for NAT-PMP/PCP traffic on port", timeout)
+        if "Port forwarding is impossible" in self.proc.output():
+            # a reserved/private external address: miniupnpd would answer NO_RESOURCES to all
+            raise HarnessError("miniupnpd refuses the external address:\n" + self.proc.output())
         return self
 
     def stop(self):
