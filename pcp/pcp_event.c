@@ -27,6 +27,7 @@ struct pcp_io {
 	uint16_t server_port;
 	int fd; /* connected to the server, -1 = none */
 	struct event *ev_read;
+	struct event *ev_retired; /* the previous server's read event, freed from on_kick */
 
 	int announce_fd4, announce_fd6;
 	struct event *ev_announce4, *ev_announce6;
@@ -185,7 +186,7 @@ void pcp_io_kick(struct pcp_io *io)
 
 /* ---------------------------------------------------------------- input */
 
-static void io_read(struct pcp_io *io, int fd, const char *what)
+static void io_read(struct pcp_io *io, int fd, bool server, const char *what)
 {
 	uint8_t buf[PCP_MAX_PACKET + 4]; /* one word more: oversize packets still look oversize */
 	for (int i = 0; i < IO_READ_BATCH; i++) {
@@ -208,6 +209,8 @@ static void io_read(struct pcp_io *io, int fd, const char *what)
 			io_log(io, 3, "pcp: dropped %zd-byte datagram from %s port %u on %s socket: %s", n,
 			       pcp_addr_format(&from, a, sizeof a), port, what, pcp_err_name(err));
 		}
+		if (server && fd != io->fd)
+			break; /* an event callback switched servers: this socket is closed */
 	}
 	io_flush(io);
 }
@@ -215,20 +218,25 @@ static void io_read(struct pcp_io *io, int fd, const char *what)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
-	io_read(arg, fd, "server");
+	io_read(arg, fd, true, "server");
 }
 
 static void on_announce(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
-	io_read(arg, fd, "announce");
+	io_read(arg, fd, false, "announce");
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
+	struct pcp_io *io = arg;
 	(void)fd;
 	(void)what;
-	io_flush(arg);
+	if (io->ev_retired) {
+		event_free(io->ev_retired);
+		io->ev_retired = NULL;
+	}
+	io_flush(io);
 }
 
 /* ---------------------------------------------------------------- sockets */
@@ -321,8 +329,15 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 		close(fd);
 		return ENOMEM;
 	}
-	if (io->ev_read)
-		event_free(io->ev_read);
+	/* The old read event may be running right now (a callback switched servers):
+	 * stop it here, free it later from on_kick. */
+	if (io->ev_read) {
+		event_del(io->ev_read);
+		if (io->ev_retired)
+			event_free(io->ev_read); /* the running one, if any, is ev_retired */
+		else
+			io->ev_retired = io->ev_read;
+	}
 	if (io->fd >= 0)
 		close(io->fd);
 	io->fd = fd;
@@ -413,7 +428,8 @@ void pcp_io_free(struct pcp_io *io)
 {
 	if (!io)
 		return;
-	struct event *evs[] = { io->ev_read, io->ev_announce4, io->ev_announce6, io->ev_timer, io->ev_kick };
+	struct event *evs[] = { io->ev_read, io->ev_retired, io->ev_announce4, io->ev_announce6, io->ev_timer,
+				io->ev_kick };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);

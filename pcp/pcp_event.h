@@ -71,7 +71,8 @@ int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n);
  * defaults to PCP_SERVER_PORT; port 0 is rejected. Exposed for tests and config checks. */
 bool pcp_io_parse_server(const char *text, struct in6_addr *addr, uint16_t *port);
 
-/* Close sockets and events. The client is not freed. NULL is a no-op. */
+/* Close sockets and events. The client is not freed. NULL is a no-op. Not from inside
+ * the engine's event callback (pcp_io_set_servers and pcp_io_kick are fine there). */
 void pcp_io_free(struct pcp_io *io);
 
 #endif

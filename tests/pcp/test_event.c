@@ -41,6 +41,7 @@ struct ctx {
 	bool got;
 	struct pcp_event last;
 	unsigned n_lost;
+	const char *const *switch_to; /* on the next MAPPED, switch servers from the callback */
 };
 
 static void t_random(void *arg, void *buf, size_t len)
@@ -59,6 +60,11 @@ static void on_pcp_event(void *arg, const struct pcp_event *ev)
 	struct ctx *c = arg;
 	if (ev->type == PCP_EVENT_SERVER_LOST_STATE)
 		c->n_lost++;
+	if (ev->type == PCP_EVENT_MAPPED && c->switch_to) {
+		CHECK_EQ(pcp_io_set_servers(c->io, c->switch_to, 1), 0);
+		c->switch_to = NULL;
+		return;
+	}
 	if (ev->type == c->want && (!c->want_renewal || ev->renewal)) {
 		c->got = true;
 		c->last = *ev;
@@ -288,6 +294,18 @@ static void test_loopback(void)
 	CHECK_EQ(r2.n_req, 2);
 	CHECK_EQ(r2.last.lifetime, 0);
 
+	/* a server switch from inside the engine's callback, while reading the old socket */
+	c.switch_to = servers; /* back to r1 */
+	struct pcp_flow *g = pcp_flow_map(c.client, &p, NULL, pcp_io_now());
+	pcp_io_kick(c.io);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK(c.switch_to == NULL);
+	CHECK_EQ(r2.n_req, 3);
+	CHECK_EQ(r1.n_req, 3);
+	CHECK(memcmp(r1.last.nonce, pcp_flow_nonce(g), PCP_NONCE_LEN) == 0);
+	pcp_flow_abandon(c.client, g);
+	CHECK_EQ(pcp_io_set_servers(c.io, servers2, 1), 0);
+
 	/* a silent server: the answer deadline fires */
 	r2.silent = true;
 	p.answer_deadline_ms = 300;
@@ -297,7 +315,7 @@ static void test_loopback(void)
 	CHECK(wait_for(&c, PCP_EVENT_FAILED, false, 3000));
 	CHECK(c.last.timeout);
 	CHECK(pcp_io_now() - t0 >= 290);
-	CHECK_EQ(r2.n_req, 3);
+	CHECK_EQ(r2.n_req, 4);
 
 	struct pcp_client_stats st;
 	pcp_client_get_stats(c.client, &st);
