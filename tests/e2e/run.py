@@ -24,6 +24,7 @@ ROLE_ALIASES = {"host1": "host1", "lan1": "host1", "host2": "host2", "lan2": "ho
                 "router": "router", "cpe": "router", "carrier": "carrier"}
 
 STEP_ACTIONS = ("run", "nft", "capture", "carrier", "iwfd", "sleep", "log")
+CANARY_PORT = 5399   # source port of the capture's positive-control PCP ANNOUNCE request
 
 
 class StepFailed(Exception):
@@ -147,7 +148,19 @@ class Runner:
         if what != "stop":
             raise StepFailed(f"capture must be start or stop, not {what!r}")
         cap = self.captures.pop(name)
+        # Positive control: a capture that saw nothing proves nothing unless it could have seen
+        # something.  Before stopping, the router sends one PCP ANNOUNCE request from a fixed
+        # source port; it must show up, and it is left out of every count below.
+        canary = st.get("canary", cap.role == "router" and cap.iface == self.topo.iface["router_wan"])
+        if canary:
+            self.send_canary()
         msgs = cap.stop()
+        if canary:
+            seen = [m for m in msgs if CANARY_PORT in (m["sport"], m["dport"])]
+            if not any(not m.get("response", True) for m in seen):
+                raise StepFailed(f"capture '{name}' did not see the canary PCP request: the "
+                                 f"capture itself is broken, its counts mean nothing")
+            msgs = [m for m in msgs if CANARY_PORT not in (m["sport"], m["dport"])]
         reqs = [m for m in msgs if "error" not in m and not m["response"]]
         resps = [m for m in msgs if "error" not in m and m["response"]]
         bad = [m for m in msgs if "error" in m]
@@ -175,6 +188,17 @@ class Runner:
         exp = st.get("response")
         if exp:
             self.match_requests(resps, exp, name, kind="response")
+
+    def send_canary(self):
+        v = self.vars
+        code = ("import socket\n"
+                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                f"s.bind(('{v['router_wan']}', {CANARY_PORT}))\n"
+                "s.settimeout(2)\n"
+                f"req = bytes([2, 0, 0, 0]) + bytes(4) + bytes(10) + b'\\xff\\xff' + socket.inet_aton('{v['router_wan']}')\n"
+                f"s.sendto(req, ('{v['carrier']}', 5351))\n"
+                "try:\n    s.recv(1100)\nexcept OSError:\n    pass\n")
+        self.topo.run("router", [H.PYTHON, "-c", code], timeout=10)
 
     def match_requests(self, msgs, exp, name, kind="request"):
         """Every captured message must satisfy exp (a table of field -> value/regex)."""
