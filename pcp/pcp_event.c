@@ -145,6 +145,113 @@ static bool from_sockaddr(const struct sockaddr_storage *ss, struct in6_addr *a,
 	return false;
 }
 
+/* ---------------------------------------------------------------- default router */
+
+/* Next whitespace-separated field of line[*pos..len) as hex; false if absent/invalid. */
+static bool route_hex_field(const char *line, size_t len, size_t *pos, uint32_t *v)
+{
+	size_t i = *pos;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	size_t start = i;
+	uint32_t x = 0;
+	for (; i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\n'; i++) {
+		char ch = line[i];
+		unsigned d;
+		if (ch >= '0' && ch <= '9')
+			d = (unsigned)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			d = (unsigned)(ch - 'a' + 10);
+		else if (ch >= 'A' && ch <= 'F')
+			d = (unsigned)(ch - 'A' + 10);
+		else
+			return false;
+		if (i - start >= 8)
+			return false;
+		x = x << 4 | d;
+	}
+	if (i == start)
+		return false;
+	*pos = i;
+	*v = x;
+	return true;
+}
+
+/* Next field as a decimal number, saturating at UINT32_MAX. */
+static bool route_dec_field(const char *line, size_t len, size_t *pos, uint32_t *v)
+{
+	size_t i = *pos;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	size_t start = i;
+	uint64_t x = 0;
+	for (; i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\n'; i++) {
+		if (line[i] < '0' || line[i] > '9')
+			return false;
+		x = x * 10 + (uint64_t)(line[i] - '0');
+		if (x > UINT32_MAX)
+			x = UINT32_MAX;
+	}
+	if (i == start)
+		return false;
+	*pos = i;
+	*v = (uint32_t)x;
+	return true;
+}
+
+static bool route_skip_field(const char *line, size_t len, size_t *pos)
+{
+	size_t i = *pos;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	size_t start = i;
+	while (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\n')
+		i++;
+	*pos = i;
+	return i > start;
+}
+
+bool pcp_io_default_router(const char *route_file, struct in6_addr *out)
+{
+	/* /proc/net/route: Iface Destination Gateway Flags(hex) RefCnt Use Metric (decimal)
+	 * Mask ...; addresses are network-order 32-bit values printed as host integers. */
+	FILE *fp = fopen(route_file ? route_file : "/proc/net/route", "re");
+	if (!fp || !out) {
+		if (fp)
+			fclose(fp);
+		return false;
+	}
+	char line[512];
+	bool found = false, header = true;
+	uint32_t best_metric = 0;
+	while (fgets(line, sizeof line, fp)) {
+		if (header) {
+			header = false;
+			continue;
+		}
+		size_t len = strnlen(line, sizeof line), pos = 0;
+		uint32_t dst, gw, flags, refcnt, use, metric, mask;
+		if (!route_skip_field(line, len, &pos) || !route_hex_field(line, len, &pos, &dst) ||
+		    !route_hex_field(line, len, &pos, &gw) || !route_hex_field(line, len, &pos, &flags) ||
+		    !route_dec_field(line, len, &pos, &refcnt) || !route_dec_field(line, len, &pos, &use) ||
+		    !route_dec_field(line, len, &pos, &metric) || !route_hex_field(line, len, &pos, &mask))
+			continue;
+		(void)refcnt;
+		(void)use;
+		if (dst != 0 || mask != 0 || gw == 0 || (flags & 0x3) != 0x3) /* RTF_UP | RTF_GATEWAY */
+			continue;
+		if (found && metric >= best_metric)
+			continue;
+		struct in_addr a;
+		a.s_addr = gw;
+		pcp_addr_from_v4(out, &a);
+		best_metric = metric;
+		found = true;
+	}
+	fclose(fp);
+	return found;
+}
+
 /* ---------------------------------------------------------------- timer and output */
 
 static void io_flush(struct pcp_io *io)

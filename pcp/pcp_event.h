@@ -71,6 +71,15 @@ int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n);
  * defaults to PCP_SERVER_PORT; port 0 is rejected. Exposed for tests and config checks. */
 bool pcp_io_parse_server(const char *text, struct in6_addr *addr, uint16_t *port);
 
+/*
+ * The IPv4 default router, for "no server configured" (RFC 6887 §8.1: the default
+ * router is the PCP server to try). Reads route_file (NULL = "/proc/net/route"): the
+ * default route (destination 0, mask 0, RTF_UP | RTF_GATEWAY) with the lowest metric.
+ * Returns false when there is none or the file cannot be read. IPv6 default routers
+ * are link-local and need an interface scope, which this address type cannot carry.
+ */
+bool pcp_io_default_router(const char *route_file, struct in6_addr *out);
+
 /* Close sockets and events. The client is not freed. NULL is a no-op. Not from inside
  * the engine's event callback (pcp_io_set_servers and pcp_io_kick are fine there). */
 void pcp_io_free(struct pcp_io *io);

@@ -351,10 +351,54 @@ static void test_new_errors(void)
 	event_base_free(base);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+	CHECK(fp != NULL);
+	if (fp) {
+		fputs(text, fp);
+		fclose(fp);
+	}
+}
+
+static void test_default_router(void)
+{
+	char path[] = "/tmp/test_pcp_route.XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	close(fd);
+	struct in6_addr a, want;
+	const char *hdr = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
+	char text[1024];
+	/* two default routes: the lower metric wins; a huge Use counter is fine */
+	snprintf(text, sizeof text,
+		 "%s"
+		 "wan0\t00000000\t0164A8C0\t0003\t0\t123456789012\t100\t00000000\t0\t0\t0\n"
+		 "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+		 "wan1\t00000000\t010200C0\t0003\t0\t0\t20\t00000000\t0\t0\t0\n",
+		 hdr);
+	write_file(path, text);
+	CHECK(pcp_io_default_router(path, &a));
+	CHECK(pcp_addr_parse(&want, "192.0.2.1"));
+	CHECK(memcmp(&a, &want, sizeof a) == 0);
+	/* no default route (and a garbage line) */
+	snprintf(text, sizeof text, "%s%s", hdr,
+		 "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+		 "junk\tzz\n"
+		 "down\t00000000\t010200C0\t0002\t0\t0\t0\t00000000\t0\t0\t0\n");
+	write_file(path, text);
+	CHECK(!pcp_io_default_router(path, &a));
+	unlink(path);
+	CHECK(!pcp_io_default_router("/nonexistent/route", &a));
+	/* the real table: whatever it says, it must not crash */
+	(void)pcp_io_default_router(NULL, &a);
+}
+
 int main(void)
 {
 	T_RUN(test_parse_server);
 	T_RUN(test_loopback);
 	T_RUN(test_new_errors);
+	T_RUN(test_default_router);
 	return t_failures != 0;
 }
