@@ -223,6 +223,29 @@ def test_list_of_port_mappings_upnpc(exe):
         assert "49101" in out and "49102" in out, "upnpc -L lists nothing:\n" + out
 
 
+def test_lan_never_blocked_while_server_silent(exe):
+    """Issue 5 §6: while the PCP server does not answer, reads are answered at once and a
+    pending AddPortMapping does not hold up other control points."""
+    import threading
+    with Env(exe, igd=1, config=THIRD, answer_deadline_ms=4000) as env:
+        env.wait_connected()
+        assert env.add(49501) == 0
+        env.sim.set(drop_prob=1.0)
+        box = {}
+        t = threading.Thread(target=lambda: box.update(code=env.add(49502)))
+        t.start()
+        time.sleep(0.5)                      # the add now waits for its deadline
+        t0 = time.monotonic()
+        mu = MUPnP(env.url)
+        assert [e[0] for e in mu.entries()] == [49501]
+        assert mu.call("externalipaddress") == (0, "198.51.100.10")
+        took = time.monotonic() - t0
+        assert t.is_alive(), "the pending add answered before its deadline"
+        assert took < 3, "reads waited %.1f s behind a pending PCP request" % took
+        t.join(30)
+        assert box.get("code") == 501, box
+
+
 # ------------------------------------------------------------------ leases
 
 def test_lease_expiry_igd1(exe):

@@ -280,6 +280,41 @@ def test_server_restart_without_announce_next_add(exe):
         check_back(env, view, nonces, 10, "mappings back after a silent restart (next ADD)")
 
 
+# ------------------------------------------------------------------ refused renewal / replay
+
+def test_renewal_refused_removes_entry(exe):
+    """Issue 5 §4: a mapping the server refuses to renew is removed locally, and logged."""
+    with Env(exe, igd=1, config=dict(THIRD, pcp={"lifetime": 60}),
+             sim_settings={"min_lifetime": 10, "max_lifetime": 10}) as env:
+        env.wait_connected()
+        assert env.add(57001) == 0 and env.add(57002) == 0
+        env.sim.fault("result", value="NOT_AUTHORIZED",
+                      match={"opcode": "MAP", "internal_port": 57001})
+        wait_for(lambda: (TCP, 57001) not in env.table(), 20, interval=0.5,
+                 what="refused mapping removed from the table")
+        assert (TCP, 57002) in env.table()
+        assert "57001" in env.iwfd.log() and "refused" in env.iwfd.log()
+
+
+def test_replay_refused_or_moved_removes_entry(exe):
+    """Seed 004 §5.10 / issue 5 §6: a replay refused, or answered with another external port,
+    removes the mapping locally (and the moved one is not left on the server)."""
+    with Env(exe, igd=1, config=THIRD, sim_settings=EPOCH) as env:
+        env.wait_connected()
+        for p in (57101, 57102, 57103):
+            assert env.add(p) == 0
+        env.iwfd.kill9()
+        env.sim.restart(announce="none")            # the server forgot everything too
+        env.sim.fault("result", value="NOT_AUTHORIZED",
+                      match={"opcode": "MAP", "internal_port": 57101})
+        env.sim.fault("other_port", count=1, match={"opcode": "MAP", "internal_port": 57102})
+        env.iwfd.start()
+        wait_for(lambda: sorted(env.table()) == [(TCP, 57103)], 15, interval=0.3,
+                 what="only the good replay left in the table")
+        wait_for(lambda: sorted(sim_view(env)[0]) == [(TCP, 57103)], 10, interval=0.3,
+                 what="the moved replay deleted on the server")
+
+
 # ------------------------------------------------------------------ unreadable state (§5.4)
 
 def test_corrupt_state_file(exe):
