@@ -97,9 +97,10 @@ const char *pcp_result_name(unsigned result);
 /* Name of an enum pcp_err value. */
 const char *pcp_err_name(enum pcp_err err);
 /* True for the result codes RFC 6887 §7.4 calls short-lifetime errors (NETWORK_FAILURE,
- * NO_RESOURCES, USER_EX_QUOTA) and for CANNOT_PROVIDE_EXTERNAL ("depends on the reason",
- * so its Lifetime is honoured as a retry time): the engine retries these after the
- * error's Lifetime. Long-lifetime errors are never retried automatically. */
+ * NO_RESOURCES, USER_EX_QUOTA): the engine retries these after the error's Lifetime.
+ * Everything else, CANNOT_PROVIDE_EXTERNAL included (its lifetime "depends on the
+ * reason"; with PREFER_FAILURE the port is gone), is reported and never retried
+ * automatically. */
 bool pcp_result_is_short_lived(unsigned result);
 
 /* ---------------------------------------------------------------- codec */
@@ -271,9 +272,10 @@ struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg);
 void pcp_client_free(struct pcp_client *c);
 
 /* The server to talk to (address and UDP port). Changing it re-sends MAP for every
- * live flow to the new server (same nonces), including flows that had failed, restarts
- * pending deletes towards it, and forgets the old server's Epoch (§8.5) and
- * reachability. Setting the same server again does nothing. Until a server is set,
+ * live flow to the new server (same nonces; the external port assigned so far is still
+ * suggested, the old server's external address no longer), including flows that had
+ * failed, restarts pending deletes towards it, and forgets the old server's Epoch
+ * (§8.5) and reachability. Setting the same server again does nothing. Until a server is set,
  * due packets are skipped (counted as lost) and timers still run. */
 void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, uint16_t port, uint64_t now);
 /* The address our requests leave with (PCP client address in the header, §7.1). */

@@ -435,6 +435,8 @@ void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, ui
 	for (struct pcp_flow *f = c->flows; f; f = f->next) {
 		if (f->dead)
 			continue;
+		if (f->ever_mapped) /* another CGN: its addresses differ; keep asking for the port */
+			memset(&f->suggested_addr, 0, sizeof f->suggested_addr);
 		switch (f->state) {
 		case FLOW_REQUESTING:
 		case FLOW_DELETING: {

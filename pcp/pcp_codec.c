@@ -147,13 +147,13 @@ static const char *const result_names[PCP_RESULT_MAX + 1] = {
 	[PCP_RESULT_EXCESSIVE_REMOTE_PEERS] = "EXCESSIVE_REMOTE_PEERS",
 };
 
-/* RFC 6887 §7.4: which errors are short-lifetime. CANNOT_PROVIDE_EXTERNAL's lifetime
- * "depends on the reason", so its Lifetime is honoured as a retry time too. */
+/* RFC 6887 §7.4: the short-lifetime errors. CANNOT_PROVIDE_EXTERNAL ("depends on the
+ * reason") is not among them: with PREFER_FAILURE it means the port is gone, which the
+ * caller must hear at once. */
 static const bool result_short_lived[PCP_RESULT_MAX + 1] = {
 	[PCP_RESULT_NETWORK_FAILURE] = true,
 	[PCP_RESULT_NO_RESOURCES] = true,
 	[PCP_RESULT_USER_EX_QUOTA] = true,
-	[PCP_RESULT_CANNOT_PROVIDE_EXTERNAL] = true,
 };
 
 static const char *const err_names[PCP_ERR_NOMEM + 1] = {

@@ -600,6 +600,17 @@ static void test_errors(void)
 	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
 	CHECK_EQ(last(&e, PCP_EVENT_RENEW_FAILED)->result, PCP_RESULT_UNSUPP_PROTOCOL);
 	CHECK_EQ(pcp_client_next_deadline(e.c), NEVER);
+	/* CANNOT_PROVIDE_EXTERNAL on a renewal (PREFER_FAILURE): reported at once */
+	env_free(&e);
+	env_init(&e, R_MID, NULL);
+	mapped(&e, 8080, 600, NULL);
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK(m.prefer_failure);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, 30, 0, "::"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
+	CHECK_EQ(last(&e, PCP_EVENT_RENEW_FAILED)->result, PCP_RESULT_CANNOT_PROVIDE_EXTERNAL);
+	CHECK_EQ(pcp_client_next_deadline(e.c), NEVER);
 	/* error with lifetime 0 is retried no sooner than IRT */
 	env_free(&e);
 	env_init(&e, R_MID, NULL);
@@ -911,6 +922,10 @@ static void test_server_switch(void)
 	CHECK(out(&e, &m));
 	CHECK(memcmp(m.nonce, req.nonce, PCP_NONCE_LEN) == 0);
 	CHECK(memcmp(&m.client_addr, &src, sizeof src) == 0);
+	CHECK_EQ(m.external_port, 8080); /* the port is still wanted ... */
+	struct in6_addr nopref;
+	CHECK(pcp_addr_parse(&nopref, "::ffff:0.0.0.0")); /* ... the old CGN's address not */
+	CHECK(memcmp(&m.external_addr, &nopref, sizeof nopref) == 0);
 	/* the old server is now a stranger; the new one's first Epoch is valid */
 	uint8_t buf[PCP_MAX_PACKET];
 	size_t len = 0;

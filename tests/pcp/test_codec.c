@@ -327,8 +327,7 @@ static void test_addr_and_names(void)
 	CHECK(pcp_result_is_short_lived(PCP_RESULT_NETWORK_FAILURE));
 	CHECK(pcp_result_is_short_lived(PCP_RESULT_NO_RESOURCES));
 	CHECK(pcp_result_is_short_lived(PCP_RESULT_USER_EX_QUOTA));
-	CHECK(pcp_result_is_short_lived(PCP_RESULT_CANNOT_PROVIDE_EXTERNAL));
-	unsigned long_lived[] = { 1, 2, 3, 4, 5, 6, 9, 12, 13 };
+	unsigned long_lived[] = { 1, 2, 3, 4, 5, 6, 9, 11, 12, 13 };
 	for (size_t i = 0; i < sizeof long_lived / sizeof long_lived[0]; i++)
 		CHECK(!pcp_result_is_short_lived(long_lived[i]));
 	CHECK(!pcp_result_is_short_lived(PCP_RESULT_SUCCESS));
