@@ -59,6 +59,7 @@ class Runner:
         self.captures = {}
         self.vars = {}
         self.saved_vars = {}
+        self.iwfd_stopped = False
         self.last = {}
 
     # ---------------------------------------------------------------- helpers
@@ -244,11 +245,13 @@ class Runner:
         what = st["iwfd"]
         if what == "stop":
             rc = self.iwfd.stop()
+            self.iwfd_stopped = True
             self.out(f"    iwfd stopped, exit code {rc}")
             if "expect_rc" in st and rc != int(st["expect_rc"]):
                 raise StepFailed(f"iwfd exited {rc}, expected {st['expect_rc']}")
         elif what == "start":
             self.iwfd.start()
+            self.iwfd_stopped = False
             self.refresh_vars()
             self.out(f"    iwfd ready at {self.iwfd.url}")
         elif what == "alive":
@@ -315,7 +318,8 @@ class Runner:
                 self.out(f"FAIL {failed}")
                 self.dump_logs()
                 return 1
-            if self.iwfd and self.iwfd.proc and sc.get("check_iwfd_alive", True):
+            if self.iwfd and self.iwfd.proc and sc.get("check_iwfd_alive", True) \
+                    and not self.iwfd_stopped:
                 if not self.iwfd.proc.running():
                     self.out(f"FAIL iwfd died (exit {self.iwfd.proc.p.returncode})")
                     self.dump_logs()
