@@ -623,7 +623,8 @@ static int on_message_complete(http_parser *p)
 	x->req.body_len = x->body_len;
 	x->req.peer = c->peer;
 	x->req.local = c->local;
-	/* HTTP/1.0 always closes; HTTP/1.1 unless "Connection: close" (RFC 9112 §9.3). */
+	/* HTTP/1.0 always closes; HTTP/1.1 unless "Connection: close" (RFC 9112 §9.3).
+	 * An Upgrade request is answered and the connection closed: no protocol switching. */
 	x->keep_alive = p->http_minor >= 1 && http_should_keep_alive(p) && !p->upgrade;
 	x->close_after = !x->keep_alive;
 	if (!x->keep_alive)
@@ -700,8 +701,6 @@ static void conn_parse(struct http_conn *c)
 			evbuffer_drain(c->in, n);
 			if (e == HPE_PAUSED)
 				http_parser_pause(&c->parser, 0);
-			if (c->parser.upgrade)
-				c->stop_parsing = true; /* no protocol switching here */
 			conn_dispatch(c);
 			if (c->dead)
 				return;
@@ -801,10 +800,10 @@ static void refuse_busy(struct http_server *s, evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+/* Take fd as a new connection (over the limit: 503 and close). */
+static int conn_add(struct http_server *s, evutil_socket_t fd, const struct sockaddr *sa,
+		    socklen_t salen)
 {
-	struct http_server *s = arg;
 	struct http_conn *c;
 	socklen_t len;
 
@@ -812,16 +811,16 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		upnp_log(&s->cfg.logger, UPNP_LOG_WARN, "http: connection limit %zu reached",
 			 s->cfg.max_connections);
 		refuse_busy(s, fd);
-		return;
+		return -1;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		evutil_closesocket(fd);
-		return;
+		return -1;
 	}
 	c->srv = s;
 	c->fd = fd;
-	if (salen > 0 && (size_t)salen <= sizeof(c->peer))
+	if (sa != NULL && salen > 0 && (size_t)salen <= sizeof(c->peer))
 		memcpy(&c->peer, sa, (size_t)salen);
 	len = sizeof(c->local);
 	if (getsockname(fd, (struct sockaddr *)&c->local, &len) != 0)
@@ -842,7 +841,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		if (c->ev_free) event_free(c->ev_free);
 		free(c);
 		evutil_closesocket(fd);
-		return;
+		return -1;
 	}
 	evutil_make_socket_nonblocking(fd);
 	http_parser_init(&c->parser, HTTP_REQUEST);
@@ -854,6 +853,25 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	s->n_conns++;
 	event_add(c->ev_read, NULL);
 	conn_timer_arm(c, s->cfg.idle_timeout_ms);
+	return 0;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	(void)conn_add(arg, fd, sa, salen > 0 ? (socklen_t)salen : 0);
+}
+
+int http_server_adopt(struct http_server *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (s == NULL || fd < 0)
+		return -1;
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		len = 0;
+	return conn_add(s, fd, len ? (struct sockaddr *)&ss : NULL, len);
 }
 
 /* ------------------------------------------------------------------ public server API */
@@ -933,6 +951,11 @@ void http_server_free(struct http_server *s)
 uint16_t http_server_port(const struct http_server *s)
 {
 	return s->port;
+}
+
+size_t http_server_connections(const struct http_server *s)
+{
+	return s->n_conns;
 }
 
 void http_exchange_respond(struct http_exchange *x, int status, const char *const *headers,

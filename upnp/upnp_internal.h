@@ -76,6 +76,12 @@ struct http_server_config {
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg);
 void http_server_free(struct http_server *s);
 uint16_t http_server_port(const struct http_server *s);
+/* Serve an already connected stream socket as if it had been accepted (tests, fuzzers;
+ * also usable for socket activation). Takes ownership of fd, also on failure (closed).
+ * Counts against max_connections (over it: 503 and close). Returns 0 or -1. */
+int http_server_adopt(struct http_server *s, int fd);
+/* Open connections right now (tests). */
+size_t http_server_connections(const struct http_server *s);
 
 /* Content type of every XML body we send (UDA 1.1 §2.1, §3.2.1). */
 #define HTTP_CT_XML "text/xml; charset=\"utf-8\""
