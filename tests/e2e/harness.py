@@ -133,6 +133,12 @@ def sweep_stale(log_fn=log):
         pid = int(m.group(1))
         if pid == os.getpid() or os.path.exists(f"/proc/{pid}"):
             continue
+        pids = sh([IP, "netns", "pids", ns], check=False).stdout.split()
+        if pids:
+            # Deleting the name would hide these processes, not stop them; leave it to a human.
+            log_fn(f"stale namespace {ns} (run {pid} is gone) still holds processes {pids}; "
+                   f"stop them, then: ip netns delete {ns}")
+            continue
         log_fn(f"removing stale namespace {ns} (run {pid} is gone)")
         sh([IP, "netns", "delete", ns], check=False)
 
