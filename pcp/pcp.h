@@ -278,8 +278,12 @@ void pcp_client_free(struct pcp_client *c);
  * (§8.5) and reachability. Setting the same server again does nothing. Until a server is set,
  * due packets are skipped (counted as lost) and timers still run. */
 void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, uint16_t port, uint64_t now);
-/* The address our requests leave with (PCP client address in the header, §7.1). */
+/* The address our requests leave with (PCP client address in the header, §7.1).
+ * Only sets it; see pcp_client_refresh_all when it changes under live flows. */
 void pcp_client_set_source(struct pcp_client *c, const struct in6_addr *addr);
+/* Re-send MAP now for every live flow that is not being deleted (same nonces), as
+ * pcp_flow_refresh does for one (e.g. the WAN address changed). */
+void pcp_client_refresh_all(struct pcp_client *c, uint64_t now);
 
 /*
  * Start a mapping: queue a MAP request. Returns the flow (owned by the client, valid

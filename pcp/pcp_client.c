@@ -531,6 +531,16 @@ void pcp_flow_refresh(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 	client_leave(c);
 }
 
+void pcp_client_refresh_all(struct pcp_client *c, uint64_t now)
+{
+	if (!c)
+		return;
+	client_enter(c);
+	for (struct pcp_flow *f = c->flows; f; f = f->next)
+		pcp_flow_refresh(c, f, now);
+	client_leave(c);
+}
+
 void pcp_flow_delete(struct pcp_client *c, struct pcp_flow *f, uint32_t deadline_ms, uint64_t now)
 {
 	if (!c || !f || f->dead || f->state == FLOW_DELETING)

@@ -25,6 +25,7 @@ struct pcp_io {
 	bool has_server;
 	struct in6_addr server;
 	uint16_t server_port;
+	struct in6_addr source; /* what the connected socket sends from */
 	int fd; /* connected to the server, -1 = none */
 	struct event *ev_read;
 	struct event *ev_retired; /* the previous server's read event, freed from on_kick */
@@ -449,16 +450,33 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 		close(io->fd);
 	io->fd = fd;
 	io->ev_read = ev;
+	bool same_server = io->has_server && memcmp(&io->server, addr, sizeof *addr) == 0 &&
+			   io->server_port == port;
+	bool new_source = memcmp(&io->source, &src, sizeof src) != 0;
 	io->has_server = true;
 	io->server = *addr;
 	io->server_port = port;
+	io->source = src;
 	char s[INET6_ADDRSTRLEN];
 	io_log(io, 2, "pcp: server %s port %u, client address %s", pcp_addr_format(addr, a, sizeof a), port,
 	       pcp_addr_format(&src, s, sizeof s));
 	pcp_client_set_source(io->client, &src); /* §8.1: the address we really send from */
-	pcp_client_set_server(io->client, addr, port, pcp_io_now());
+	if (same_server && new_source)
+		pcp_client_refresh_all(io->client, pcp_io_now()); /* reconnect after a WAN change */
+	else
+		pcp_client_set_server(io->client, addr, port, pcp_io_now());
 	pcp_io_kick(io);
 	return 0;
+}
+
+int pcp_io_reconnect(struct pcp_io *io)
+{
+	if (!io)
+		return EINVAL;
+	if (!io->has_server)
+		return ENOENT;
+	struct in6_addr addr = io->server;
+	return io_use_server(io, &addr, io->server_port);
 }
 
 int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n)

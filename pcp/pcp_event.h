@@ -67,6 +67,15 @@ void pcp_io_kick(struct pcp_io *io);
  */
 int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n);
 
+/*
+ * Reopen the socket towards the current server (call when the WAN address or routes
+ * changed: a connected socket keeps the source address it had). If the source address
+ * changed, the client gets the new one and every live flow is re-sent at once
+ * (pcp_client_refresh_all). Returns 0, ENOENT when no server is set, or an errno value
+ * (the old socket is kept).
+ */
+int pcp_io_reconnect(struct pcp_io *io);
+
 /* Parse "ADDR", "ADDR:PORT", "[V6]", "[V6]:PORT" or a bare IPv6 address. Port
  * defaults to PCP_SERVER_PORT; port 0 is rejected. Exposed for tests and config checks. */
 bool pcp_io_parse_server(const char *text, struct in6_addr *addr, uint16_t *port);

@@ -942,6 +942,23 @@ static void test_server_switch(void)
 	/* the same server again: nothing */
 	pcp_client_set_server(e.c, &e.server, PCP_SERVER_PORT, e.now);
 	CHECK(!out(&e, &m));
+	/* the WAN address changed: refresh_all re-sends every live flow with the new source */
+	struct pcp_flow *g = mapped(&e, 9090, 3600, NULL);
+	struct pcp_flow *d = mapped(&e, 9091, 3600, NULL);
+	pcp_flow_delete(e.c, d, 0, e.now);
+	CHECK(out(&e, &m)); /* d's delete */
+	CHECK(pcp_addr_parse(&src, "2001:db8::3"));
+	pcp_client_set_source(e.c, &src);
+	pcp_client_refresh_all(e.c, e.now);
+	size_t n = 0;
+	while (out(&e, &m)) {
+		n++;
+		CHECK(memcmp(&m.client_addr, &src, sizeof src) == 0);
+		CHECK(m.lifetime != 0 || memcmp(m.nonce, pcp_flow_nonce(d), PCP_NONCE_LEN) == 0);
+	}
+	CHECK_EQ(n, 2); /* the first flow and g; d keeps its delete schedule */
+	CHECK(strcmp(pcp_flow_state_name(g), "remapping") == 0);
+	CHECK(strcmp(pcp_flow_state_name(d), "deleting") == 0);
 	env_free(&e);
 }
 

@@ -283,6 +283,11 @@ static void test_loopback(void)
 		CHECK(memcmp(&r2.last.client_addr, &lo, sizeof lo) == 0);
 	}
 	CHECK_EQ(pcp_io_set_servers(c.io, servers2, 1), 0); /* same: nothing */
+	CHECK_EQ(r2.n_req, 1);
+	/* reconnect with an unchanged source: the same server, nothing re-sent */
+	CHECK_EQ(pcp_io_reconnect(c.io), 0);
+	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 300));
+	CHECK_EQ(r2.n_req, 1);
 	const char *bad[] = { "not an address" };
 	CHECK_EQ(pcp_io_set_servers(c.io, bad, 1), EINVAL);
 
@@ -345,6 +350,7 @@ static void test_new_errors(void)
 	CHECK(io != NULL);
 	CHECK_EQ(err, 0);
 	pcp_io_kick(io);
+	CHECK_EQ(pcp_io_reconnect(io), ENOENT);
 	pcp_io_free(io);
 	pcp_io_free(NULL);
 	pcp_client_free(client);
