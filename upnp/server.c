@@ -75,7 +75,7 @@ static void call_unlink(struct upnp_call *c)
 }
 
 static const char *const soap_headers[] = { "EXT", "", NULL };
-#define SOAP_CT "text/xml; charset=\"utf-8\""
+#define SOAP_CT HTTP_CT_XML /* UDA 1.1 §3.2.1 */
 
 static void respond_fault(struct http_exchange *x, int code)
 {
