@@ -147,6 +147,12 @@ struct upnp_reply {
 };
 
 struct upnp_call; /* a pending SOAP call; owned by upnp/ */
+/* Lifecycle: allocated per valid SOAP request, freed by its upnp_call_reply/_error. A call
+ * still pending when the server is freed has its HTTP side answered 501 and stays
+ * allocated: the application's later upnp_call_reply/_error only frees it. NULL: no-op.
+ * Reply strings left NULL are sent empty, except GetDefaultConnectionService's text and
+ * GetActiveConnection's text/text2, which upnp/ then fills with its own device UDN and
+ * serviceId (leave them NULL rather than building them). */
 
 /*
  * Complete a call with success. Exactly once per call, either this or upnp_call_error.
@@ -181,10 +187,12 @@ struct upnp_config {
 	int igd_version;             /* 1 (default) or 2 */
 	bool ppp;                    /* WANPPPConnection:1 instead of WANIPConnection */
 	const char *const *lan_ifnames; size_t n_lan_ifnames; /* SSDP only on these */
+	/* (none named: no SSDP, HTTP only on lan_addr, which is then required) */
 	const char *lan_addr;        /* IPv4 address for LOCATION and HTTP bind; NULL = first
 					address of the first LAN interface */
 	uint16_t http_port;          /* 0 = ephemeral */
 	const char *uuid_igd, *uuid_wan_device, *uuid_wan_conn_device; /* "uuid:" omitted */
+	/* (NULL: a random v4 UUID is made at start) */
 	const char *friendly_name;   /* NULL = "iwfd Internet Gateway" */
 	uint32_t ssdp_max_age;       /* CACHE-CONTROL max-age, default 1800 */
 	uint32_t boot_id, config_id; /* BOOTID.UPNP.ORG / CONFIGID.UPNP.ORG */
