@@ -711,7 +711,8 @@ static char *iface_location(const struct ssdp *s, const struct ssdp_iface *ifc, 
 	if (s->n_ifaces < 2 || strncmp(loc, "http://", 7) != 0)
 		return strdup(loc);
 	h = loc + 7;
-	e = h + strcspn(h, ":/");
+	for (e = h; *e != '\0' && *e != ':' && *e != '/'; e++)
+		;
 	if ((size_t)(e - h) >= sizeof(host))
 		return strdup(loc);
 	memcpy(host, h, (size_t)(e - h));
