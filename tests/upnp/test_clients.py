@@ -47,11 +47,13 @@ def check(cond, what):
 
 
 class Echo:
-    def __init__(self, *args, valgrind=False):
+    def __init__(self, *args, valgrind=False, netns=None):
         cmd = [ECHO] + list(args)
         if valgrind:
             cmd = ['valgrind', '-q', '--error-exitcode=99', '--leak-check=full',
                    '--errors-for-leak-kinds=definite'] + cmd
+        if netns:
+            cmd = ['ip', 'netns', 'exec', netns] + cmd
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         line = self.p.stdout.readline()
@@ -488,6 +490,42 @@ def test_lifecycle(valgrind):
     held.close()
 
 
+def test_discovery():
+    """SSDP through the glue: upnp_echo with --lan-if lo in a network namespace of our own
+    (multicast enabled on its loopback); upnpc and python3-miniupnpc discover it without a
+    URL, for IGD:1 and IGD:2 (an IGD:2 device answers the IGD:1 search upnpc sends first)."""
+    if os.geteuid() != 0 or shutil.which('ip') is None:
+        print('discovery: skipped (needs root and iproute2)')
+        return
+    ns = 'upnpct%d' % os.getpid()
+    run = lambda *a: subprocess.run(['ip', 'netns', 'exec', ns] + list(a), capture_output=True,
+                                    text=True, timeout=30)
+    subprocess.run(['ip', 'netns', 'add', ns], check=True)
+    try:
+        for cmd in (['ip', 'link', 'set', 'lo', 'up'], ['ip', 'link', 'set', 'lo', 'multicast', 'on'],
+                    ['ip', 'route', 'add', '224.0.0.0/4', 'dev', 'lo']):
+            run(*cmd)
+        for igd in ('1', '2'):
+            echo = Echo('--igd', igd, '--lan-if', 'lo', netns=ns)
+            try:
+                r = run(UPNPC, '-m', 'lo', '-l')
+                out = r.stdout + r.stderr
+                check('desc: %s' % echo.url in out, 'IGD:%s upnpc discovers %s: %s' % (igd, echo.url, out[-300:]))
+                check('IGD : http://127.0.0.1:%d/ctl/WANIPConn' % echo.port in out,
+                      'IGD:%s upnpc selects the IGD' % igd)
+                r = run('/usr/bin/python3', '-c',
+                        'import miniupnpc\nu=miniupnpc.UPnP(multicastif="lo")\nu.discoverdelay=500\n'
+                        'print(u.discover())\nprint(u.selectigd())\nprint(u.externalipaddress())')
+                lines = r.stdout.split()
+                check(len(lines) == 3 and int(lines[0]) >= 1 and lines[2] == '203.0.113.7',
+                      'IGD:%s python3-miniupnpc discovers: %r %s' % (igd, r.stdout, r.stderr[-300:]))
+            finally:
+                rc, err = echo.stop()
+                check(rc == 0, 'discovery echo exit %s %s' % (rc, err[-500:]))
+    finally:
+        subprocess.run(['ip', 'netns', 'del', ns])
+
+
 def main():
     modes = [
         ('IGD:1', ['--igd', '1'], False, False),
@@ -512,6 +550,7 @@ def main():
         finally:
             rc, err = echo.stop()
             check(rc == 0, '%s: echo exit status %s: %s' % (label, rc, err[-1000:]))
+    test_discovery()
     test_lifecycle(valgrind=shutil.which('valgrind') is not None and
                    os.environ.get('UPNP_TEST_NO_VALGRIND') is None)
     print('test_clients: %d checks, %d failed' % (checks, failures))
