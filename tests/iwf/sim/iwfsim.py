@@ -174,6 +174,7 @@ class Sim:
 
     def stop(self):
         self.proc.stop()
+        shutil.rmtree(self.proc.tmpdir, ignore_errors=True)
 
 
 def is_probe(entry):
