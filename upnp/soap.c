@@ -577,7 +577,7 @@ static char *repair_args(const char *body, size_t len, size_t *out_len)
 			}
 		}
 		if (close == NULL)
-			continue;
+			break; /* no repair past an unclosed argument: keeps the scan linear */
 		for (const char *q = p; q < close; q++) {
 			if (*q == '<') {
 				upnp_buf_add(&b, "&lt;");

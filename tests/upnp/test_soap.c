@@ -397,8 +397,30 @@ static void test_output(void)
 	upnp_buf_free(&b);
 }
 
+/* The repair pass for unescaped values must stay linear: 64 KiB of unclosed "<NewA>"
+ * tags (each would otherwise scan the rest of the body). No timing assertion: the answer
+ * must be 402, and a quadratic scan would show as a slow test (seconds, not microseconds). */
+static void test_repair_bound(void)
+{
+	static char big[65536 + 1];
+	struct upnp_soap_req r;
+	size_t n = 0;
+	const char *head = "<s:Envelope xmlns:s=\"" ENV_NS "\"><s:Body><u:AddPortMapping xmlns:u=\""
+			   IP1_NS "\">";
+
+	n = (size_t)snprintf(big, sizeof big, "%s", head);
+	while (n + 7 < sizeof big - 1) {
+		memcpy(big + n, "<NewA>&", 7);
+		n += 7;
+	}
+	big[n] = '\0';
+	int rc = upnp_soap_parse(big, n, NULL, UPNP_FL_IP1, &r);
+	CHECK(rc == 402);
+}
+
 int main(void)
 {
+	test_repair_bound();
 	test_clients();
 	test_types();
 	test_output();
