@@ -336,7 +336,8 @@ static void conn_flush(struct http_conn *c)
 
 	if (c->dead)
 		return;
-	while (c->q_head != NULL && c->q_head->ready) {
+	/* Nothing after a closing response is ever sent. */
+	while (c->phase == CONN_OPEN && c->q_head != NULL && c->q_head->ready) {
 		struct http_exchange *x = c->q_head;
 
 		c->q_head = x->next;
@@ -347,10 +348,6 @@ static void conn_flush(struct http_conn *c)
 		if (x->close_after)
 			c->phase = CONN_CLOSING;
 		exchange_free(x);
-		if (c->phase != CONN_OPEN) {
-			/* Nothing after a closing response is ever sent. */
-			break;
-		}
 	}
 	while (evbuffer_get_length(c->out) > 0) {
 		struct evbuffer_iovec v;
