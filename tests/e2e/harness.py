@@ -43,10 +43,12 @@ ADDR = {
     # 198.18/15 ...): a public-looking /32 that lives on a veth pair entirely inside the carrier
     # namespace.  No packet is ever sent to it.
     "ext": "11.22.33.44",
+    # optional "Internet" host on the carrier's external side (Topology(internet=True))
+    "internet": "11.22.99.99",
 }
 IFACE = {"host": "eth0", "lan_bridge": "br-lan", "router_wan": "wan0", "carrier_lan": "cwan0",
          "carrier_ext": "ext0"}
-ROLES = ("host1", "host2", "router", "carrier")
+ROLES = ("host1", "host2", "router", "carrier")   # plus "internet" when asked for
 
 
 def log(msg):
@@ -127,7 +129,7 @@ def netns_list():
 def sweep_stale(log_fn=log):
     """Delete namespaces left by runs whose process is gone (names iwf<pid>-<role>)."""
     for ns in netns_list():
-        m = re.fullmatch(r"iwf(\d+)-(host1|host2|router|carrier)", ns)
+        m = re.fullmatch(r"iwf(\d+)-(host1|host2|router|carrier|internet)", ns)
         if not m:
             continue
         pid = int(m.group(1))
@@ -204,9 +206,14 @@ class Proc:
 class Topology:
     """The routed CPE topology of issue 2. Use as a context manager."""
 
-    def __init__(self, keep=False, workdir=None, prefix=None):
+    def __init__(self, keep=False, workdir=None, prefix=None, internet=False):
+        """internet=True: the carrier's external veth peer lives in an extra namespace
+        "internet" (address {internet}) instead of inside the carrier, so data-path checks can
+        send packets to the mapped external address and port."""
         self.prefix = prefix or f"iwf{os.getpid()}"
-        self.ns = {r: f"{self.prefix}-{r}" for r in ROLES}
+        self.roles = ROLES + (("internet",) if internet else ())
+        self.internet = internet
+        self.ns = {r: f"{self.prefix}-{r}" for r in self.roles}
         self.keep = keep
         self.addr = dict(ADDR)
         self.iface = dict(IFACE)
@@ -260,7 +267,7 @@ class Topology:
             CLEANUP.push(lambda: shutil.rmtree(self.workdir, ignore_errors=True),
                          f"work dir {self.workdir}")
         log(f"topology {self.prefix}: namespaces {', '.join(self.ns.values())}; work dir {self.workdir}")
-        for r in ROLES:
+        for r in self.roles:
             self._netns_add(r)
         a, i = self.addr, self.iface
         # LAN: bridge in the router, one veth per host; snooping off so SSDP multicast floods.
@@ -287,12 +294,24 @@ class Topology:
         self.run("carrier", [IP, "link", "set", i["carrier_lan"], "up"], check=True)
         self.run("carrier", [IP, "route", "add", self.lan_net, "via", a["router_wan"]], check=True)
         self.run("carrier", [IP, "route", "add", "224.0.0.0/4", "dev", i["carrier_lan"]], check=True)
-        # Carrier's external side: a veth pair with both ends inside the carrier namespace.
-        sh([IP, "-n", self.ns["carrier"], "link", "add", i["carrier_ext"], "type", "veth",
-            "peer", "name", i["carrier_ext"] + "p"])
+        if not self.internet:
+            # Carrier's external side: a veth pair with both ends inside the carrier namespace.
+            sh([IP, "-n", self.ns["carrier"], "link", "add", i["carrier_ext"], "type", "veth",
+                "peer", "name", i["carrier_ext"] + "p"])
+            self.run("carrier", [IP, "link", "set", i["carrier_ext"] + "p", "up"], check=True)
+        else:
+            # The peer is an "Internet" host namespace: still nothing leaves our namespaces.
+            self._veth("carrier", i["carrier_ext"], "internet", i["host"])
+            self.run("internet", [IP, "addr", "add", f"{a['internet']}/32", "dev", i["host"]], check=True)
+            self.run("internet", [IP, "link", "set", i["host"], "up"], check=True)
+            self.run("internet", [IP, "route", "add", f"{a['ext']}/32", "dev", i["host"]], check=True)
+            self.run("internet", [IP, "route", "add", "default", "via", a["ext"], "dev", i["host"],
+                                  "onlink"], check=True)
         self.run("carrier", [IP, "addr", "add", f"{a['ext']}/32", "dev", i["carrier_ext"]], check=True)
         self.run("carrier", [IP, "link", "set", i["carrier_ext"], "up"], check=True)
-        self.run("carrier", [IP, "link", "set", i["carrier_ext"] + "p", "up"], check=True)
+        if self.internet:
+            self.run("carrier", [IP, "route", "add", f"{a['internet']}/32", "dev", i["carrier_ext"]],
+                     check=True)
         self.run("carrier", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
         # Sanity: the LAN reaches the carrier through the router (no NAT).
         # (no ping on minimal Debian: a TCP connect to a closed port must be refused by the

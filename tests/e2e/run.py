@@ -21,9 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
 ROLE_ALIASES = {"host1": "host1", "lan1": "host1", "host2": "host2", "lan2": "host2",
-                "router": "router", "cpe": "router", "carrier": "carrier"}
+                "router": "router", "cpe": "router", "carrier": "carrier", "internet": "internet"}
 
-STEP_ACTIONS = ("run", "nft", "capture", "carrier", "iwfd", "sleep", "log")
+STEP_ACTIONS = ("run", "nft", "capture", "carrier", "iwfd", "sleep", "log", "spawn", "wait")
 CANARY_PORT = 5399   # source port of the capture's positive-control PCP ANNOUNCE request
 
 
@@ -59,6 +59,7 @@ class Runner:
         self.captures = {}
         self.vars = {}
         self.saved_vars = {}
+        self.spawned = {}
         self.iwfd_stopped = False
         self.last = {}
 
@@ -88,9 +89,7 @@ class Runner:
 
     # ---------------------------------------------------------------- step kinds
     def step_run(self, st):
-        role = ROLE_ALIASES.get(st.get("ns", "host1"))
-        if role is None:
-            raise StepFailed(f"unknown namespace {st.get('ns')!r}")
+        role = self.role_of(st, "host1")
         cmd = subst(st["run"], self.vars)
         argv = shlex.split(cmd)
         within = st.get("within")
@@ -118,6 +117,45 @@ class Runner:
             raise StepFailed(f"`{cmd}` took {took:.1f}s, bound is {within}s")
         if "expect_log" in st or "reject_log" in st:
             self.check_log(st.get("expect_log"), st.get("reject_log"), st.get("log_within", 3))
+
+    def role_of(self, st, default):
+        role = ROLE_ALIASES.get(st.get("ns", default))
+        if role is None or role not in self.topo.ns:
+            raise StepFailed(f"unknown namespace {st.get('ns')!r} (internet needs internet = true)")
+        return role
+
+    def step_spawn(self, st):
+        """Start a background command; `ready` (regex) waits for its output; `wait` collects it."""
+        role = self.role_of(st, "host1")
+        name = st.get("id", "bg")
+        cmd = subst(st["spawn"], self.vars)
+        proc = self.topo.spawn(role, f"spawn-{name}", shlex.split(cmd))
+        self.spawned[name] = proc
+        self.out(f"    & {cmd}   [{role}, id {name}]")
+        if "ready" in st:
+            try:
+                proc.wait_for(subst(st["ready"], self.vars), float(st.get("within", 10)))
+            except H.HarnessError as e:
+                raise StepFailed(str(e))
+
+    def step_wait(self, st):
+        name = st["wait"]
+        proc = self.spawned.pop(name)
+        try:
+            rc = proc.p.wait(float(st.get("within", 15)))
+        except subprocess.TimeoutExpired:
+            proc.stop()
+            raise StepFailed(f"background '{name}' still running after {st.get('within', 15)}s:\n"
+                             f"{indent(proc.output())}")
+        text = proc.output()
+        self.out(f"    background '{name}' exited {rc}")
+        if self.verbose or st.get("show", False):
+            self.out(indent(text, "      | "))
+        exp = st.get("expect_rc", 0)
+        if exp != "any" and (rc == 0 if exp == "nonzero" else rc != int(exp)):
+            raise StepFailed(f"background '{name}' exited {rc}, expected {exp}:\n{indent(text)}")
+        self.expect_regexes(text, st.get("expect_output"), st.get("reject_output"),
+                            f"background '{name}'")
 
     def step_nft(self, st):
         """Assert on the carrier's nftables ruleset; retried for `within` seconds (default 3)."""
@@ -287,7 +325,7 @@ class Runner:
         self.out(f"scenario: {title}")
         if sc.get("topology", "routed") != "routed":
             raise H.HarnessError(f"unknown topology {sc.get('topology')!r}")
-        self.topo = H.Topology(keep=self.keep)
+        self.topo = H.Topology(keep=self.keep, internet=sc.get("internet", False))
         with self.topo:
             if sc.get("carrier", "miniupnpd") == "miniupnpd":
                 cfg = sc.get("miniupnpd", {})
