@@ -4,8 +4,10 @@
   demo.py --build DIR [--iwfd PATH] [--keep]
 
 Brings up the namespaces (two LAN hosts, the router running iwfd, the carrier running Debian's
-miniupnpd as PCP server), runs upnpc on LAN host 1 (add, list, delete) and shows both sides:
-the UPnP answers, iwfd's log and the carrier's mapping in its nftables ruleset.  Everything is
+miniupnpd as PCP server, an Internet host beyond the carrier), runs upnpc on LAN host 1 (add,
+list, delete) and shows both sides: the UPnP answers, iwfd's log, PCP on the wire, the carrier's
+mapping in its nftables ruleset, and a TCP connection from the Internet host that reaches LAN
+host 1 through the mapping (and no longer does after the delete).  Everything is
 torn down at the end, also on failure or Ctrl-C.  Exit status 0 only when every step did what
 it should.
 """
@@ -72,7 +74,7 @@ def main():
         return ok
 
     try:
-        with H.Topology(keep=a.keep) as topo:
+        with H.Topology(keep=a.keep, internet=True) as topo:
             ad = topo.addr
             section("Topology (network namespaces, created for this demo)")
             print(f"""\
@@ -80,7 +82,8 @@ def main():
   LAN host 2 {topo.ns['host2']:<18} {ad['host2']}
   router     {topo.ns['router']:<18} br-lan {ad['router_lan']}, wan0 {ad['router_wan']}  (iwfd, no NAT)
   carrier    {topo.ns['carrier']:<18} {ad['carrier']} towards the router, external {ad['ext']}
-             (Debian miniupnpd as the carrier's PCP server)""")
+             (Debian miniupnpd as the carrier's PCP server)
+  Internet   {topo.ns['internet']:<18} {ad['internet']} (a host on the carrier's external side)""")
 
             carrier = H.Miniupnpd(topo).start()
             print(f"\n  miniupnpd started in the carrier (PCP on {ad['carrier']}:5351)")
@@ -127,6 +130,21 @@ def main():
                 pcp_on_wire()
                 return p
 
+            def data_path(title, expect):
+                """Listener on LAN host 1 port 40000, connection from the Internet host."""
+                section(f"Data path {title}: Internet host -> {ad['ext']}:40000")
+                dp = os.path.join(H.HERE, "clients", "dataplane.py")
+                lis = topo.spawn("host1", f"listener-{int(expect)}",
+                                 [H.PYTHON, dp, "listen", "tcp", "40000", "--timeout", "4"])
+                lis.wait_for("listening", 10)
+                p = topo.run("internet", [H.PYTHON, dp, "send", "tcp", ad["ext"], "40000",
+                                          "hello-from-the-internet", "--timeout", "2"])
+                print(f"  Internet host: {p.stdout.strip()}")
+                rc = lis.p.wait(15)
+                print(f"  LAN host 1 listener: {lis.output().strip().splitlines()[-1]}")
+                reached = p.returncode == 0 and rc == 0
+                return reached == expect
+
             def carrier_view(title):
                 section(f"Carrier (miniupnpd) mapping: {title}")
                 rules = carrier.nat_rules()
@@ -140,6 +158,9 @@ def main():
             check(f"dport 40000 dnat ip to {host}:40000" in rules,
                   "the carrier's nftables hold DNAT 40000 -> LAN host 1")
 
+            ok = data_path("after the add", expect=True)
+            check(ok, f"a TCP connection from the Internet host to {ad['ext']}:40000 reaches LAN host 1")
+
             p = upnpc("GetGenericPortMappingEntry, from iwfd's own table", "-l")
             check(re.search(rf"TCP\s+40000->{re.escape(host)}:40000", p.stdout) is not None,
                   "upnpc -l lists the mapping")
@@ -148,6 +169,8 @@ def main():
             check("returned : 0" in p.stdout, "upnpc -d: iwfd deleted the mapping")
             rules = carrier_view("after the delete")
             check("dport 40000 dnat" not in rules, "the carrier's DNAT for 40000 is gone")
+            ok = data_path("after the delete", expect=False)
+            check(ok, f"{ad['ext']}:40000 no longer reaches LAN host 1")
 
             section("Tear-down")
             rc = iwfd.stop()
