@@ -644,6 +644,38 @@ static uint32_t client_v4(const char *text)
 	return inet_pton(AF_INET, text, &a) == 1 ? ntohl(a.s_addr) : 0;
 }
 
+/* The live map (any phase holding a key) for an internal endpoint, or NULL. */
+static struct iwf_map *map_find_internal(struct iwf *w, uint8_t proto, const char *client,
+					 uint16_t port)
+{
+	for (struct iwf_map *x = w->maps; x; x = x->next) {
+		if (x->phase == PHASE_DISCARD || x->phase == PHASE_PROBE)
+			continue;
+		if (x->m.protocol == proto && x->m.internal_port == port &&
+		    strcmp(x->m.internal_client, client) == 0)
+			return x;
+	}
+	return NULL;
+}
+
+/* A control point re-adding the mapping it has: new lease, description and enabled flag;
+ * the PCP mapping stays (same nonce); not a change of the table (no SystemUpdateID). */
+static void refresh(struct iwf *w, struct iwf_map *x, const struct upnp_pm_entry *pm, uint32_t lease,
+		    int64_t now)
+{
+	long i = state_table_find(w->table, x->m.protocol, x->m.external_port, x->m.remote_host);
+	x->m.lease_duration = lease;
+	x->m.lease_end = lease ? now + lease : 0;
+	x->m.enabled = pm->enabled;
+	clean_description(x->m.description, sizeof(x->m.description), pm->description);
+	if (i >= 0)
+		*state_table_get_mut(w->table, (size_t)i) = x->m;
+	if (x->flow)
+		pcp_flow_set_lifetime(w->pcp, x->flow, pcp_lifetime_for(w, &x->m));
+	save(w);
+	arm_lease_timer(w);
+}
+
 static void act_add(struct iwf *w, struct upnp_call *call, const struct upnp_args *a,
 		    const char *from, bool any)
 {
@@ -673,6 +705,27 @@ static void act_add(struct iwf *w, struct upnp_call *call, const struct upnp_arg
 	if (w->cfg.igd_version == 2 && (lease == 0 || lease > IGD2_MAX_LEASE))
 		lease = IGD2_MAX_LEASE;
 
+	/* A PCP mapping is keyed by its internal endpoint (RFC 6887 §11.1: protocol, internal
+	 * address and port; one nonce each). UPnP could ask for a second external port for the
+	 * same endpoint, which PCP cannot represent. */
+	struct iwf_map *same = map_find_internal(w, proto, pm->internal_client, pm->internal_port);
+	if (same && any && same->phase == PHASE_ACTIVE && strcmp(same->m.remote_host, pm->remote_host) == 0) {
+		/* AddAnyPortMapping again for an endpoint that has its mapping: a refresh; the
+		 * port it already has is the answer (what a user of any IGD would expect). */
+		refresh(w, same, pm, lease, now);
+		upnp_call_reply(call, &(struct upnp_reply){.reserved_port = same->m.external_port});
+		return;
+	}
+	if (same && (same->m.external_port != pm->external_port ||
+		     strcmp(same->m.remote_host, pm->remote_host) != 0)) {
+		iwf_log(w->log, IWF_LOG_INFO,
+			"%s asked %s %u -> %s:%u: that endpoint is already mapped from port %u -> 718",
+			from, proto_name(proto), pm->external_port, pm->internal_client, pm->internal_port,
+			same->m.external_port);
+		upnp_call_error(call, 718);
+		return;
+	}
+
 	/* seed 004 §5.7.2 / Figure 6: the local table first. */
 	struct iwf_map *x = map_find(w, proto, pm->external_port, pm->remote_host);
 	if (x && !any) {
@@ -680,16 +733,7 @@ static void act_add(struct iwf *w, struct upnp_call *call, const struct upnp_arg
 		    x->m.internal_port == pm->internal_port) {
 			/* The same client re-adding its own mapping: a refresh (new lease, same PCP
 			 * mapping), not a change of the table. */
-			long i = state_table_find(w->table, proto, pm->external_port, pm->remote_host);
-			x->m.lease_duration = lease;
-			x->m.lease_end = lease ? now + lease : 0;
-			x->m.enabled = pm->enabled;
-			clean_description(x->m.description, sizeof(x->m.description), pm->description);
-			if (i >= 0)
-				*state_table_get_mut(w->table, (size_t)i) = x->m;
-			pcp_flow_set_lifetime(w->pcp, x->flow, pcp_lifetime_for(w, &x->m));
-			save(w);
-			arm_lease_timer(w);
+			refresh(w, x, pm, lease, now);
 			upnp_call_reply(call, &(struct upnp_reply){.reserved_port = pm->external_port});
 			return;
 		}

@@ -133,6 +133,21 @@ def test_add_any_same_client_again(exe):
         assert len(sim_maps_for(env, 46100)) == 1
 
 
+def test_second_external_port_for_same_endpoint(exe):
+    """UPnP may ask a second external port for an internal endpoint that already has one;
+    PCP keys a mapping by its internal endpoint, so the IWF answers 718 locally (no MAP
+    that the server would refuse as NOT_AUTHORIZED -> a misleading 606)."""
+    for igd in (1, 2):
+        with Env(exe, igd=igd, config=THIRD) as env:
+            env.wait_connected()
+            assert env.add(46200, 46200) == 0
+            s0 = env.sim.last_seq()
+            assert env.add(46201, 46200) == 718
+            time.sleep(0.3)
+            assert not all_requests(env, s0), "a second port for one endpoint reached PCP"
+            assert len(env.entries()) == 1
+
+
 # ------------------------------------------------------------------ §5.9 deletes
 
 def test_delete(exe):

@@ -249,7 +249,10 @@ def test_server_restart_with_announce(exe):
         view, nonces = setup_five(env)
         r = env.sim.restart(announce="unicast")
         assert r.get("announce"), "simulator sent no ANNOUNCE: %r" % r
-        assert not env.sim.mappings()
+        # No check that the simulator is empty here: iwfd may already have re-created
+        # everything (the ANNOUNCE is unicast and answered within milliseconds). The
+        # simulator forgot every mapping at restart, so each one check_back finds again was
+        # re-created by iwfd.
         check_back(env, view, nonces, 10, "mappings back after restart + ANNOUNCE")
 
 
