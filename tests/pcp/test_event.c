@@ -24,6 +24,8 @@ struct responder {
 	uint16_t port;
 	struct event *ev;
 	bool silent;
+	unsigned drop; /* drop this many requests first */
+	uint64_t at[8]; /* arrival times (pcp_io_now) of the first requests */
 	uint32_t epoch0;
 	uint64_t t0;
 	unsigned n_req;
@@ -84,10 +86,16 @@ static void on_request(evutil_socket_t fd, short what, void *arg)
 	struct pcp_msg m;
 	if (pcp_msg_decode(buf, (size_t)n, &m) != PCP_OK || m.response)
 		return;
+	if (r->n_req < 8)
+		r->at[r->n_req] = pcp_io_now();
 	r->n_req++;
 	r->last = m;
 	if (r->silent)
 		return;
+	if (r->drop) {
+		r->drop--;
+		return;
+	}
 	m.response = true;
 	m.result = PCP_RESULT_SUCCESS;
 	m.epoch = r->epoch0 + (uint32_t)((pcp_io_now() - r->t0) / 1000);
@@ -334,6 +342,46 @@ static void test_loopback(void)
 	event_base_free(c.base);
 }
 
+/* Two requests lost: the adapter's timer drives the §8.1.1 retransmissions. */
+static void test_retransmit_over_udp(void)
+{
+	struct ctx c = { 0 };
+	c.base = event_base_new();
+	struct responder r;
+	CHECK(responder_open(&r, c.base, AF_INET));
+	r.drop = 2;
+	struct pcp_client_config cfg = { .irt_ms = 100, .random = t_random, .on_event = on_pcp_event,
+					 .event_arg = &c };
+	c.client = pcp_client_new(&cfg);
+	char server[64];
+	snprintf(server, sizeof server, "127.0.0.1:%u", r.port);
+	const char *servers[] = { server };
+	struct pcp_io_config iocfg = { .servers = servers, .n_servers = 1 };
+	c.io = pcp_io_new(c.base, c.client, &iocfg, NULL);
+	CHECK(c.io != NULL);
+	if (!c.io)
+		return;
+	struct pcp_map_params p = { .protocol = 17, .internal_port = 5000, .lifetime = 60 };
+	CHECK(pcp_addr_parse(&p.internal_addr, "127.0.0.1"));
+	struct pcp_flow *f = pcp_flow_map(c.client, &p, NULL, pcp_io_now());
+	pcp_io_kick(c.io);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, false, 5000));
+	CHECK_EQ(r.n_req, 3);
+	/* RAND at its minimum: RT1 = 90 ms, RT2 = 171 ms; not earlier than that (the
+	 * margin covers the event loop's latency in stamping the first arrival) */
+	CHECK(r.at[1] - r.at[0] >= 80);
+	CHECK(r.at[2] - r.at[1] >= 160);
+	CHECK(memcmp(r.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	struct pcp_client_stats st;
+	pcp_client_get_stats(c.client, &st);
+	CHECK_EQ(st.sent, 3);
+	CHECK_EQ(st.retransmitted, 2);
+	pcp_io_free(c.io);
+	pcp_client_free(c.client);
+	responder_close(&r);
+	event_base_free(c.base);
+}
+
 static void test_new_errors(void)
 {
 	struct event_base *base = event_base_new();
@@ -404,6 +452,7 @@ int main(void)
 {
 	T_RUN(test_parse_server);
 	T_RUN(test_loopback);
+	T_RUN(test_retransmit_over_udp);
 	T_RUN(test_new_errors);
 	T_RUN(test_default_router);
 	return t_failures != 0;
