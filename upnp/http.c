@@ -516,6 +516,20 @@ nomem:
 	return -1;
 }
 
+/* RFC 9110 §5.6.2 token; also rejects white space before the colon (RFC 9112 §5.1). */
+static bool is_token(const char *t)
+{
+	if (*t == '\0')
+		return false;
+	for (; *t != '\0'; t++) {
+		unsigned char ch = (unsigned char)*t;
+
+		if (ch <= 0x20 || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL)
+			return false;
+	}
+	return true;
+}
+
 static bool method_served(enum http_method m)
 {
 	switch (m) {
@@ -537,7 +551,8 @@ static int on_headers_complete(http_parser *p)
 	const struct http_server *s = c->srv;
 
 	if (p->http_major != 1) {
-		c->parse_status = 505;
+		/* HTTP/0.9 (no version at all) is not spoken; 2.x and later are not ours. */
+		c->parse_status = p->http_major == 0 ? 400 : 505;
 		return -1;
 	}
 	if (!method_served((enum http_method)p->method)) {
@@ -556,6 +571,10 @@ static int on_headers_complete(http_parser *p)
 	x->req.path = x->strbuf + x->url_off;
 	for (size_t i = 0; i < x->req.n_headers; i++) {
 		x->req.headers[i].name = x->strbuf + x->name_off[i];
+		if (!is_token(x->req.headers[i].name)) {
+			c->parse_status = 400;
+			return -1;
+		}
 		x->req.headers[i].value = x->value_off[i] == (size_t)-1 ? ""
 					  : trim(x->strbuf + x->value_off[i]);
 	}
@@ -645,8 +664,6 @@ static int parse_error_status(struct http_conn *c, enum http_errno e, const char
 	switch (e) {
 	case HPE_HEADER_OVERFLOW:
 		return 431;
-	case HPE_INVALID_VERSION:
-		return 505;
 	case HPE_INVALID_METHOD: {
 		/* A well-formed token followed by a space is a method we do not know. */
 		size_t i = 0;
