@@ -266,6 +266,19 @@ const size_t upnp_n_actions = sizeof upnp_actions / sizeof upnp_actions[0];
 _Static_assert(sizeof upnp_actions / sizeof upnp_actions[0] == UPNP_ACT__COUNT,
 	       "one dispatch row per enum upnp_action");
 
+const struct upnp_action_def upnp_compat_query_state_variable = {
+	.action = UPNP_ACT__COUNT, .name = "QueryStateVariable",
+	.flavours = CONN | CIC1 | L3F1,
+	.in = { { "varName", NULL, UPNP_F_TEXT } },
+	.out = { { "return", NULL, UPNP_F_TEXT } },
+};
+
+const struct upnp_action_def upnp_compat_get_pm_number_of_entries = {
+	.action = UPNP_ACT__COUNT, .name = "GetPortMappingNumberOfEntries",
+	.flavours = CONN,
+	.out = { A("NewPortMappingNumberOfEntries", "PortMappingNumberOfEntries", NUMBER) },
+};
+
 const struct upnp_action_def *upnp_action_get(enum upnp_action a)
 {
 	if ((unsigned)a >= upnp_n_actions || upnp_actions[a].action != a)

@@ -114,6 +114,16 @@ extern const size_t upnp_n_actions;
 const struct upnp_action_def *upnp_action_get(enum upnp_action a);
 /* Action `name` (exact, case-sensitive: UDA names are) defined by flavour fl, or NULL. */
 const struct upnp_action_def *upnp_action_lookup(const char *name, size_t len, enum upnp_flavour fl);
+/* Compatibility requests answered by upnp/ itself from the state the application pushed
+ * (upnp_server_set_state): not in enum upnp_action (their .action is UPNP_ACT__COUNT), not
+ * listed in any SCPD. QueryStateVariable (UDA 1.0 §3.3.1, deprecated in 1.1; in namespace
+ * urn:schemas-upnp-org:control-1-0, argument varName, result "return") and
+ * GetPortMappingNumberOfEntries (miniupnpd's vendor action; python3-miniupnpc's
+ * getportmappingnumberofentries() calls it). */
+extern const struct upnp_action_def upnp_compat_query_state_variable;
+extern const struct upnp_action_def upnp_compat_get_pm_number_of_entries;
+#define UPNP_CONTROL_NS "urn:schemas-upnp-org:control-1-0"
+
 /* Number of in / out arguments. */
 size_t upnp_action_n_in(const struct upnp_action_def *d);
 size_t upnp_action_n_out(const struct upnp_action_def *d);

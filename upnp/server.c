@@ -55,6 +55,9 @@ struct upnp_server {
 	struct ssdp *ssdp;
 	struct gena *gena;
 	struct upnp_call *calls;        /* pending calls */
+	/* last state pushed (QueryStateVariable, GetPortMappingNumberOfEntries) */
+	char st_status[32], st_external_ip[64], st_possible[64];
+	uint32_t st_entries, st_system_update_id;
 	char nt_store[N_NT][NT_LEN];
 	const char *nts[N_NT + 1];
 };
@@ -192,6 +195,49 @@ static void respond_405(struct http_exchange *x, const char *allow)
 	http_exchange_respond(x, 405, h, NULL, NULL, 0);
 }
 
+/* The compatibility requests of content.h, answered from the last pushed state. */
+static void answer_compat(struct upnp_server *s, struct http_exchange *x, enum upnp_flavour fl,
+			  const struct upnp_soap_req *sr)
+{
+	struct upnp_reply r;
+	struct upnp_buf b;
+	char num[16];
+	enum upnp_service svc = upnp_flavour_get(fl)->service;
+	bool conn = svc == UPNP_SVC_WANIPCONN || svc == UPNP_SVC_WANPPPCONN;
+
+	memset(&r, 0, sizeof r);
+	r.number = s->st_entries;
+	if (sr->def == &upnp_compat_query_state_variable) {
+		/* the evented variables of the service at this control URL */
+		const char *n = sr->args.text;
+		if (conn && strcmp(n, "ConnectionStatus") == 0)
+			r.text = s->st_status;
+		else if (conn && strcmp(n, "ExternalIPAddress") == 0)
+			r.text = s->st_external_ip;
+		else if (conn && strcmp(n, "PossibleConnectionTypes") == 0)
+			r.text = s->st_possible;
+		else if (conn && strcmp(n, "PortMappingNumberOfEntries") == 0) {
+			snprintf(num, sizeof num, "%u", (unsigned)s->st_entries);
+			r.text = num;
+		} else if (fl == UPNP_FL_IP2 && strcmp(n, "SystemUpdateID") == 0) {
+			snprintf(num, sizeof num, "%u", (unsigned)s->st_system_update_id);
+			r.text = num;
+		} else if (svc == UPNP_SVC_L3FWD && strcmp(n, "DefaultConnectionService") == 0)
+			r.text = s->default_conn_service;
+		else {
+			respond_fault(x, 404); /* UDA 1.0: Invalid Var */
+			return;
+		}
+	}
+	upnp_buf_init(&b);
+	upnp_soap_response(&b, sr->def, sr->ns, &r);
+	if (b.failed)
+		respond_fault(x, 501);
+	else
+		http_exchange_respond(x, 200, soap_headers, SOAP_CT, b.p, b.len);
+	upnp_buf_free(&b);
+}
+
 static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 			const struct http_request *req, enum upnp_flavour fl)
 {
@@ -206,6 +252,10 @@ static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 		upnp_log(&s->logger, UPNP_LOG_DEBUG, "upnp: rejected %s on %s: %d",
 			 sr.def ? sr.def->name : "request", req->path, rc);
 		respond_fault(x, rc);
+		return;
+	}
+	if (sr.def->action == UPNP_ACT__COUNT) {
+		answer_compat(s, x, fl, &sr);
 		return;
 	}
 	if (s->ops == NULL || s->ops->action == NULL) {
@@ -297,6 +347,11 @@ void upnp_server_set_state(struct upnp_server *s, const struct upnp_state *st)
 		st->connection_status ? st->connection_status : "Disconnected",
 		st->external_ip ? st->external_ip : "", entries, sysupd, NULL };
 	set_vars(s, upnp_flavour_get(cfl)->service, names, values);
+	snprintf(s->st_possible, sizeof s->st_possible, "%s", values[0]);
+	snprintf(s->st_status, sizeof s->st_status, "%s", values[1]);
+	snprintf(s->st_external_ip, sizeof s->st_external_ip, "%s", values[2]);
+	s->st_entries = st->port_mapping_number_of_entries;
+	s->st_system_update_id = st->system_update_id;
 }
 
 static void initial_vars(struct upnp_server *s)

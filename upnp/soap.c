@@ -26,7 +26,6 @@
 
 #define SOAP_ENV_NS "http://schemas.xmlsoap.org/soap/envelope/"
 #define SOAP_ENC_NS "http://schemas.xmlsoap.org/soap/encoding/"
-#define UPNP_CONTROL_NS "urn:schemas-upnp-org:control-1-0"
 #define SERVICE_URN_PREFIX "urn:schemas-upnp-org:service:"
 #define NS_SEP ' '            /* URIs cannot contain a space (RFC 3986) */
 #define ARG_TEXT_MAX 1024     /* beyond: 402, except the description (truncated) */
@@ -189,11 +188,18 @@ static void start_action(struct parser *p, const char *ns, size_t ns_len, const 
 		return;
 	}
 	p->seen_action = true;
-	if (!service_ns_flavour(ns, ns_len, p->hosted, &p->eff) || ns_len >= UPNP_SOAP_NS_MAX) {
+	if (ns_is(ns, ns_len, UPNP_CONTROL_NS) && strcmp(local, "QueryStateVariable") == 0) {
+		d = &upnp_compat_query_state_variable; /* UDA 1.0 §3.3.1 */
+	} else if (!service_ns_flavour(ns, ns_len, p->hosted, &p->eff) ||
+		   ns_len >= UPNP_SOAP_NS_MAX) {
 		fail(p, 401);
 		return;
+	} else {
+		d = upnp_action_lookup(local, strlen(local), p->eff);
+		if (d == NULL && strcmp(local, upnp_compat_get_pm_number_of_entries.name) == 0 &&
+		    (upnp_compat_get_pm_number_of_entries.flavours & UPNP_FLB(p->eff)))
+			d = &upnp_compat_get_pm_number_of_entries;
 	}
-	d = upnp_action_lookup(local, strlen(local), p->eff);
 	if (d == NULL) {
 		fail(p, 401);
 		return;
@@ -299,17 +305,17 @@ static void XMLCALL on_chars(void *ud, const XML_Char *s, int len)
 static int store_arg(struct parser *p, const struct upnp_arg_def *a)
 {
 	struct upnp_args *args = &p->req->args;
-	const struct upnp_var_def *v = upnp_var_find(a->var, p->eff);
+	const struct upnp_var_def *v = a->var != NULL ? upnp_var_find(a->var, p->eff) : NULL;
 	const char *s = p->text;
 	size_t len = p->text_len;
 	uint32_t u = 0;
 	bool flag = false;
 
-	if (v == NULL)
+	if (v == NULL && a->var != NULL)
 		return 402; /* table inconsistency; test_actions makes it impossible */
 	if (p->text_overflow && a->field != UPNP_F_DESCRIPTION)
 		return 402;
-	switch (v->type) {
+	switch (v != NULL ? v->type : UPNP_DT_STRING) {
 	case UPNP_DT_UI2:
 		if (!upnp_parse_uint(s, len, 65535, &u))
 			return 402;

@@ -207,7 +207,7 @@ for name, ns in wrong_ns.items():
         body = envelope(ns, 'GetExternalIPAddress', '')
     add('bad_ns_' + name, 'IP1', 401, body)
 for name in ['Foo', 'addportmapping', 'ADDPORTMAPPING', 'AddPortMappingX', 'AddPortMappin',
-             'QueryStateVariable', 'GetPortMappingNumberOfEntries', 'AddPinhole',
+             'QueryStateVariable', 'AddPinhole',
              'GetFirewallStatus', 'X_Vendor', 'GetUserName', 'AddAnyPortMapping',
              'GetListOfPortMappings', 'DeletePortMappingRange', 'GetCommonLinkProperties',
              'GetDefaultConnectionService']:
@@ -398,6 +398,28 @@ add('ok_dialect_miniupnpc_raw_amp', 'IP1', 0,
     sa('IP1', 'AddPortMapping'))
 add('ok_dialect_selfclosed_empty_remote_host', 'IP1', 0,
     envelope(NS['IP1'], 'DeletePortMapping', '<NewRemoteHost/>' + args_xml(PM_KEY[1:])))
+
+# ---------------------------------------------------------------- compatibility requests
+QSV = ('<s:Envelope xmlns:s="%s"><s:Body><u:QueryStateVariable xmlns:u="urn:schemas-upnp-org:'
+       'control-1-0"><u:varName>%%s</u:varName></u:QueryStateVariable></s:Body></s:Envelope>' % ENV)
+for svc in ['IP1', 'IP2', 'PPP1', 'CIC1', 'L3F1']:
+    add('ok_compat_%s_QueryStateVariable' % svc, svc, 0, QSV % 'ExternalIPAddress',
+        '"urn:schemas-upnp-org:control-1-0#QueryStateVariable"')
+add('ok_compat_IP1_QueryStateVariable_unqualified_arg', 'IP1', 0,
+    QSV.replace('<u:varName>%s</u:varName>', '<varName>%s</varName>') % 'ConnectionStatus')
+add('bad_compat_IP1_QueryStateVariable_no_arg', 'IP1', 402,
+    QSV.replace('<u:varName>%s</u:varName>', ''))
+add('bad_compat_IP1_QueryStateVariable_two_args', 'IP1', 402,
+    QSV % 'A</u:varName><u:varName>B')
+add('bad_compat_IP1_QueryStateVariable_soapaction', 'IP1', 401, QSV % 'ExternalIPAddress',
+    sa('IP1', 'QueryStateVariable'))
+add('bad_compat_IP1_QueryStateVariable_service_ns', 'IP1', 401,
+    envelope(NS['IP1'], 'QueryStateVariable', '<varName>ExternalIPAddress</varName>'))
+for svc in ['IP1', 'IP2', 'PPP1']:
+    add('ok_compat_%s_GetPortMappingNumberOfEntries' % svc, svc, 0,
+        req(svc, 'GetPortMappingNumberOfEntries', []), sa(svc, 'GetPortMappingNumberOfEntries'))
+add('bad_compat_CIC1_GetPortMappingNumberOfEntries', 'CIC1', 401,
+    req('CIC1', 'GetPortMappingNumberOfEntries', []))
 
 
 def main():

@@ -74,6 +74,19 @@ int main(void)
 	CHECK(upnp_action_lookup("addportmapping", 14, UPNP_FL_IP1) == NULL); /* case matters */
 	CHECK(upnp_action_lookup("AddPortMapping", 13, UPNP_FL_IP1) == NULL); /* prefix */
 
+	/* compatibility requests: outside the enum and the SCPDs */
+	const struct upnp_action_def *compat[] = { &upnp_compat_query_state_variable,
+						   &upnp_compat_get_pm_number_of_entries };
+	for (size_t i = 0; i < 2; i++) {
+		CHECK(compat[i]->action == UPNP_ACT__COUNT);
+		for (int fl = 0; fl < UPNP_FL__COUNT; fl++)
+			CHECK(upnp_action_lookup(compat[i]->name, strlen(compat[i]->name),
+						 (enum upnp_flavour)fl) == NULL);
+	}
+	CHECK(upnp_action_n_in(&upnp_compat_query_state_variable) == 1);
+	CHECK(upnp_compat_get_pm_number_of_entries.flavours ==
+	      (UPNP_FLB(UPNP_FL_IP1) | UPNP_FLB(UPNP_FL_IP2) | UPNP_FLB(UPNP_FL_PPP1)));
+
 	/* which services define what (issue 4 item 5) */
 	struct { const char *name; unsigned fl; } expect[] = {
 		{ "AddPortMapping", UPNP_FLB(UPNP_FL_IP1) | UPNP_FLB(UPNP_FL_IP2) | UPNP_FLB(UPNP_FL_PPP1) },

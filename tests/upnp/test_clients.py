@@ -300,7 +300,10 @@ def test_portmapping_clients(echo, v2, label):
         check(False, '%s python add conflict must raise' % label)
     except Exception as ex:
         check('ConflictInMappingEntry' in str(ex), '%s python 718: %s' % (label, ex))
+    n = u.getportmappingnumberofentries()
+    check(n == 1, '%s python getportmappingnumberofentries (answered by upnp/ from the pushed state): %r' % (label, n))
     check(u.deleteportmapping(40100, 'UDP'), '%s python delete' % label)
+    check(u.getportmappingnumberofentries() == 0, '%s python getportmappingnumberofentries after delete' % label)
     try:
         u.deleteportmapping(40100, 'UDP')
         check(False, '%s python delete missing must raise' % label)
@@ -450,6 +453,33 @@ def test_raw_actions(echo, conn_path, conn_type, v2, ppp):
     check(o.get('NewDefaultConnectionService') == 'x&y', 'SetDefaultConnectionService round trip')
 
 
+def query_state_variable(echo, path, var):
+    body = ('<?xml version="1.0"?><s:Envelope xmlns:s="%s"><s:Body><u:QueryStateVariable '
+            'xmlns:u="%s"><u:varName>%s</u:varName></u:QueryStateVariable></s:Body></s:Envelope>'
+            % (ENV, CTL, var)).encode()
+    st, _, data = echo.http('POST', path, body, {'SOAPACTION': '"%s#QueryStateVariable"' % CTL})
+    b = ET.fromstring(data).find('{%s}Body' % ENV)
+    if st == 200:
+        return 0, b.findtext('{%s}QueryStateVariableResponse/return' % CTL)
+    return int(b.findtext('{%s}Fault/detail/{%s}UPnPError/{%s}errorCode' % (ENV, CTL, CTL))), None
+
+
+def test_query_state_variable(echo, conn_path, conn_type, v2):
+    """UDA 1.0 QueryStateVariable, answered by upnp/ from upnp_server_set_state's values."""
+    check(query_state_variable(echo, conn_path, 'ExternalIPAddress') == (0, '203.0.113.7'), 'QSV ExternalIPAddress')
+    check(query_state_variable(echo, conn_path, 'ConnectionStatus') == (0, 'Connected'), 'QSV ConnectionStatus')
+    n = 0  # the application's table, enumerated
+    while echo.soap(conn_path, conn_type, 'GetGenericPortMappingEntry', [('NewPortMappingIndex', str(n))])[0] == 0:
+        n += 1
+    check(query_state_variable(echo, conn_path, 'PortMappingNumberOfEntries') == (0, str(n)),
+          'QSV PortMappingNumberOfEntries = %d' % n)
+    code, v = query_state_variable(echo, conn_path, 'SystemUpdateID')
+    check(code == 0 and v.isdigit() if v2 else code == 404, 'QSV SystemUpdateID: %s %s' % (code, v))
+    check(query_state_variable(echo, conn_path, 'RemoteHost')[0] == 404, 'QSV non-evented -> 404')
+    check(query_state_variable(echo, '/ctl/L3F', 'DefaultConnectionService')[1].startswith('uuid:'), 'QSV L3F')
+    check(query_state_variable(echo, '/ctl/WANCommonIFC', 'ExternalIPAddress')[0] == 404, 'QSV wrong service -> 404')
+
+
 def test_lifecycle(valgrind):
     """A client that disconnects before its deferred answer; a call pending when the server
     is freed (completed by the application afterwards); the echo must exit 0 (valgrind:
@@ -546,6 +576,7 @@ def main():
             if v2:
                 test_igd2_clients(echo, u)
             test_raw_actions(echo, conn_path, conn_type, v2, ppp)
+            test_query_state_variable(echo, conn_path, conn_type, v2)
             test_gena(echo, conn_path, conn_type, evt_path, v2)
         finally:
             rc, err = echo.stop()
