@@ -22,6 +22,9 @@ void iwf_config_init(struct iwf_config *cfg)
 	cfg->pcp_service_wait_s = 5;
 	cfg->replay_rate = 20;
 	cfg->listen_announce = true;
+	snprintf(cfg->nat_mode, sizeof(cfg->nat_mode), "none");
+	cfg->nat_port_min = 1024;
+	cfg->nat_port_max = 65535;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -264,6 +267,26 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 					goto out;
 				}
 			}
+		} else if (strcmp(key, "nat") == 0 && json_is_object(v)) {
+			const char *k2;
+			json_t *v2;
+			json_object_foreach(v, k2, v2) {
+				if (strcmp(k2, "mode") == 0 && copy_str(cfg->nat_mode, sizeof(cfg->nat_mode), v2) &&
+				    (!strcmp(cfg->nat_mode, "none") || !strcmp(cfg->nat_mode, "nftables")))
+					continue;
+				if (strcmp(k2, "wan_interface") == 0 && copy_str(cfg->wan_if, sizeof(cfg->wan_if), v2))
+					continue;
+				if (strcmp(k2, "port_min") == 0 && get_uint(v2, 65535, &u) && u >= 1) {
+					cfg->nat_port_min = (uint16_t)u;
+					continue;
+				}
+				if (strcmp(k2, "port_max") == 0 && get_uint(v2, 65535, &u) && u >= 1) {
+					cfg->nat_port_max = (uint16_t)u;
+					continue;
+				}
+				rc = fail(detail, cap, "nat.%s: unknown key or bad value", k2);
+				goto out;
+			}
 		} else if (strcmp(key, "security") == 0 && json_is_object(v)) {
 			const char *k2;
 			json_t *v2;
@@ -299,6 +322,12 @@ enum iwf_err iwf_config_check(const struct iwf_config *cfg, char *detail, size_t
 		return fail(detail, cap, "IGD version must be 1 or 2");
 	if (cfg->ppp && cfg->igd_version != 1)
 		return fail(detail, cap, "WANPPPConnection is only offered with IGD:1");
+	if (strcmp(cfg->nat_mode, "none") && strcmp(cfg->nat_mode, "nftables"))
+		return fail(detail, cap, "NAT mode must be none or nftables");
+	if (!strcmp(cfg->nat_mode, "nftables") && !cfg->wan_if[0])
+		return fail(detail, cap, "the nftables NAT needs the WAN interface (--wan-if or nat.wan_interface)");
+	if (cfg->nat_port_min > cfg->nat_port_max)
+		return fail(detail, cap, "nat.port_min is above nat.port_max");
 	if (cfg->lan_addr[0]) {
 		struct in_addr a;
 		if (inet_pton(AF_INET, cfg->lan_addr, &a) != 1)

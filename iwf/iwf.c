@@ -6,6 +6,7 @@
  * which answers every UPnP read (seed 004 §5.8) and is saved after every change (§5.4).
  */
 #include "iwf.h"
+#include "nat.h"
 
 #include "pcp.h"
 #include "pcp_event.h"
@@ -64,6 +65,7 @@ struct iwf {
 	struct pcp_io *io;
 	struct state_table *table;
 	struct state_meta meta;
+	struct iwf_nat *nat;  /* cascaded NAT (seed 004 §5.6); "none" backend otherwise */
 	struct iwf_map *maps; /* every live iwf_map */
 	struct event *lease_timer, *start_timer, *replay_timer;
 	bool started;         /* PCP_SERVICE_WAIT over */
@@ -226,17 +228,24 @@ static bool start_flow(struct iwf *w, struct iwf_map *x, bool prefer_failure, bo
 	struct pcp_map_params p;
 	memset(&p, 0, sizeof(p));
 	p.protocol = x->m.protocol;
-	if (!pcp_addr_parse(&p.internal_addr, x->m.internal_client))
-		return false;
-	p.internal_port = x->m.internal_port;
+	if (x->m.router_port) {
+		/* seed 004 §5.6: the PCP request carries the router's own address (the source of
+		 * our requests, no THIRD_PARTY) and the port the router's NAT gave. */
+		p.internal_port = x->m.router_port;
+		p.third_party = false;
+	} else {
+		if (!pcp_addr_parse(&p.internal_addr, x->m.internal_client))
+			return false;
+		p.internal_port = x->m.internal_port;
+		/* seed 004 §5.5, no NAT in the CP router: the internal address is the LAN
+		 * host's, not the one our requests leave with -> THIRD_PARTY (RFC 6887 §13.1). */
+		p.third_party = true;
+	}
 	p.suggested_port = x->any && x->m.external_port == 0 ? 0 : x->m.external_port;
 	if (x->m.external_addr[0])
 		pcp_addr_parse(&p.suggested_addr, x->m.external_addr);
 	p.lifetime = pcp_lifetime_for(w, &x->m);
 	p.prefer_failure = prefer_failure;
-	/* seed 004 §5.5, no NAT in the CP router: the internal address is the LAN host's,
-	 * which is not the address our requests leave with -> THIRD_PARTY (RFC 6887 §13.1). */
-	p.third_party = true;
 	if (x->m.remote_host[0]) {
 		/* RemoteHost -> FILTER (RFC 6887 §13.3), one remote address, all its ports. */
 		struct in6_addr ra;
@@ -352,6 +361,11 @@ static void remove_entry(struct iwf *w, const struct state_mapping *m, const cha
 		return;
 	iwf_log(w->log, IWF_LOG_INFO, "mapping %s %u -> %s:%u removed: %s", proto_name(m->protocol),
 		m->external_port, m->internal_client, m->internal_port, why);
+	if (m->router_port) {
+		char detail[256];
+		if (iwf_nat_remove(w->nat, m->protocol, m->router_port, detail, sizeof(detail)) != 0)
+			iwf_log(w->log, IWF_LOG_WARN, "router NAT: %s", detail);
+	}
 	state_table_remove(w->table, (size_t)i);
 	table_changed(w);
 }
@@ -428,6 +442,19 @@ static void on_mapped(struct iwf *w, struct iwf_map *x, const struct pcp_event *
 		x->m.external_port = ev->external_port;
 		pcp_addr_format(&ev->external_addr, x->m.external_addr, sizeof(x->m.external_addr));
 		drop_intent(w, x); /* saved below with the new entry */
+		if (x->m.router_port) {
+			/* seed 004 §5.6: the first NAT follows the result of the PCP request. */
+			char detail[256];
+			if (iwf_nat_add(w->nat, x->m.protocol, x->m.router_port, x->m.internal_client,
+					x->m.internal_port, detail, sizeof(detail)) != 0) {
+				iwf_log(w->log, IWF_LOG_ERROR, "router NAT: %s", detail);
+				upnp_call_error(x->call, 501);
+				x->call = NULL;
+				delete_flow(w, x, PHASE_DISCARD);
+				save(w);
+				break;
+			}
+		}
 		if (state_table_add(w->table, &x->m) != STATE_OK) {
 			/* Only an allocation failure can get here: the key was reserved by x. */
 			iwf_log(w->log, IWF_LOG_ERROR, "cannot store mapping %s %u", proto_name(x->m.protocol),
@@ -676,6 +703,22 @@ static void refresh(struct iwf *w, struct iwf_map *x, const struct upnp_pm_entry
 	arm_lease_timer(w);
 }
 
+/* Cascaded NAT: a router-side port for a new mapping, the wanted one when free. 0 = none. */
+static uint16_t pick_router_port(struct iwf *w, uint8_t proto, uint16_t wanted)
+{
+	uint32_t lo = w->cfg.nat_port_min, hi = w->cfg.nat_port_max, span = hi - lo + 1;
+	uint32_t start = wanted >= lo && wanted <= hi ? wanted : lo;
+	for (uint32_t k = 0; k < span; k++) {
+		uint16_t port = (uint16_t)(lo + (start - lo + k) % span);
+		bool used = false;
+		for (struct iwf_map *x = w->maps; x && !used; x = x->next)
+			used = x->m.protocol == proto && x->m.router_port == port;
+		if (!used)
+			return port;
+	}
+	return 0;
+}
+
 static void act_add(struct iwf *w, struct upnp_call *call, const struct upnp_args *a,
 		    const char *from, bool any)
 {
@@ -708,7 +751,8 @@ static void act_add(struct iwf *w, struct upnp_call *call, const struct upnp_arg
 	/* A PCP mapping is keyed by its internal endpoint (RFC 6887 §11.1: protocol, internal
 	 * address and port; one nonce each). UPnP could ask for a second external port for the
 	 * same endpoint, which PCP cannot represent. */
-	struct iwf_map *same = map_find_internal(w, proto, pm->internal_client, pm->internal_port);
+	struct iwf_map *same = iwf_nat_active(w->nat) ? NULL :
+		map_find_internal(w, proto, pm->internal_client, pm->internal_port);
 	if (same && any && same->phase == PHASE_ACTIVE && strcmp(same->m.remote_host, pm->remote_host) == 0) {
 		/* AddAnyPortMapping again for an endpoint that has its mapping: a refresh; the
 		 * port it already has is the answer (what a user of any IGD would expect). */
@@ -757,6 +801,10 @@ static void act_add(struct iwf *w, struct upnp_call *call, const struct upnp_arg
 	if (any && x) {
 		/* AddAnyPortMapping with a taken port: let the server choose another one. */
 		m.external_port = 0;
+	}
+	if (iwf_nat_active(w->nat) && !(m.router_port = pick_router_port(w, proto, pm->external_port))) {
+		upnp_call_error(call, igd(w, 501, 728));
+		return;
 	}
 	x = map_new(w, PHASE_ADDING, &m);
 	if (!x) {
@@ -1147,7 +1195,19 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg,
 	if (!w->table || !w->lease_timer || !w->start_timer || !w->replay_timer)
 		goto fail;
 
+	w->nat = iwf_nat_new(cfg->nat_mode, cfg->wan_if, detail, cap);
+	if (!w->nat) {
+		*err = IWF_ERR_INVAL;
+		goto fail;
+	}
 	load_state(w);
+	for (size_t i = 0; i < state_table_count(w->table); i++) {
+		const struct state_mapping *m = state_table_get(w->table, i);
+		char d[256];
+		if (m->router_port && iwf_nat_add(w->nat, m->protocol, m->router_port, m->internal_client,
+						  m->internal_port, d, sizeof(d)) != 0)
+			iwf_log(w->log, IWF_LOG_ERROR, "router NAT for a stored mapping: %s", d);
+	}
 	if (!w->meta.uuid_igd[0]) {
 		uuid_generate_text(w->meta.uuid_igd, sizeof(w->meta.uuid_igd));
 		uuid_generate_text(w->meta.uuid_wan_device, sizeof(w->meta.uuid_wan_device));
@@ -1265,6 +1325,7 @@ void iwf_free(struct iwf *w)
 	if (w->replay_timer)
 		event_free(w->replay_timer);
 	state_table_free(w->table);
+	iwf_nat_free(w->nat);
 	free(w);
 }
 

@@ -68,6 +68,11 @@ struct iwf_config {
 	uint32_t replay_rate;        /* replayed MAP requests per second after start/lost state */
 	bool listen_announce;        /* receive ANNOUNCE on UDP 5350 */
 
+	/* Cascaded NAT (seed 004 §5.6) */
+	char nat_mode[16];           /* "none" (default: DS-Lite / NAT64, §5.5) or "nftables" */
+	char wan_if[32];             /* WAN interface the router's DNAT applies to */
+	uint16_t nat_port_min, nat_port_max; /* router-side ports iwfd may pick */
+
 	/* Security (seed 004 §7) */
 	bool allow_third_party;      /* IGD:1 default security off: map for other hosts */
 	struct iwf_rule rules[IWF_MAX_RULES];

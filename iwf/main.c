@@ -40,6 +40,9 @@ static void usage(FILE *out)
 		"  --igd 1|2              device version: IGD:1 (default) or IGD:2\n"
 		"  --foreground           stay in the foreground and log to stderr\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
+		"  --nat none|nftables    the router's own NAT: none (DS-Lite/NAT64, default) or\n"
+		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules)\n"
+		"  --wan-if IFNAME        WAN interface (for --nat nftables)\n"
 		"  --help                 show this help and exit\n"
 		"  --version              show the version and exit\n"
 		"\n"
@@ -48,7 +51,7 @@ static void usage(FILE *out)
 }
 
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
-       OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION };
+       OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -60,6 +63,8 @@ static const struct option long_opts[] = {
 	{"igd", required_argument, NULL, OPT_IGD},
 	{"foreground", no_argument, NULL, OPT_FOREGROUND},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"nat", required_argument, NULL, OPT_NAT},
+	{"wan-if", required_argument, NULL, OPT_WAN_IF},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -88,7 +93,7 @@ static bool copy_arg(char *dst, size_t cap, const char *src)
 struct cli {
 	char lan_ifs[IWF_MAX_LAN_IFS][32];
 	size_t n_lan_ifs;
-	const char *lan_addr, *state;
+	const char *lan_addr, *state, *nat, *wan_if;
 	char pcp[IWF_MAX_PCP_SERVERS][80];
 	size_t n_pcp;
 	bool http_port_set, igd_set, log_set, foreground;
@@ -150,6 +155,16 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 			}
 			c->log_set = true;
 			break;
+		case OPT_NAT:
+			if (strcmp(optarg, "none") && strcmp(optarg, "nftables")) {
+				fprintf(stderr, "iwfd: --nat: none or nftables expected, got '%s'\n", optarg);
+				return 2;
+			}
+			c->nat = optarg;
+			break;
+		case OPT_WAN_IF:
+			c->wan_if = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return -1;
@@ -191,6 +206,12 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 	}
 	if (c->state && !copy_arg(cfg->state_file, sizeof(cfg->state_file), c->state)) {
 		fprintf(stderr, "iwfd: --state path too long\n");
+		return 2;
+	}
+	if (c->nat)
+		copy_arg(cfg->nat_mode, sizeof(cfg->nat_mode), c->nat);
+	if (c->wan_if && !copy_arg(cfg->wan_if, sizeof(cfg->wan_if), c->wan_if)) {
+		fprintf(stderr, "iwfd: --wan-if name too long\n");
 		return 2;
 	}
 	if (c->http_port_set)

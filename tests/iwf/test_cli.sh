@@ -5,7 +5,7 @@ fail=0
 check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 out=$("$iwfd" --help); rc=$?
 check '[ $rc -eq 0 ]' "--help exits 0"
-for flag in --config --lan-if --lan-addr --http-port --pcp-server --state --igd --foreground --log-level --help --version; do
+for flag in --config --lan-if --lan-addr --http-port --pcp-server --state --igd --foreground --log-level --nat --wan-if --help --version; do
   check 'echo "$out" | grep -q -- "$flag"' "--help mentions $flag"
 done
 check '"$iwfd" --version | grep -Eq "^iwfd [0-9]+\.[0-9]+"' "--version prints the version"
@@ -19,5 +19,9 @@ check '[ $rc -eq 2 ]' "unknown flag is refused"
 check '[ $rc -eq 2 ] && grep -q "PCP server" /tmp/iwfd-cli.$$' "missing PCP server is named"
 "$iwfd" --foreground --pcp-server 127.0.0.1 --config /nonexistent.json 2>/tmp/iwfd-cli.$$; rc=$?
 check '[ $rc -ne 0 ] && grep -q "nonexistent" /tmp/iwfd-cli.$$' "unreadable config is named"
+"$iwfd" --foreground --lan-if lo --pcp-server 127.0.0.1 --nat nftables 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -eq 2 ] && grep -q "WAN interface" /tmp/iwfd-cli.$$' "--nat nftables without --wan-if is refused"
+"$iwfd" --nat iptables 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -eq 2 ]' "--nat iptables is refused"
 rm -f /tmp/iwfd-cli.$$
 exit $fail

@@ -1,0 +1,32 @@
+/*
+ * nat.h - the router's own NAT for the cascaded-NAT mode (seed 004 §5.6), inside iwf/.
+ *
+ * Two backends: "none" (no NAT in the CP router, seed 004 §5.5: every call succeeds and
+ * does nothing) and "nftables" (libnftables: one table `ip iwfd` with a DNAT map per
+ * protocol, router port -> LAN client address . port, applied to packets arriving on the
+ * WAN interface). Entries are map elements, so adding and removing one is a single
+ * idempotent command and nothing is left behind by a crash: the table is recreated at start
+ * and deleted at a clean stop.
+ */
+#ifndef IWFD_NAT_H
+#define IWFD_NAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct iwf_nat;
+
+/* mode "none" or "nftables"; wan_if required for nftables. NULL on failure with detail. */
+struct iwf_nat *iwf_nat_new(const char *mode, const char *wan_if, char *detail, size_t cap);
+/* Remove the table (nftables) and free. NULL is a no-op. */
+void iwf_nat_free(struct iwf_nat *n);
+/* True when the router translates (cascaded mode). */
+bool iwf_nat_active(const struct iwf_nat *n);
+/* Forward router_port (protocol 6/17) arriving on the WAN to client:port. 0 = OK. */
+int iwf_nat_add(struct iwf_nat *n, uint8_t proto, uint16_t router_port, const char *client,
+		uint16_t port, char *detail, size_t cap);
+/* Stop forwarding router_port. 0 = OK (also when it was not there). */
+int iwf_nat_remove(struct iwf_nat *n, uint8_t proto, uint16_t router_port, char *detail, size_t cap);
+
+#endif
