@@ -483,7 +483,7 @@ static void on_mapped(struct iwf *w, struct iwf_map *x, const struct pcp_event *
 			break;
 		}
 		map_set_phase(w, x, PHASE_ACTIVE);
-		/* fall through */
+		__attribute__((fallthrough));
 	case PHASE_ACTIVE: {
 		char addr[STATE_ADDR_MAX];
 		pcp_addr_format(&ev->external_addr, addr, sizeof(addr));
