@@ -178,26 +178,30 @@ def spawn(listen=("127.0.0.1:0",), external_ip="198.51.100.1", settings=None, sc
         args += ["--script", script]
     args += list(extra_args)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError("pcpsim exited with %d" % proc.returncode)
-        if os.path.exists(ready) and os.path.exists(control):
-            probe = PcpSimClient(control)
-            try:
-                probe.ping()
-                break
-            except OSError:
-                pass
-            finally:
-                probe.close()
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("pcpsim did not become ready")
-        time.sleep(0.02)
-    with open(ready, encoding="utf-8") as fh:
-        info = json.load(fh)
-    return SimProcess(proc, control, [tuple(a) for a in info["listen"]], tmpdir)
+    sim = SimProcess(proc, control, [], tmpdir)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("pcpsim exited with %d" % proc.returncode)
+            if os.path.exists(ready) and os.path.exists(control):
+                probe = PcpSimClient(control)
+                try:
+                    probe.ping()
+                    break
+                except OSError:
+                    pass
+                finally:
+                    probe.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError("pcpsim did not become ready")
+            time.sleep(0.02)
+        with open(ready, encoding="utf-8") as fh:
+            sim.listen = [tuple(a) for a in json.load(fh)["listen"]]
+    except BaseException:
+        sim.stop()          # kills the process if needed, removes the temporary directory
+        raise
+    return sim
 
 
 class PcpUdpClient:

@@ -1201,8 +1201,7 @@ class Simulator:
         self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
         for addr, port in listen:
             fam = _family(addr)
-            s = socket.socket(fam, socket.SOCK_DGRAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s = socket.socket(fam, socket.SOCK_DGRAM)   # no SO_REUSEADDR: a taken port fails
             if fam == socket.AF_INET6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             s.bind((addr, port))
@@ -1690,8 +1689,11 @@ def main(argv=None):
     except ValueError as exc:
         print("pcpsim: %s" % exc, file=sys.stderr)
         return 2
-    sim = Simulator(listen, external_ip=args.external_ip,
-                    control=None, settings=settings)
+    try:
+        sim = Simulator(listen, external_ip=args.external_ip, control=None, settings=settings)
+    except (OSError, ValueError) as exc:
+        print("pcpsim: %s" % exc, file=sys.stderr)
+        return 2
     if args.script:
         try:
             sim.run_script(args.script)

@@ -881,6 +881,15 @@ class ScriptAndSignalTest(unittest.TestCase):
         finally:
             sim.stop()
 
+    def test_taken_port_fails_start(self):
+        sim = client.spawn(["127.0.0.1:0"])
+        try:
+            with self.assertRaises(RuntimeError):
+                client.spawn(["127.0.0.1:%d" % sim.listen[0][1]])
+            self.assertEqual(sim.ctl.ping()["ok"], True)
+        finally:
+            sim.stop()
+
     def test_bad_script_fails_start(self):
         fd, path = tempfile.mkstemp(suffix=".jsonl")
         with os.fdopen(fd, "w") as fh:
