@@ -202,13 +202,19 @@ class Runner:
             msgs = [m for m in msgs if CANARY_PORT not in (m["sport"], m["dport"])]
         reqs = [m for m in msgs if "error" not in m and not m["response"]]
         resps = [m for m in msgs if "error" not in m and m["response"]]
+        if "where" in st:
+            # only the requests this step is about (iwfd may probe or renew meanwhile), and the
+            # responses carrying their nonces
+            reqs = [m for m in reqs if self.mismatch(m, st["where"], reqs) is None]
+            nonces = {m.get("nonce") for m in reqs}
+            resps = [m for m in resps if m.get("nonce") in nonces]
         bad = [m for m in msgs if "error" in m]
         import pcpwire
         for m in msgs:
             self.out("      " + (f"INVALID {m['error']}" if "error" in m else
                                  f"{m['src']} > {m['dst']}: {pcpwire.describe(m)}"))
         self.out(f"    capture '{name}': {len(reqs)} PCP requests, {len(resps)} responses, "
-                 f"{len(bad)} invalid")
+                 f"{len(bad)} invalid" + (f" (where {st['where']})" if "where" in st else ""))
         if bad and not st.get("allow_invalid", False):
             raise StepFailed(f"capture '{name}': {len(bad)} packets on the PCP port are not "
                              f"valid PCP: {[m['raw'] for m in bad]}")
@@ -239,34 +245,40 @@ class Runner:
                 "try:\n    s.recv(1100)\nexcept OSError:\n    pass\n")
         self.topo.run("router", [H.PYTHON, "-c", code], timeout=10)
 
+    def mismatch(self, m, exp, msgs):
+        """None when message m satisfies exp (field -> value/regex), else the reason."""
+        for key, want in exp.items():
+            if key == "options":          # names that must all be present
+                missing = [o for o in want if o not in m["option_names"]]
+                if missing:
+                    return f"lacks options {missing}"
+            elif key == "third_party":
+                tp = [o.get("address") for o in m["options"] if o["name"] == "THIRD_PARTY"]
+                if tp != [subst(want, self.vars)]:
+                    return f"THIRD_PARTY {tp}, expected {want}"
+            elif key == "nonce_nonzero":
+                if want and (m.get("nonce") is None or int(m["nonce"], 16) == 0):
+                    return "nonce missing or zero"
+            elif key == "same_nonce":       # all messages of the capture share one nonce
+                if want and len({x.get("nonce") for x in msgs}) != 1:
+                    return f"nonces differ: {[x.get('nonce') for x in msgs]}"
+            else:
+                have = m.get(key)
+                w = subst(want, self.vars) if isinstance(want, str) else want
+                ok = (re.fullmatch(w, str(have)) is not None) if isinstance(w, str) else have == w
+                if not ok:
+                    return f"field {key}={have!r}, expected {w!r}"
+        return None
+
     def match_requests(self, msgs, exp, name, kind="request"):
-        """Every captured message must satisfy exp (a table of field -> value/regex)."""
+        """Every captured message must satisfy exp."""
         if not msgs:
             raise StepFailed(f"capture '{name}': no PCP {kind} to check")
         for m in msgs:
-            for key, want in exp.items():
-                if key == "options":          # names that must all be present
-                    missing = [o for o in want if o not in m["option_names"]]
-                    if missing:
-                        raise StepFailed(f"capture '{name}': {kind} lacks options {missing}: {m}")
-                elif key == "third_party":
-                    tp = [o.get("address") for o in m["options"] if o["name"] == "THIRD_PARTY"]
-                    if tp != [subst(want, self.vars)]:
-                        raise StepFailed(f"capture '{name}': THIRD_PARTY {tp}, expected {want}")
-                elif key == "nonce_nonzero":
-                    if want and (m.get("nonce") is None or int(m["nonce"], 16) == 0):
-                        raise StepFailed(f"capture '{name}': nonce missing or zero: {m}")
-                elif key == "same_nonce":       # all messages of the capture share one nonce
-                    if want and len({x.get("nonce") for x in msgs}) != 1:
-                        raise StepFailed(f"capture '{name}': nonces differ: "
-                                         f"{[x.get('nonce') for x in msgs]}")
-                else:
-                    have = m.get(key)
-                    w = subst(want, self.vars) if isinstance(want, str) else want
-                    ok = (re.fullmatch(w, str(have)) is not None) if isinstance(w, str) else have == w
-                    if not ok:
-                        raise StepFailed(f"capture '{name}': {kind} field {key}={have!r}, "
-                                         f"expected {w!r}")
+            why = self.mismatch(m, exp, msgs)
+            if why:
+                import pcpwire
+                raise StepFailed(f"capture '{name}': {kind} {why}: {pcpwire.describe(m)}")
 
     def step_carrier(self, st):
         what = st["carrier"]
