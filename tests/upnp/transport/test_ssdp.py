@@ -19,7 +19,7 @@ from upnpt import Harness, check, finish  # noqa: E402
 
 exe, client = sys.argv[1], sys.argv[2]
 tag = "upt%d" % (os.getpid() % 100000)
-R, L, W = tag + "r", tag + "l", tag + "w"
+R, L, W, M = tag + "r", tag + "l", tag + "w", tag + "m"
 ROOT = "uuid:11111111-2222-3333-4444-555555555555"
 WCD = "uuid:11111111-2222-3333-4444-555555555557"
 IGD1 = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
@@ -37,24 +37,27 @@ def sh(*args, check_rc=True):
 
 
 def setup():
-    for n in (R, L, W):
+    for n in (R, L, W, M):
         sh("ip", "netns", "add", n)
         sh("ip", "-n", n, "link", "set", "lo", "up")
     sh("ip", "link", "add", "lan0", "netns", R, "type", "veth", "peer", "name", "eth0", "netns", L)
     sh("ip", "link", "add", "wan0", "netns", R, "type", "veth", "peer", "name", "eth0", "netns", W)
+    sh("ip", "link", "add", "lan1", "netns", R, "type", "veth", "peer", "name", "eth0", "netns", M)
     for ns, dev, addr in ((R, "lan0", "10.77.1.1/24"), (R, "wan0", "10.77.2.1/24"),
-                          (L, "eth0", "10.77.1.2/24"), (W, "eth0", "10.77.2.2/24")):
+                          (L, "eth0", "10.77.1.2/24"), (W, "eth0", "10.77.2.2/24"),
+                          (R, "lan1", "10.77.3.1/24"), (M, "eth0", "10.77.3.2/24")):
         sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
         sh("ip", "-n", ns, "link", "set", dev, "up")
     # Every namespace needs a multicast route; the router's goes to the WAN so that the
     # LAN restriction is ssdp.c's doing, not the routing table's.
     sh("ip", "-n", L, "route", "add", "224.0.0.0/4", "dev", "eth0")
     sh("ip", "-n", W, "route", "add", "224.0.0.0/4", "dev", "eth0")
+    sh("ip", "-n", M, "route", "add", "224.0.0.0/4", "dev", "eth0")
     sh("ip", "-n", R, "route", "add", "224.0.0.0/4", "dev", "wan0")
 
 
 def teardown():
-    for n in (R, L, W):
+    for n in (R, L, W, M):
         sh("ip", "netns", "del", n, check_rc=False)
 
 
@@ -217,9 +220,29 @@ try:
     rs = search(L, GROUP, msearch("urn:schemas-upnp-org:service:WANIPConnection:3"))
     check(len(rs) == 0, "no answer for :3")
     check(h.alive(), "harness alive")
+    h.stop()
+
+    # --- two LAN interfaces: each segment is told the address of its own interface
+    lst_m = listen_start(M, "10.77.3.2", 1.5)
+    h = Harness(exe, "--port", 0, "--ssdp-if", "lan0", "--ssdp-if", "lan1",
+                "--location-host", "10.77.1.1", netns=R)
+    notes_m = [n for n in listen_result(lst_m) if n["headers"].get("nts") == "ssdp:alive"]
+    loc0 = "http://10.77.1.1:%d/rootDesc.xml" % h.port
+    loc1 = "http://10.77.3.1:%d/rootDesc.xml" % h.port
+    check(len(notes_m) >= 20 and all(n["headers"].get("location") == loc1 for n in notes_m),
+          "second LAN gets its own ssdp:alive with LOCATION on lan1's address")
+    rs = search(L, GROUP, msearch(IGD1))
+    check(len(rs) == 1 and rs[0]["headers"].get("location") == loc0, "lan0 search -> lan0 URL")
+    rs = search(M, GROUP, msearch(IGD1))
+    check(len(rs) == 1 and rs[0]["headers"].get("location") == loc1 and
+          rs[0]["from"] == "10.77.3.1", "lan1 search -> lan1 URL, from lan1")
+    out = sh("ip", "netns", "exec", M, "timeout", "20", "upnpc", "-l", check_rc=False)
+    check("desc: " + loc1 in out, "upnpc on the second LAN discovers " + loc1)
+    rs = search(W, "10.77.2.1:1900", msearch("ssdp:all"), seconds=1.0)
+    check(len(rs) == 0, "WAN still silent with two LAN interfaces")
 finally:
     if h is not None:
         h.stop()
     teardown()
-check(not any(n in sh("ip", "netns", "list") for n in (R, L, W)), "namespaces removed")
+check(not any(n in sh("ip", "netns", "list") for n in (R, L, W, M)), "namespaces removed")
 finish()
