@@ -1557,8 +1557,17 @@ class Simulator:
             conn.setblocking(False)
         self.conns[conn] = buf
 
+    def _expiry_tick(self):
+        """Expire mappings once a second, so the hook hears of expiry on time."""
+        with self.lock:
+            self.server.expire(time.monotonic())
+            self._run_hooks()
+            self._at(1.0, self._expiry_tick)
+
     def run(self):
         self.running = True
+        with self.lock:
+            self._at(1.0, self._expiry_tick)
         while self.running:
             with self.lock:
                 timeout = None

@@ -932,13 +932,28 @@ class HookTest(unittest.TestCase):
                 c.close()
             stats = sim.ctl.stats()
             self.assertEqual((stats["hook_runs"], stats["hook_failures"]), (5, 1))
+            # Expiry reaches the hook without any request or command (1 s tick).
+            sim.ctl.set(hook=hook, min_lifetime=1)
+            c = client.PcpUdpClient(sim.listen[0])
+            try:
+                self.assertEqual(c.map(NONCE, 17, 7, 1, 7007)["lifetime"], 1)
+            finally:
+                c.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with open(out) as fh:
+                    if "delete expired 17" in fh.read():
+                        break
+                time.sleep(0.1)
             with open(out) as fh:
                 lines = fh.read().splitlines()
             self.assertEqual(lines, [
                 "add created 6 127.0.0.1 8080 %s 8080" % EXT,
                 "add created 17 127.0.0.1 53 %s 5353" % EXT,
                 "delete deleted 6 127.0.0.1 8080 %s 8080" % EXT,
-                "delete restart 17 127.0.0.1 53 %s 5353" % EXT])
+                "delete restart 17 127.0.0.1 53 %s 5353" % EXT,
+                "add created 17 127.0.0.1 7 %s 7007" % EXT,
+                "delete expired 17 127.0.0.1 7 %s 7007" % EXT])
         finally:
             sim.stop()
             for name in os.listdir(tmp):
