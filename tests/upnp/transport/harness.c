@@ -5,6 +5,7 @@
  *   upnpt_harness [--port N] [--bind ADDR] [--max-conn N] [--max-header N] [--max-body N]
  *                 [--idle-ms N] [--max-subs N] [--max-timeout S]
  *                 [--ssdp-if IFNAME]... [--ssdp-port N] [--location-host ADDR] [--igd 1|2]
+ *                 [--max-age S]
  *
  * Prints "PORT <n>" on stdout when ready; exits on SIGTERM/SIGINT or stdin EOF.
  * Routes:
@@ -164,6 +165,7 @@ int main(int argc, char **argv)
 	unsigned ssdp_port = 0;
 	const char *loc_host = "127.0.0.1";
 	int igd = 1;
+	unsigned max_age = 1800;
 	struct ssdp *ssdp = NULL;
 	struct http_server *srv;
 	struct event *ev_term, *ev_int, *ev_in;
@@ -183,6 +185,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(o, "--ssdp-port")) ssdp_port = (unsigned)num(v);
 		else if (!strcmp(o, "--location-host")) loc_host = v;
 		else if (!strcmp(o, "--igd")) igd = (int)num(v);
+		else if (!strcmp(o, "--max-age")) max_age = (unsigned)num(v);
 		else {
 			fprintf(stderr, "unknown option %s\n", o);
 			return 2;
@@ -225,7 +228,7 @@ int main(int argc, char **argv)
 			.server_header = "Linux/test UPnP/1.1 iwfd/0.1",
 			.usns_nt = igd == 2 ? nts2 : nts1,
 			.root_uuid = "uuid:11111111-2222-3333-4444-555555555555",
-			.max_age = 1800, .boot_id = 7, .config_id = 3, .igd_version = igd,
+			.max_age = max_age, .boot_id = 7, .config_id = 3, .igd_version = igd,
 			.logger = { .log = log_cb }, .port = (uint16_t)ssdp_port,
 		};
 		enum upnp_err e;

@@ -223,10 +223,15 @@ try:
     h.stop()
 
     # --- two LAN interfaces: each segment is told the address of its own interface
-    lst_m = listen_start(M, "10.77.3.2", 1.5)
+    lst_m = listen_start(M, "10.77.3.2", 3.2)
     h = Harness(exe, "--port", 0, "--ssdp-if", "lan0", "--ssdp-if", "lan1",
-                "--location-host", "10.77.1.1", netns=R)
+                "--location-host", "10.77.1.1", "--max-age", 6, netns=R)
     notes_m = [n for n in listen_result(lst_m) if n["headers"].get("nts") == "ssdp:alive"]
+    roots = [n for n in notes_m if n["headers"].get("nt") == "upnp:rootdevice"]
+    check(len(roots) >= 3 and roots[-1]["t"] - roots[0]["t"] > 1.2,
+          "max-age 6: re-announced within max-age/2 (%d rounds in 3 s)" % len(roots))
+    check(all(n["headers"].get("cache-control") == "max-age=6" for n in notes_m),
+          "CACHE-CONTROL follows max_age")
     loc0 = "http://10.77.1.1:%d/rootDesc.xml" % h.port
     loc1 = "http://10.77.3.1:%d/rootDesc.xml" % h.port
     check(len(notes_m) >= 20 and all(n["headers"].get("location") == loc1 for n in notes_m),
