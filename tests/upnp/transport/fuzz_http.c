@@ -1,8 +1,9 @@
 /*
  * fuzz_http.c - libFuzzer target for the HTTP request side of http.c: each input is the
  * byte stream of one client connection (socketpair, adopted by a real http_server on a
- * real event loop). The handler answers most requests at once and parks those for
- * "/park", answering them only after the connection is gone (the orphan path).
+ * real event loop). The handler answers most requests at once, hands SUBSCRIBE and
+ * UNSUBSCRIBE to a real gena (CALLBACK/SID/TIMEOUT parsing on hostile input), and parks
+ * requests for "/park", answering them only after the connection is gone (orphan path).
  */
 #include "upnp_internal.h"
 
@@ -22,6 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct fuzz_ctx {
 	struct event_base *base;
 	struct http_server *srv;
+	struct gena *gena;
 	struct http_exchange *parked[PARK_MAX];
 	size_t n_parked;
 };
@@ -36,6 +38,10 @@ static void handler(void *arg, struct http_exchange *x, const struct http_reques
 	for (size_t i = 0; i < req->n_headers; i++)
 		if (strlen(req->headers[i].name) + strlen(req->headers[i].value) > 1u << 20)
 			abort();
+	if (strcmp(req->method, "SUBSCRIBE") == 0 || strcmp(req->method, "UNSUBSCRIBE") == 0) {
+		gena_handle(f->gena, x, req, 0);
+		return;
+	}
 	if (strncmp(req->path, "/park", 5) == 0 && f->n_parked < PARK_MAX) {
 		f->parked[f->n_parked++] = x;
 		return;
@@ -56,7 +62,8 @@ static struct fuzz_ctx *ctx(void)
 
 		f.base = event_base_new();
 		f.srv = http_server_new(f.base, &cfg);
-		if (f.base == NULL || f.srv == NULL)
+		f.gena = gena_new(f.base, NULL);
+		if (f.base == NULL || f.srv == NULL || f.gena == NULL)
 			abort();
 	}
 	return &f;
