@@ -31,8 +31,11 @@ class StepFailed(Exception):
     pass
 
 
-def subst(text, vars_):
-    """{name} placeholders; {{ and }} stay literal braces (str.format rules)."""
+def subst(text, vars_, rx=False):
+    """{name} placeholders; {{ and }} stay literal braces (str.format rules).  rx=True: the
+    text is a regex, so the values are inserted escaped ({host1} matches only that address)."""
+    if rx:
+        vars_ = {k: re.escape(str(v)) for k, v in vars_.items()}
     try:
         return text.format(**vars_)
     except KeyError as e:
@@ -77,11 +80,11 @@ class Runner:
 
     def expect_regexes(self, text, must, must_not, what):
         for rx in as_list(must):
-            rx = subst(rx, self.vars)
+            rx = subst(rx, self.vars, rx=True)
             if not re.search(rx, text, re.M):
                 raise StepFailed(f"{what}: expected /{rx}/ but it is not there:\n{indent(text)}")
         for rx in as_list(must_not):
-            rx = subst(rx, self.vars)
+            rx = subst(rx, self.vars, rx=True)
             m = re.search(rx, text, re.M)
             if m:
                 raise StepFailed(f"{what}: /{rx}/ must not match but found {m.group(0)!r}:\n"
@@ -134,7 +137,7 @@ class Runner:
         self.out(f"    & {cmd}   [{role}, id {name}]")
         if "ready" in st:
             try:
-                proc.wait_for(subst(st["ready"], self.vars), float(st.get("within", 10)))
+                proc.wait_for(subst(st["ready"], self.vars, rx=True), float(st.get("within", 10)))
             except H.HarnessError as e:
                 raise StepFailed(str(e))
 
@@ -264,7 +267,7 @@ class Runner:
                     return f"nonces differ: {[x.get('nonce') for x in msgs]}"
             else:
                 have = m.get(key)
-                w = subst(want, self.vars) if isinstance(want, str) else want
+                w = subst(want, self.vars, rx=True) if isinstance(want, str) else want
                 ok = (re.fullmatch(w, str(have)) is not None) if isinstance(w, str) else have == w
                 if not ok:
                     return f"field {key}={have!r}, expected {w!r}"
