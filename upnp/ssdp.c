@@ -101,6 +101,7 @@ struct ssdp {
 	char *server_header;
 	uint32_t max_age, boot_id, config_id;
 	uint16_t port;
+	bool location_per_iface;
 	unsigned alive_round;      /* start-up announcements sent so far */
 	struct ssdp_bucket global;
 	struct ssdp_src srcs[SSDP_SRC_SLOTS];
@@ -696,9 +697,10 @@ static enum upnp_err iface_lookup(struct ssdp_iface *ifc, const char *name)
 	return ifc->n_nets > 0 ? UPNP_OK : UPNP_ERR_IFACE;
 }
 
-/* LOCATION for an interface: with several LAN interfaces, a URL whose host is one of
- * our LAN addresses is rewritten to the address of the interface the message goes out
- * on, so each segment gets a reachable URL. Otherwise the URL is used as configured. */
+/* LOCATION for an interface: when asked to (location_per_iface) and with several LAN
+ * interfaces, a URL whose host is one of our LAN addresses is rewritten to the address of
+ * the interface the message goes out on, so each segment is given its own address.
+ * Otherwise the URL is used as configured. */
 static char *iface_location(const struct ssdp *s, const struct ssdp_iface *ifc, const char *loc)
 {
 	const char *h, *e;
@@ -708,7 +710,7 @@ static char *iface_location(const struct ssdp *s, const struct ssdp_iface *ifc, 
 	char *out;
 	size_t n;
 
-	if (s->n_ifaces < 2 || strncmp(loc, "http://", 7) != 0)
+	if (!s->location_per_iface || s->n_ifaces < 2 || strncmp(loc, "http://", 7) != 0)
 		return strdup(loc);
 	h = loc + 7;
 	for (e = h; *e != '\0' && *e != ':' && *e != '/'; e++)
@@ -798,6 +800,7 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 	s->boot_id = cfg->boot_id;
 	s->config_id = cfg->config_id;
 	s->port = cfg->port ? cfg->port : SSDP_PORT;
+	s->location_per_iface = cfg->location_per_iface;
 	s->global.tokens_milli = (uint64_t)SSDP_GLOBAL_BURST * 1000u;
 	s->global.last_ms = now_ms();
 	s->server_header = strdup(cfg->server_header ? cfg->server_header

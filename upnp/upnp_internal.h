@@ -119,14 +119,18 @@ struct ssdp_config {
 	int igd_version;          /* lower versions of our types are answered too */
 	struct upnp_logger logger;
 	uint16_t port;            /* UDP port; 0 = 1900 (tests use others) */
+	bool location_per_iface;  /* rewrite LOCATION's host per interface (see below); only
+				     right when the HTTP server listens on every address */
 };
 /* usns_nt entries: "upnp:rootdevice" (USN root_uuid::upnp:rootdevice), "uuid:X" (its own
  * USN), "uuid:X::urn:...:type:v" (NT is the part after "::", USN the whole entry: use it
  * for types of embedded devices and their services), or a bare type "urn:...:v" (USN
  * root_uuid::type). Versioned types also answer searches for lower versions, with the
  * requested version echoed in ST and USN (UDA 1.1 §1.3.2); igd_version is not needed for
- * that. With several LAN interfaces, a LOCATION whose host is one of their addresses is
- * rewritten per interface. */
+ * that. With location_per_iface and several LAN interfaces, a LOCATION whose host is one of
+ * their addresses is rewritten to the address of the interface the message leaves on (or
+ * the search arrived on). Without it LOCATION is sent as configured, which a router also
+ * serves to its other LAN segments (weak host model). */
 struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, enum upnp_err *err);
 void ssdp_free(struct ssdp *s); /* sends ssdp:byebye */
 

@@ -230,6 +230,7 @@ int main(int argc, char **argv)
 			.root_uuid = "uuid:11111111-2222-3333-4444-555555555555",
 			.max_age = max_age, .boot_id = 7, .config_id = 3, .igd_version = igd,
 			.logger = { .log = log_cb }, .port = (uint16_t)ssdp_port,
+			.location_per_iface = hc.bind_addr == NULL, /* HTTP on every address */
 		};
 		enum upnp_err e;
 

@@ -53,6 +53,7 @@ def setup():
     sh("ip", "-n", L, "route", "add", "224.0.0.0/4", "dev", "eth0")
     sh("ip", "-n", W, "route", "add", "224.0.0.0/4", "dev", "eth0")
     sh("ip", "-n", M, "route", "add", "224.0.0.0/4", "dev", "eth0")
+    sh("ip", "-n", M, "route", "add", "default", "via", "10.77.3.1")
     sh("ip", "-n", R, "route", "add", "224.0.0.0/4", "dev", "wan0")
 
 
@@ -245,6 +246,19 @@ try:
     check("desc: " + loc1 in out, "upnpc on the second LAN discovers " + loc1)
     rs = search(W, "10.77.2.1:1900", msearch("ssdp:all"), seconds=1.0)
     check(len(rs) == 0, "WAN still silent with two LAN interfaces")
+    h.stop()
+
+    # --- HTTP bound to one address (as iwfd does): LOCATION as configured on both LANs,
+    # and reachable from the second one through the router
+    h = Harness(exe, "--port", 0, "--bind", "10.77.1.1", "--ssdp-if", "lan0",
+                "--ssdp-if", "lan1", "--location-host", "10.77.1.1", netns=R)
+    loc0 = "http://10.77.1.1:%d/rootDesc.xml" % h.port
+    rs = search(M, GROUP, msearch(IGD1))
+    check(len(rs) == 1 and rs[0]["headers"].get("location") == loc0 and
+          rs[0]["from"] == "10.77.3.1", "bound HTTP: lan1 search -> configured URL, from lan1")
+    out = sh("ip", "netns", "exec", M, "timeout", "20", "upnpc", "-l", check_rc=False)
+    check("desc: " + loc0 in out and "Found" in out,
+          "upnpc on the second LAN fetches the configured URL")
 finally:
     if h is not None:
         h.stop()
