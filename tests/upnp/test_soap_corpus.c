@@ -10,6 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+static bool prefixes; /* --prefixes: also every prefix of each body */
+
+/* Does body[0..n) contain the end tag of the envelope ("</Envelope>", "</x:Envelope>")? */
+static bool has_envelope_end(const char *body, size_t n)
+{
+	for (size_t i = 0; i + 9 <= n; i++) {
+		if (memcmp(body + i, "Envelope>", 9) != 0)
+			continue;
+		for (size_t k = i; k >= 2 && i - k < 24; k--)
+			if (body[k - 2] == '<' && body[k - 1] == '/')
+				return true;
+	}
+	return false;
+}
+
 static int run_file(const char *dir, const char *name, bool need_expect)
 {
 	char path[4096];
@@ -37,6 +52,17 @@ static int run_file(const char *dir, const char *name, bool need_expect)
 	int rc = soap_case_run(&c);
 	if (need_expect)
 		CHECKF(c.expect == rc, "%s: expected %d, got %d", name, c.expect, rc);
+	if (prefixes) {
+		/* truncated requests: never accepted unless the cut is after the envelope's end */
+		size_t full = c.body_len;
+		for (size_t n = 0; n < full; n++) {
+			struct soap_case t = c;
+			t.body_len = n;
+			int prc = soap_case_run(&t);
+			CHECKF(prc != 0 || has_envelope_end(c.body, n), "%s: prefix %zu accepted",
+			       name, n);
+		}
+	}
 	free(buf);
 	return 1;
 }
@@ -48,6 +74,10 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *dir = argv[i];
 		bool need_expect = true;
+		if (strcmp(dir, "--prefixes") == 0) {
+			prefixes = true;
+			continue;
+		}
 		if (strncmp(dir, "--no-expect=", 12) == 0) { /* fuzz crash/seed dirs */
 			dir += 12;
 			need_expect = false;
