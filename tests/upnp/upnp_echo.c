@@ -315,6 +315,7 @@ static void on_action(void *arg, struct upnp_call *call, enum upnp_action action
 	}
 }
 
+__attribute__((format(printf, 3, 0)))
 static void on_log(void *arg, enum upnp_log_level level, const char *fmt, va_list ap)
 {
 	(void)arg;
