@@ -206,13 +206,16 @@ class Proc:
 class Topology:
     """The routed CPE topology of issue 2. Use as a context manager."""
 
-    def __init__(self, keep=False, workdir=None, prefix=None, internet=False):
+    def __init__(self, keep=False, workdir=None, prefix=None, internet=False, router_nat=False):
         """internet=True: the carrier's external veth peer lives in an extra namespace
         "internet" (address {internet}) instead of inside the carrier, so data-path checks can
         send packets to the mapped external address and port."""
         self.prefix = prefix or f"iwf{os.getpid()}"
         self.roles = ROLES + (("internet",) if internet else ())
         self.internet = internet
+        # router_nat=True: cascaded NAT (seed 004 §5.6): the router masquerades the LAN behind
+        # its WAN address and the carrier has no route back to the LAN subnet.
+        self.router_nat = router_nat
         self.ns = {r: f"{self.prefix}-{r}" for r in self.roles}
         self.keep = keep
         self.addr = dict(ADDR)
@@ -292,7 +295,15 @@ class Topology:
         self.run("router", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
         self.run("carrier", [IP, "addr", "add", f"{a['carrier']}/24", "dev", i["carrier_lan"]], check=True)
         self.run("carrier", [IP, "link", "set", i["carrier_lan"], "up"], check=True)
-        self.run("carrier", [IP, "route", "add", self.lan_net, "via", a["router_wan"]], check=True)
+        if not self.router_nat:
+            self.run("carrier", [IP, "route", "add", self.lan_net, "via", a["router_wan"]], check=True)
+        else:
+            self.run("router", [NFT, "-f", "-"], check=True, input=(
+                "table ip cpe_nat {\n"
+                "  chain postrouting {\n"
+                "    type nat hook postrouting priority 100; policy accept;\n"
+                f"    oifname \"{i['router_wan']}\" ip saddr {self.lan_net} masquerade\n"
+                "  }\n}\n"))
         self.run("carrier", [IP, "route", "add", "224.0.0.0/4", "dev", i["carrier_lan"]], check=True)
         if not self.internet:
             # Carrier's external side: a veth pair with both ends inside the carrier namespace.

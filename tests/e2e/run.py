@@ -161,15 +161,25 @@ class Runner:
                             f"background '{name}'")
 
     def step_nft(self, st):
-        """Assert on the carrier's nftables ruleset; retried for `within` seconds (default 3)."""
-        if not self.carrier:
+        """Assert on the carrier's miniupnpd table (nft = "carrier") or on a namespace's whole
+        ruleset (nft = "router" ...); retried for `within` seconds (default 3)."""
+        where = st["nft"]
+        if where == "carrier" and not self.carrier:
             raise StepFailed("nft step but the scenario has no carrier")
         deadline = time.monotonic() + float(st.get("within", 3))
         while True:
-            text = self.carrier.ruleset()
+            if where == "carrier":
+                text = self.carrier.ruleset()
+            else:
+                text = self.topo.run(self.role_of({"ns": where}, where),
+                                     [H.NFT, "list", "ruleset"]).stdout
             try:
-                self.expect_regexes(text, st.get("expect"), st.get("reject"), "carrier nft ruleset")
-                self.out(f"    nft ok: {self.carrier.nat_rules() or '(no DNAT rules)'}")
+                self.expect_regexes(text, st.get("expect"), st.get("reject"), f"{where} nft ruleset")
+                if where == "carrier":
+                    self.out(f"    nft ok: {self.carrier.nat_rules() or '(no DNAT rules)'}")
+                else:
+                    dnat = [l.strip() for l in text.splitlines() if "dnat" in l]
+                    self.out(f"    nft ok ({where}): {' | '.join(dnat) or '(no DNAT rules)'}")
                 return
             except StepFailed:
                 if time.monotonic() > deadline:
@@ -340,7 +350,8 @@ class Runner:
         self.out(f"scenario: {title}")
         if sc.get("topology", "routed") != "routed":
             raise H.HarnessError(f"unknown topology {sc.get('topology')!r}")
-        self.topo = H.Topology(keep=self.keep, internet=sc.get("internet", False))
+        self.topo = H.Topology(keep=self.keep, internet=sc.get("internet", False),
+                               router_nat=sc.get("router_nat", False))
         with self.topo:
             if sc.get("carrier", "miniupnpd") == "miniupnpd":
                 cfg = sc.get("miniupnpd", {})
