@@ -1025,14 +1025,8 @@ static void upnp_action_cb(void *arg, struct upnp_call *call, enum upnp_action a
 		r.flag = true;
 		break;
 	case UPNP_ACT_GET_ACTIVE_CONNECTION:
-	case UPNP_ACT_GET_DEFAULT_CONNECTION_SERVICE: {
-		static char svc[160];
-		snprintf(svc, sizeof(svc), "uuid:%s:WANConnectionDevice:%d,urn:upnp-org:serviceId:%s",
-			 w->meta.uuid_wan_conn_device, w->cfg.igd_version,
-			 w->cfg.ppp ? "WANPPPConn1" : "WANIPConn1");
-		r.text = svc;
-		break;
-	}
+	case UPNP_ACT_GET_DEFAULT_CONNECTION_SERVICE:
+		break; /* upnp/ fills the device container and service IDs it publishes */
 	default:
 		upnp_call_error(call, 401);
 		return;
