@@ -353,9 +353,10 @@ static void flow_request(const struct pcp_client *c, const struct pcp_flow *f, s
 	memcpy(m->nonce, f->nonce, PCP_NONCE_LEN);
 	m->protocol = f->protocol;
 	m->internal_port = f->internal_port;
-	m->external_port = f->suggested_port;
+	/* §15 (erratum 3621): a delete carries no suggestion: port 0, "no preference". */
+	m->external_port = del ? 0 : f->suggested_port;
 	/* §11.1: "no preference" is ::ffff:0.0.0.0 for IPv4 mappings, :: for IPv6. */
-	if (addr_no_preference(&f->suggested_addr)) {
+	if (del || addr_no_preference(&f->suggested_addr)) {
 		const struct in6_addr *fam = addr_is_zero(&f->internal_addr) ? &c->source : &f->internal_addr;
 		memset(&m->external_addr, 0, sizeof m->external_addr);
 		if (pcp_addr_is_v4(fam)) {

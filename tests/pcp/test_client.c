@@ -857,6 +857,11 @@ static void test_delete(void)
 	CHECK_EQ(m.internal_port, 8080);
 	CHECK(m.has_third_party);
 	CHECK(!m.prefer_failure);
+	/* §15 (erratum 3621): no suggestion in a delete, whatever the create suggested */
+	CHECK(req.external_port != 0);
+	CHECK_EQ(m.external_port, 0);
+	static const uint8_t v4_any[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
+	CHECK(memcmp(m.external_addr.s6_addr, v4_any, 16) == 0);
 	/* a late SUCCESS with a lifetime is not the delete's answer */
 	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 3600, 8080, "203.0.113.5"), PCP_ERR_UNSOLICITED);
 	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 0, 8080, "203.0.113.5"), PCP_OK);
