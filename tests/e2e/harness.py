@@ -46,6 +46,12 @@ ADDR = {
     # optional "Internet" host on the carrier's external side (Topology(internet=True))
     "internet": "11.22.99.99",
 }
+# DS-Lite (RFC 6333): the router (B4) has an IPv6-only WAN; IPv4 crosses a softwire to the AFTR
+# (the "carrier" namespace).  192.0.0.0/29 is RFC 6333 §5.7's B4/AFTR softwire prefix.
+ADDR_DSLITE = dict(ADDR, router_wan="fd00:99::2", carrier="fd00:99::1",
+                   b4="192.0.0.2", aftr="192.0.0.1")
+SOFTWIRE_IF = "sw0"
+SOFTWIRE_VNI = 6333
 IFACE = {"host": "eth0", "lan_bridge": "br-lan", "router_wan": "wan0", "carrier_lan": "cwan0",
          "carrier_ext": "ext0"}
 ROLES = ("host1", "host2", "router", "carrier")   # plus "internet" when asked for
@@ -206,7 +212,8 @@ class Proc:
 class Topology:
     """The routed CPE topology of issue 2. Use as a context manager."""
 
-    def __init__(self, keep=False, workdir=None, prefix=None, internet=False, router_nat=False):
+    def __init__(self, keep=False, workdir=None, prefix=None, internet=False, router_nat=False,
+                 kind="routed"):
         """internet=True: the carrier's external veth peer lives in an extra namespace
         "internet" (address {internet}) instead of inside the carrier, so data-path checks can
         send packets to the mapped external address and port."""
@@ -218,8 +225,18 @@ class Topology:
         self.router_nat = router_nat
         self.ns = {r: f"{self.prefix}-{r}" for r in self.roles}
         self.keep = keep
-        self.addr = dict(ADDR)
+        # kind "dslite": IPv6-only WAN router<->carrier, IPv4 over a softwire (see up_dslite).
+        if kind not in ("routed", "dslite"):
+            raise HarnessError(f"unknown topology {kind!r}")
+        if kind == "dslite" and router_nat:
+            raise HarnessError("DS-Lite has no NAT in the B4 (router_nat must be false)")
+        self.kind = kind
+        self.addr = dict(ADDR_DSLITE if kind == "dslite" else ADDR)
         self.iface = dict(IFACE)
+        if kind == "dslite":
+            self.iface["softwire"] = SOFTWIRE_IF
+        # the router's IPv4 address as seen by the carrier (permission rules, canary)
+        self.cpe_v4 = self.addr["b4"] if kind == "dslite" else self.addr["router_wan"]
         self.lan_net = LAN_NET
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"{self.prefix}-")
         self._created = []
@@ -288,6 +305,16 @@ class Topology:
         self.run("router", [IP, "link", "set", i["lan_bridge"], "up"], check=True)
         # WAN link router <-> carrier.
         self._veth("router", i["router_wan"], "carrier", i["carrier_lan"])
+        if self.kind == "dslite":
+            self._up_dslite_wan()
+        else:
+            self._up_routed_wan()
+        self._up_carrier_ext()
+        self._probe()
+        return self
+
+    def _up_routed_wan(self):
+        a, i = self.addr, self.iface
         self.run("router", [IP, "addr", "add", f"{a['router_wan']}/24", "dev", i["router_wan"]], check=True)
         self.run("router", [IP, "link", "set", i["router_wan"], "up"], check=True)
         self.run("router", [IP, "route", "add", "default", "via", a["carrier"]], check=True)
@@ -305,6 +332,37 @@ class Topology:
                 f"    oifname \"{i['router_wan']}\" ip saddr {self.lan_net} masquerade\n"
                 "  }\n}\n"))
         self.run("carrier", [IP, "route", "add", "224.0.0.0/4", "dev", i["carrier_lan"]], check=True)
+
+    def _up_dslite_wan(self):
+        """DS-Lite: the WAN link carries IPv6 only; IPv4 between B4 and AFTR crosses a softwire.
+
+        RFC 6333 encapsulates IPv4 directly in IPv6 (`ip -6 tunnel ... mode ipip6`).  The test
+        kernel has no ip6tnl module (nor sit/gre), so the softwire here is a point-to-point
+        VXLAN over the IPv6 WAN link: IPv4 inside Ethernet inside UDP/IPv6 (port 4789).  The
+        WAN interfaces never get an IPv4 address; the only IPv4 path between router and carrier
+        is the softwire.  A stand-in for the encapsulation, not for the architecture."""
+        a, i = self.addr, self.iface
+        sw = i["softwire"]
+        for role, wan, me, peer, v4 in (("router", i["router_wan"], a["router_wan"], a["carrier"], a["b4"]),
+                                        ("carrier", i["carrier_lan"], a["carrier"], a["router_wan"], a["aftr"])):
+            for k in ("all", "default", wan):
+                self.run(role, ["sysctl", "-q", "-w", f"net.ipv6.conf.{k}.disable_ipv6=0"], check=True)
+            self.run(role, ["sysctl", "-q", "-w", f"net.ipv6.conf.{wan}.accept_ra=0"], check=False)
+            self.run(role, [IP, "-6", "addr", "add", f"{me}/64", "dev", wan, "nodad"], check=True)
+            self.run(role, [IP, "link", "set", wan, "up"], check=True)
+            self.run(role, [IP, "link", "add", sw, "type", "vxlan", "id", str(SOFTWIRE_VNI),
+                            "local", me, "remote", peer, "dstport", "4789", "dev", wan], check=True)
+            self.run(role, [IP, "addr", "add", f"{v4}/29", "dev", sw], check=True)
+            self.run(role, [IP, "link", "set", sw, "up"], check=True)
+            self.run(role, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
+        # B4: all IPv4 into the softwire; AFTR: the subscriber's LAN behind this softwire.
+        self.run("router", [IP, "route", "add", "default", "via", a["aftr"], "dev", sw], check=True)
+        self.run("router", [IP, "route", "add", "224.0.0.0/4", "dev", i["lan_bridge"]], check=True)
+        self.run("carrier", [IP, "route", "add", self.lan_net, "via", a["b4"], "dev", sw], check=True)
+        self.run("carrier", [IP, "route", "add", "224.0.0.0/4", "dev", sw], check=True)
+
+    def _up_carrier_ext(self):
+        a, i = self.addr, self.iface
         if not self.internet:
             # Carrier's external side: a veth pair with both ends inside the carrier namespace.
             sh([IP, "-n", self.ns["carrier"], "link", "add", i["carrier_ext"], "type", "veth",
@@ -324,16 +382,19 @@ class Topology:
             self.run("carrier", [IP, "route", "add", f"{a['internet']}/32", "dev", i["carrier_ext"]],
                      check=True)
         self.run("carrier", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
+
+    def _probe(self):
+        a = self.addr
+        target = a["aftr"] if self.kind == "dslite" else a["carrier"]
         # Sanity: the LAN reaches the carrier through the router (no NAT).
         # (no ping on minimal Debian: a TCP connect to a closed port must be refused by the
         # carrier, which proves routing both ways without NAT)
         probe = ("import socket,sys\ns=socket.socket();s.settimeout(3)\n"
-                 f"try: s.connect(('{a['carrier']}', 9))\n"
+                 f"try: s.connect(('{target}', 9))\n"
                  "except ConnectionRefusedError: sys.exit(0)\nexcept OSError as e: sys.exit(str(e))\n")
         p = self.run("host1", [PYTHON, "-c", probe])
         if p.returncode != 0:
-            raise HarnessError(f"host1 cannot reach the carrier: {p.stdout}{p.stderr}")
-        return self
+            raise HarnessError(f"host1 cannot reach the carrier ({target}): {p.stdout}{p.stderr}")
 
     def down(self):
         CLEANUP.run()
@@ -354,7 +415,8 @@ class Topology:
         v = dict(self.addr)
         v.update({f"ns_{r}": n for r, n in self.ns.items()})
         v.update({f"if_{k}": n for k, n in self.iface.items()})
-        v.update(lan_net=self.lan_net, workdir=self.workdir, e2e=HERE, python=PYTHON)
+        v.update(lan_net=self.lan_net, workdir=self.workdir, e2e=HERE, python=PYTHON,
+                 cpe_v4=self.cpe_v4, topology=self.kind)
         return v
 
 
@@ -390,6 +452,9 @@ table inet {NFT_TABLE} {{
 """
 
 
+MINIUPNPD_DSLITE_LISTEN = "listening_ip={carrier_lan}"
+
+
 class Miniupnpd:
     """miniupnpd 2.3.1 (nftables) in the carrier namespace, PCP only, foreground, own files."""
 
@@ -411,14 +476,14 @@ class Miniupnpd:
 # written by tests/e2e/harness.py for run {t.prefix}
 ext_ifname={t.iface['carrier_ext']}
 # LAN side of the carrier = the link towards the CPE; PCP requests must come from this subnet.
-listening_ip={t.iface['carrier_lan']}
+{self.listening_lines()}
 # HTTP port for UPnP; UPnP itself is disabled below, 0 = any free port.
 port=0
 enable_upnp=no
 enable_natpmp=yes
 pcp_allow_thirdparty=yes
 secure_mode=no
-ipv6_disable=yes
+ipv6_disable={'no' if t.kind == 'dslite' else 'yes'}
 min_lifetime={self.min_lifetime}
 max_lifetime={self.max_lifetime}
 system_uptime=no
@@ -432,9 +497,15 @@ upnp_nat_postrouting_chain={NFT_POSTNAT_CHAIN}
 {self.extra_conf}
 # Permission rules (internal address = the LAN host behind the CPE, or the CPE itself).
 allow 1-65535 {t.lan_net} 1-65535
-allow 1-65535 {t.addr['router_wan']}/32 1-65535
+allow 1-65535 {t.cpe_v4}/32 1-65535
 deny 0-65535 0.0.0.0/0 0-65535
 """
+
+    def listening_lines(self):
+        t = self.topo
+        if t.kind != "dslite":
+            return f"listening_ip={t.iface['carrier_lan']}"
+        return MINIUPNPD_DSLITE_LISTEN.format(**t.iface)
 
     def nft_setup(self):
         """Create the table and chains miniupnpd expects (Debian's nft_init.sh is broken)."""
@@ -500,9 +571,13 @@ class Iwfd:
         t = self.topo
         base = [self.exe, "--foreground", "--lan-if", t.iface["lan_bridge"],
                 "--lan-addr", t.addr["router_lan"], "--http-port", str(self.http_port),
-                "--pcp-server", t.addr["carrier"], "--state", self.state,
+                "--pcp-server", self.pcp_server(), "--state", self.state,
                 "--log-level", "debug"]
         return base + self.extra   # later flags override earlier ones
+
+    def pcp_server(self):
+        c = self.topo.addr["carrier"]
+        return f"[{c}]:5351" if ":" in c else c
 
     def start(self, timeout=15):
         self.starts += 1

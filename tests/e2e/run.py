@@ -249,11 +249,14 @@ class Runner:
 
     def send_canary(self):
         v = self.vars
+        fam, client = "AF_INET", f"bytes(10) + b'\\xff\\xff' + socket.inet_aton('{v['router_wan']}')"
+        if ":" in v["router_wan"]:    # DS-Lite: PCP over the IPv6 WAN
+            fam, client = "AF_INET6", f"socket.inet_pton(socket.AF_INET6, '{v['router_wan']}')"
         code = ("import socket\n"
-                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                f"s = socket.socket(socket.{fam}, socket.SOCK_DGRAM)\n"
                 f"s.bind(('{v['router_wan']}', {CANARY_PORT}))\n"
                 "s.settimeout(2)\n"
-                f"req = bytes([2, 0, 0, 0]) + bytes(4) + bytes(10) + b'\\xff\\xff' + socket.inet_aton('{v['router_wan']}')\n"
+                f"req = bytes([2, 0, 0, 0]) + bytes(4) + {client}\n"
                 f"s.sendto(req, ('{v['carrier']}', 5351))\n"
                 "try:\n    s.recv(1100)\nexcept OSError:\n    pass\n")
         self.topo.run("router", [H.PYTHON, "-c", code], timeout=10)
@@ -348,10 +351,9 @@ class Runner:
         sc = self.sc
         title = sc.get("title", os.path.basename(self.path))
         self.out(f"scenario: {title}")
-        if sc.get("topology", "routed") != "routed":
-            raise H.HarnessError(f"unknown topology {sc.get('topology')!r}")
         self.topo = H.Topology(keep=self.keep, internet=sc.get("internet", False),
-                               router_nat=sc.get("router_nat", False))
+                               router_nat=sc.get("router_nat", False),
+                               kind=sc.get("topology", "routed"))
         with self.topo:
             if sc.get("carrier", "miniupnpd") == "miniupnpd":
                 cfg = sc.get("miniupnpd", {})
