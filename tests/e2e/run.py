@@ -231,6 +231,12 @@ class Runner:
         if bad and not st.get("allow_invalid", False):
             raise StepFailed(f"capture '{name}': {len(bad)} packets on the PCP port are not "
                              f"valid PCP: {[m['raw'] for m in bad]}")
+        if "min_packets" in st:
+            # any UDP packet matching the capture's filter (e.g. the softwire's VXLAN), PCP or not
+            n = sum(1 for _ in pcpwire.read_pcap(cap.path))
+            self.out(f"    capture '{name}': {n} UDP packets matching /{cap.bpf}/")
+            if n < int(st["min_packets"]):
+                raise StepFailed(f"capture '{name}': {n} packets, expected at least {st['min_packets']}")
         if "requests" in st and len(reqs) != int(st["requests"]):
             raise StepFailed(f"capture '{name}': {len(reqs)} PCP requests, expected {st['requests']}")
         if "min_requests" in st and len(reqs) < int(st["min_requests"]):
