@@ -104,6 +104,7 @@ struct http_server {
 	struct http_server_config cfg; /* limits with defaults applied */
 	char *server_header;
 	struct http_conn *conns;
+	struct http_conn *dead;  /* closed, memory not yet freed by their ev_free */
 	size_t n_conns;
 	uint16_t port;
 	http_parser_settings settings;
@@ -300,6 +301,12 @@ static void conn_close(struct http_conn *c)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	s->n_conns--;
+	/* Park it on the dead list so http_server_free can still reach it if the loop never
+	 * runs ev_free (the server freed right after a close). */
+	c->next = s->dead;
+	if (s->dead != NULL)
+		s->dead->prev = c;
+	s->dead = c;
 	event_active(c->ev_free, EV_TIMEOUT, 0);
 }
 
@@ -316,7 +323,16 @@ static void conn_destroy(struct http_conn *c)
 
 static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 {
-	conn_destroy(arg);
+	struct http_conn *c = arg;
+	struct http_server *s = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->dead = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	conn_destroy(c);
 }
 
 /* Output fully written and the connection must end: half-close, drain input briefly so
@@ -473,6 +489,10 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 
 	if (count_header_bytes(c, len) != 0)
 		return -1;
+	/* Trailer fields of a chunked body (RFC 9112 §7.1.2) come after the header pointers
+	 * were resolved: strbuf must not grow any more, and we need none of them. */
+	if (x->req.path != NULL)
+		return 0;
 	if (c->hb != HB_FIELD) {
 		if (x->req.n_headers >= HTTP_MAX_HEADERS) {
 			c->parse_status = 431;
@@ -499,6 +519,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 	if (count_header_bytes(c, len) != 0)
 		return -1;
+	if (x->req.path != NULL) /* a trailer's value: ignored, see on_header_field */
+		return 0;
 	if (x->req.n_headers == 0) {
 		c->parse_status = 400;
 		return -1;
@@ -953,8 +975,13 @@ void http_server_free(struct http_server *s)
 	while (s->conns != NULL) {
 		struct http_conn *c = s->conns;
 
-		conn_close(c);     /* unlinks c */
-		conn_destroy(c);   /* event_free also drops the pending ev_free activation */
+		conn_close(c); /* moves c to the dead list */
+	}
+	while (s->dead != NULL) {
+		struct http_conn *c = s->dead;
+
+		s->dead = c->next;
+		conn_destroy(c); /* event_free also drops the pending ev_free activation */
 	}
 	if (s->lst != NULL)
 		evconnlistener_free(s->lst);
