@@ -28,7 +28,7 @@ build() {
   if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@" >/dev/null
   fi
-  ninja -C "$dir" >/dev/null
+  ninja -C "$dir" >"$dir.ninja.log" 2>&1 || { cat "$dir.ninja.log"; echo "0 passed, 1 failed"; exit 1; }
 }
 
 case "${1:-}" in
@@ -41,11 +41,19 @@ test)
   install_deps
   werror=()
   [ -n "${CI:-}" ] && werror=(-Dwerror=true)
-  build build "${werror[@]}"
   rc=0
+  # 1. The release-like build (gcc), every suite.
+  build build "${werror[@]}"
   meson test -C build --print-errorlogs --num-processes 2 >build/test-output.txt 2>&1 || rc=$?
-  tail -n 40 build/test-output.txt
-  /usr/bin/python3 tests/summary.py build/meson-logs/testlog.json || rc=1
+  tail -n 25 build/test-output.txt
+  # 2. The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang), which
+  #    also builds and runs the libFuzzer targets for a bounded time (suite "fuzz").
+  CC=clang build build-asan -Db_sanitize=address,undefined -Db_lundef=false "${werror[@]}"
+  UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+    meson test -C build-asan --print-errorlogs --num-processes 2 >build-asan/test-output.txt 2>&1 || rc=$?
+  tail -n 25 build-asan/test-output.txt
+  /usr/bin/python3 tests/summary.py gcc=build/meson-logs/testlog.json \
+    asan=build-asan/meson-logs/testlog.json || rc=1
   exit $rc
   ;;
 *)
