@@ -557,10 +557,17 @@ READY_RE = r"ready: (http://\S+/rootDesc\.xml)"
 
 
 class Iwfd:
-    def __init__(self, topo, exe, args=(), http_port=5000):
+    def __init__(self, topo, exe, args=(), http_port=5000, config=None):
+        """config: a dict written as iwfd's JSON config file (--config); flags still win."""
         self.topo = topo
         self.exe = os.path.abspath(exe)
         self.extra = list(args)
+        self.config = None
+        if config:
+            import json
+            self.config = os.path.join(topo.workdir, "iwfd-config.json")
+            with open(self.config, "w") as f:
+                json.dump(config, f, indent=2)
         self.http_port = http_port
         self.state = os.path.join(topo.workdir, "iwfd-state.json")
         self.proc = None
@@ -573,6 +580,8 @@ class Iwfd:
                 "--lan-addr", t.addr["router_lan"], "--http-port", str(self.http_port),
                 "--pcp-server", self.pcp_server(), "--state", self.state,
                 "--log-level", "debug"]
+        if self.config:
+            base = base[:1] + ["--config", self.config] + base[1:]
         return base + self.extra   # later flags override earlier ones
 
     def pcp_server(self):

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -65,6 +66,7 @@ class Runner:
         self.spawned = {}
         self.iwfd_stopped = False
         self.last = {}
+        self.ready_within = 15.0
 
     # ---------------------------------------------------------------- helpers
     def out(self, msg):
@@ -75,6 +77,8 @@ class Runner:
         v["url"] = self.iwfd.url if self.iwfd and self.iwfd.url else ""
         v["iwfd"] = self.iwfd_exe or ""
         v["http_port"] = str(self.iwfd.http_port) if self.iwfd else ""
+        v["iwfd_pid"] = str(self.iwfd.proc.pid) if self.iwfd and self.iwfd.proc else ""
+        v["state"] = self.iwfd.state if self.iwfd else ""
         v.update(self.saved_vars)
         self.vars = v
 
@@ -252,6 +256,22 @@ class Runner:
         exp = st.get("response")
         if exp:
             self.match_requests(resps, exp, name, kind="response")
+        exp = st.get("later_requests")      # renewals: every request after the first
+        if exp:
+            self.match_requests(reqs[1:], exp, name, kind="later request")
+        if st.get("renew_before_expiry"):
+            # RFC 6887 §11.2.1: each further request leaves before the previous grant expires
+            for prev, nxt in zip(reqs, reqs[1:]):
+                grant = [r for r in resps if r.get("nonce") == prev.get("nonce")
+                         and prev["ts"] <= r["ts"] < nxt["ts"]]
+                if not grant:
+                    raise StepFailed(f"capture '{name}': no response between requests at "
+                                     f"{prev['ts']:.1f} and {nxt['ts']:.1f}")
+                left = grant[-1]["ts"] + grant[-1]["lifetime"] - nxt["ts"]
+                self.out(f"    renewal {nxt['ts'] - grant[-1]['ts']:.1f} s after a "
+                         f"{grant[-1]['lifetime']} s grant")
+                if left <= 0:
+                    raise StepFailed(f"capture '{name}': renewal {-left:.1f} s after expiry")
 
     def send_canary(self):
         v = self.vars
@@ -315,14 +335,19 @@ class Runner:
 
     def step_iwfd(self, st):
         what = st["iwfd"]
-        if what == "stop":
+        if what == "kill":
+            # SIGKILL: a crash or power cut; nothing of iwfd's runs after it
+            rc = self.iwfd.proc.stop(signal.SIGKILL)
+            self.iwfd_stopped = True
+            self.out(f"    iwfd killed (SIGKILL), exit code {rc}")
+        elif what == "stop":
             rc = self.iwfd.stop()
             self.iwfd_stopped = True
             self.out(f"    iwfd stopped, exit code {rc}")
             if "expect_rc" in st and rc != int(st["expect_rc"]):
                 raise StepFailed(f"iwfd exited {rc}, expected {st['expect_rc']}")
         elif what == "start":
-            self.iwfd.start()
+            self.iwfd.start(timeout=self.ready_within)
             self.iwfd_stopped = False
             self.refresh_vars()
             self.out(f"    iwfd ready at {self.iwfd.url}")
@@ -331,7 +356,7 @@ class Runner:
                 raise StepFailed(f"iwfd is not running (exit {self.iwfd.proc.p.returncode})")
             self.out("    iwfd still running")
         else:
-            raise StepFailed(f"iwfd must be start, stop or alive, not {what!r}")
+            raise StepFailed(f"iwfd must be start, stop, kill or alive, not {what!r}")
 
     def check_log(self, must, must_not, within):
         deadline = time.monotonic() + float(within)
@@ -367,12 +392,15 @@ class Runner:
                                            max_lifetime=cfg.get("max_lifetime", 86400)).start()
             if sc.get("iwfd", True):
                 self.iwfd = H.Iwfd(self.topo, self.iwfd_exe, sc.get("iwfd_args", []),
-                                   http_port=sc.get("http_port", 5000))
+                                   http_port=sc.get("http_port", 5000),
+                                   config=sc.get("iwfd_config"))
+            if self.iwfd:
+                self.customize_iwfd(sc)
             self.refresh_vars()
             steps = sc.get("step", [])
             # iwfd starts before the first step unless the scenario starts it itself.
             if self.iwfd and not any(s.get("iwfd") == "start" for s in steps):
-                self.iwfd.start()
+                self.iwfd.start(timeout=self.ready_within)
                 self.refresh_vars()
                 self.out(f"iwfd ready at {self.iwfd.url}")
             failed = None
@@ -401,6 +429,32 @@ class Runner:
             self.out(f"PASS {title}")
             return 0
 
+    def customize_iwfd(self, sc):
+        """Scenario keys for the fault scenarios: pcp_server (string or list) REPLACES the
+        default --pcp-server (e.g. a lossy relay); iwfd_wrapper is put in front of iwfd's
+        command line (e.g. valgrind); iwfd_ready_within bounds the wait for "ready"."""
+        tv = self.topo.vars()
+        self.ready_within = float(sc.get("iwfd_ready_within", 15))
+        servers = [subst(x, tv) for x in as_list(sc.get("pcp_server"))]
+        wrapper = shlex.split(subst(sc.get("iwfd_wrapper", ""), tv))
+        if not servers and not wrapper:
+            return
+        base_argv = self.iwfd.argv
+
+        def argv():
+            a = base_argv()
+            if servers:
+                i = 0
+                while i < len(a):
+                    if a[i] == "--pcp-server":
+                        del a[i:i + 2]
+                    else:
+                        i += 1
+                for x in reversed(servers):
+                    a[1:1] = ["--pcp-server", x]
+            return wrapper + a
+        self.iwfd.argv = argv
+
     def dump_logs(self):
         for proc_name, obj in (("iwfd", self.iwfd), ("miniupnpd", self.carrier)):
             if obj and obj.proc:
@@ -413,6 +467,31 @@ class Runner:
 
 def indent(text, prefix="      | "):
     return "\n".join(prefix + line for line in text.rstrip().splitlines()) or prefix + "(no output)"
+
+
+def skip_reason(sc, exe):
+    """skip_sanitized = true: skip when iwfd carries a sanitizer runtime (valgrind cannot run
+    such a binary).  An iwfd_wrapper starting with valgrind: skip when valgrind is missing or
+    cannot run this binary cleanly (e.g. clang 14's DWARF 5 with Debian 12's valgrind): the
+    usage-error exit code 2 must come through with nothing else on stderr but the usage."""
+    if not sc.get("iwfd", True):
+        return None
+    if sc.get("skip_sanitized", False):
+        with open(exe, "rb") as f:
+            blob = f.read()
+        for marker, name in ((b"__asan_init", "AddressSanitizer"), (b"__ubsan_handle", "UBSan"),
+                             (b"__msan_init", "MemorySanitizer"), (b"__tsan_init", "TSan")):
+            if marker in blob:
+                return f"iwfd is built with {name}"
+    wrapper = shlex.split(sc.get("iwfd_wrapper", ""))
+    if wrapper and os.path.basename(wrapper[0]) == "valgrind":
+        import shutil
+        if shutil.which("valgrind") is None:
+            return "valgrind is not installed"
+        p = subprocess.run(["valgrind", "-q", exe, "--bogus"], capture_output=True, timeout=120)
+        if p.returncode != 2 or b"###" in p.stderr or b"==" in p.stderr:
+            return f"valgrind cannot run {exe} cleanly (exit {p.returncode}): {p.stderr[:160]!r}"
+    return None
 
 
 def main():
@@ -433,6 +512,10 @@ def main():
         return 2
     if sc.get("iwfd", True) and not (a.iwfd and os.access(a.iwfd, os.X_OK)):
         print(f"SKIP: scenario needs iwfd and {a.iwfd!r} is not an executable")
+        return 77
+    why = skip_reason(sc, a.iwfd)
+    if why:
+        print(f"SKIP: {why}")
         return 77
     try:
         return Runner(sc, a.scenario, a.iwfd, a.keep, a.verbose).run()
