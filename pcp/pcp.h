@@ -89,6 +89,13 @@ enum pcp_err {
 	PCP_ERR_INVAL,        /* invalid argument */
 	PCP_ERR_UNSOLICITED,  /* well-formed response that answers no outstanding request */
 	PCP_ERR_WRONG_SOURCE, /* response not from the server's address and port */
+	/* server addresses as text (pcp_server_parse, pcp_servers_parse): */
+	PCP_ERR_SYNTAX,       /* characters outside the address syntax, missing ']', line too long */
+	PCP_ERR_ADDRESS,      /* not an IPv4/IPv6 address, or one no server can have (unspecified,
+			       * multicast, broadcast, link-local without a scope) */
+	PCP_ERR_PORT,         /* port not a decimal 1..65535 */
+	PCP_ERR_TOO_MANY,     /* more than the caller's capacity (PCP_MAX_SERVERS) */
+	PCP_ERR_DUPLICATE,    /* the same address and port twice */
 	PCP_ERR_NOMEM,
 };
 
@@ -175,6 +182,40 @@ bool pcp_addr_is_v4(const struct in6_addr *a);
 bool pcp_addr_parse(struct in6_addr *out, const char *text);
 /* Format a (v4-mapped as dotted quad). buf must hold INET6_ADDRSTRLEN bytes. */
 const char *pcp_addr_format(const struct in6_addr *a, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- server addresses as text */
+
+#define PCP_MAX_SERVERS 8       /* addresses in one server list (RFC 7488 order) */
+#define PCP_SERVER_TEXT_MAX 63  /* longest accepted "[v6]:port" */
+
+struct pcp_server {
+	struct in6_addr addr; /* IPv4 as IPv4-mapped */
+	uint16_t port;        /* PCP_SERVER_PORT unless given */
+};
+
+/*
+ * Parse one server: "ADDR", "ADDR:PORT", "[V6]", "[V6]:PORT" or a bare IPv6 address in
+ * text[0..len) (no NUL needed; none allowed). No resolver is called. Returns PCP_OK, or
+ * SYNTAX (empty, longer than PCP_SERVER_TEXT_MAX, a character other than hex digits, '.',
+ * ':', '[' and ']', a missing ']'), ADDRESS (not an address, or ::, 0.0.0.0, multicast,
+ * 255.255.255.255, fe80::/10), PORT. *out is written only on PCP_OK.
+ */
+enum pcp_err pcp_server_parse(const char *text, size_t len, struct pcp_server *out);
+
+/* Told about each line pcp_servers_parse() skipped: 1-based line number and why. */
+typedef void pcp_servers_bad_line_cb(void *arg, unsigned line, enum pcp_err why);
+
+/*
+ * Parse a server-list file (the DHCP hand-over file, docs/pcp.md): one server per line
+ * in pcp_server_parse() syntax, in preference order (RFC 7488); '\n' or "\r\n" line ends;
+ * spaces and tabs around an entry ignored; empty lines and lines starting with '#'
+ * ignored. A bad line is skipped and reported through bad (may be NULL) with its
+ * reason; so are duplicates (DUPLICATE) and entries beyond cap (TOO_MANY). Pure: no
+ * I/O, no allocation; text need not be NUL-terminated. Returns the number of servers
+ * written to out[0..cap).
+ */
+size_t pcp_servers_parse(const char *text, size_t len, struct pcp_server *out, size_t cap,
+			 pcp_servers_bad_line_cb *bad, void *arg);
 
 /* ---------------------------------------------------------------- client engine */
 
@@ -333,6 +374,16 @@ size_t pcp_client_output(struct pcp_client *c, uint8_t *buf, size_t cap, uint64_
 
 /* Monotonic ms when pcp_client_output must next be called; UINT64_MAX = no timer. */
 uint64_t pcp_client_next_deadline(const struct pcp_client *c);
+
+/*
+ * Server liveness, the input of RFC 7488 failover (pcp_event.h does it): the monotonic
+ * ms of the first request sent to the current server since its last accepted response
+ * that is still unanswered, UINT64_MAX when nothing is outstanding; and the time of the
+ * last accepted response (UINT64_MAX: none since the server was set). Any accepted
+ * response, an error result or ANNOUNCE included, proves the server alive.
+ */
+uint64_t pcp_client_unanswered_since(const struct pcp_client *c);
+uint64_t pcp_client_last_response(const struct pcp_client *c);
 
 struct pcp_client_stats {
 	/* sent: packets returned by pcp_client_output; retransmitted: those of them sent

@@ -98,6 +98,10 @@ struct pcp_client {
 	uint16_t server_port;
 	struct in6_addr source;
 	enum reach reach;
+	/* RFC 7488 failover input for the caller: the first request sent since the last
+	 * accepted response of this server (NEVER: none outstanding), and that response. */
+	uint64_t unanswered_since;
+	uint64_t last_response_at;
 
 	/* §8.5 Epoch tracking for the current server */
 	bool have_epoch;
@@ -399,6 +403,8 @@ struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg)
 		c->cfg.random_arg = NULL;
 	}
 	c->reach = REACH_UNKNOWN;
+	c->unanswered_since = NEVER;
+	c->last_response_at = NEVER;
 	return c;
 }
 
@@ -433,6 +439,8 @@ void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, ui
 	c->server_port = port;
 	c->have_epoch = false; /* §8.5: the first response of a new server is valid */
 	c->reach = REACH_UNKNOWN;
+	c->unanswered_since = NEVER; /* judge the new server on its own answers */
+	c->last_response_at = NEVER;
 	for (struct pcp_flow *f = c->flows; f; f = f->next) {
 		if (f->dead)
 			continue;
@@ -674,6 +682,8 @@ static size_t flow_send(struct pcp_client *c, struct pcp_flow *f, uint8_t *buf, 
 			len = 0;
 	}
 	if (len) {
+		if (c->unanswered_since == NEVER)
+			c->unanswered_since = now;
 		c->stats.sent++;
 		if (f->awaiting)
 			c->stats.retransmitted++;
@@ -856,6 +866,8 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 	}
 
 	client_enter(c);
+	c->unanswered_since = NEVER; /* the server is alive (RFC 7488 failover) */
+	c->last_response_at = now;
 	bool valid = epoch_valid(c, m.epoch, now); /* §8.5, on every response */
 	reach_set(c, true);
 	if (!valid)
@@ -865,6 +877,16 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 		flow_answer(c, f, &m, now);
 	client_leave(c);
 	return PCP_OK;
+}
+
+uint64_t pcp_client_unanswered_since(const struct pcp_client *c)
+{
+	return c ? c->unanswered_since : NEVER;
+}
+
+uint64_t pcp_client_last_response(const struct pcp_client *c)
+{
+	return c ? c->last_response_at : NEVER;
 }
 
 void pcp_client_get_stats(const struct pcp_client *c, struct pcp_client_stats *out)

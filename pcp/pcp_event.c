@@ -10,17 +10,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define IO_READ_BATCH 64 /* datagrams per read callback, then back to the loop */
+
+/* Where the server list in use comes from (the first non-empty one wins). */
+enum io_source { SRC_FILE, SRC_CONFIG, SRC_ROUTER };
 
 struct pcp_io {
 	struct event_base *base;
 	struct pcp_client *client;
 	void (*log)(void *arg, int level, const char *fmt, va_list ap);
 	void *log_arg;
+	pcp_io_server_cb *on_server;
+	void *server_arg;
 
 	bool has_server;
 	struct in6_addr server;
@@ -29,6 +36,29 @@ struct pcp_io {
 	int fd; /* connected to the server, -1 = none */
 	struct event *ev_read;
 	struct event *ev_retired; /* the previous server's read event, freed from on_kick */
+
+	/* server lists: RFC 7488 order; the watched file's wins over the configured one;
+	 * with neither, the default router (RFC 6887 §8.1) */
+	struct pcp_server config_list[PCP_MAX_SERVERS];
+	size_t n_config;
+	struct pcp_server file_list[PCP_MAX_SERVERS];
+	size_t n_file;
+	enum io_source source_kind;
+	size_t cur;           /* index of the server in use in the list in use */
+	size_t round_start;   /* failover: where the current round through the list began */
+	unsigned rounds;      /* failover: complete rounds without any answer (backoff) */
+	uint64_t failover_seen; /* the unanswered_since already acted on (single server) */
+	uint32_t failover_ms;
+
+	char *route_file;     /* NULL = /proc/net/route */
+	uint32_t router_poll_ms;
+	struct event *ev_router;
+
+	char *watch_path;
+	struct event *ev_watch;
+	bool watch_known;     /* the identity below describes the file last applied */
+	bool watch_exists;
+	struct stat watch_st;
 
 	int announce_fd4, announce_fd6;
 	struct event *ev_announce4, *ev_announce6;
@@ -56,61 +86,14 @@ uint64_t pcp_io_now(void)
 
 /* ---------------------------------------------------------------- addresses */
 
-static bool parse_port(const char *s, uint16_t *port)
-{
-	unsigned v = 0;
-	if (!*s)
-		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		v = v * 10 + (unsigned)(*s - '0');
-		if (v > 65535)
-			return false;
-	}
-	if (v == 0)
-		return false;
-	*port = (uint16_t)v;
-	return true;
-}
-
 bool pcp_io_parse_server(const char *text, struct in6_addr *addr, uint16_t *port)
 {
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *port_text = NULL;
-	size_t hlen;
-
-	if (!text || !addr || !port)
+	struct pcp_server srv;
+	if (!text || !addr || !port || pcp_server_parse(text, strlen(text), &srv) != PCP_OK)
 		return false;
-	*port = PCP_SERVER_PORT;
-	if (text[0] == '[') {
-		const char *end = strchr(text, ']');
-		if (!end)
-			return false;
-		hlen = (size_t)(end - text - 1);
-		if (hlen >= sizeof host)
-			return false;
-		memcpy(host, text + 1, hlen);
-		host[hlen] = '\0';
-		if (end[1] == ':')
-			port_text = end + 2;
-		else if (end[1] != '\0')
-			return false;
-	} else {
-		const char *colon = strchr(text, ':');
-		if (colon && strchr(colon + 1, ':'))
-			colon = NULL; /* bare IPv6 address */
-		hlen = colon ? (size_t)(colon - text) : strlen(text);
-		if (hlen >= sizeof host)
-			return false;
-		memcpy(host, text, hlen);
-		host[hlen] = '\0';
-		if (colon)
-			port_text = colon + 1;
-	}
-	if (port_text && !parse_port(port_text, port))
-		return false;
-	return pcp_addr_parse(addr, host);
+	*addr = srv.addr;
+	*port = srv.port;
+	return true;
 }
 
 static socklen_t to_sockaddr(const struct in6_addr *a, uint16_t port, struct sockaddr_storage *ss)
@@ -255,12 +238,16 @@ bool pcp_io_default_router(const char *route_file, struct in6_addr *out)
 
 /* ---------------------------------------------------------------- timer and output */
 
+static void io_failover(struct pcp_io *io, uint64_t now);
+static uint64_t io_failover_at(const struct pcp_io *io);
+
 static void io_flush(struct pcp_io *io)
 {
 	uint8_t buf[PCP_MAX_PACKET];
 	size_t len;
 	uint64_t now = pcp_io_now();
 
+	io_failover(io, now);
 	while ((len = pcp_client_output(io->client, buf, sizeof buf, now)) > 0) {
 		if (io->fd < 0)
 			continue;
@@ -268,6 +255,9 @@ static void io_flush(struct pcp_io *io)
 			io_log(io, 3, "pcp: send: %s (the engine retransmits)", strerror(errno));
 	}
 	uint64_t next = pcp_client_next_deadline(io->client);
+	uint64_t fo = io_failover_at(io);
+	if (fo < next)
+		next = fo;
 	if (next == UINT64_MAX) {
 		evtimer_del(io->ev_timer);
 		return;
@@ -418,8 +408,21 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 	return fd;
 }
 
+static const char *const reason_names[] = {
+	[PCP_IO_SERVER_CONFIGURED] = "configured",
+	[PCP_IO_SERVER_FAILOVER] = "failover",
+	[PCP_IO_SERVER_FILE] = "server file",
+	[PCP_IO_SERVER_DEFAULT_ROUTER] = "default router",
+};
+
+const char *pcp_io_server_reason_name(enum pcp_io_server_reason why)
+{
+	return (unsigned)why < sizeof reason_names / sizeof reason_names[0] ? reason_names[why] : "?";
+}
+
 /* Switch to server addr:port. Returns 0, or an errno value and nothing changed. */
-static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_t port)
+static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_t port,
+			 enum pcp_io_server_reason why)
 {
 	struct in6_addr src;
 	int fd = open_server_socket(addr, port, &src);
@@ -458,37 +461,377 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 	io->server_port = port;
 	io->source = src;
 	char s[INET6_ADDRSTRLEN];
-	io_log(io, 2, "pcp: server %s port %u, client address %s", pcp_addr_format(addr, a, sizeof a), port,
-	       pcp_addr_format(&src, s, sizeof s));
+	io_log(io, 2, "pcp: server %s port %u (%s), client address %s", pcp_addr_format(addr, a, sizeof a), port,
+	       pcp_io_server_reason_name(why), pcp_addr_format(&src, s, sizeof s));
 	pcp_client_set_source(io->client, &src); /* §8.1: the address we really send from */
 	if (same_server && new_source)
 		pcp_client_refresh_all(io->client, pcp_io_now()); /* reconnect after a WAN change */
 	else
 		pcp_client_set_server(io->client, addr, port, pcp_io_now());
+	if (!same_server && io->on_server) {
+		struct pcp_server srv = { .addr = *addr, .port = port };
+		io->on_server(io->server_arg, &srv, why);
+	}
 	pcp_io_kick(io);
 	return 0;
+}
+
+/* ---------------------------------------------------------------- server lists */
+
+static const struct pcp_server *io_list(const struct pcp_io *io, size_t *n)
+{
+	if (io->source_kind == SRC_FILE) {
+		*n = io->n_file;
+		return io->file_list;
+	}
+	if (io->source_kind == SRC_CONFIG) {
+		*n = io->n_config;
+		return io->config_list;
+	}
+	*n = 0;
+	return NULL;
+}
+
+/* No server configured: the IPv4 default router (RFC 6887 §8.1). Returns 0, ENOENT
+ * (no default route) or the errno of the switch. */
+static int io_check_router(struct pcp_io *io)
+{
+	struct in6_addr gw;
+	if (!pcp_io_default_router(io->route_file, &gw)) {
+		io_log(io, 3, "pcp: no server configured and no IPv4 default router");
+		return ENOENT;
+	}
+	if (io->has_server && memcmp(&io->server, &gw, sizeof gw) == 0 && io->server_port == PCP_SERVER_PORT)
+		return 0;
+	return io_use_server(io, &gw, PCP_SERVER_PORT, PCP_IO_SERVER_DEFAULT_ROUTER);
+}
+
+/* Try list[from], list[from+1], ... (cyclic) until a socket opens; 0 or the last errno. */
+static int io_try_from(struct pcp_io *io, const struct pcp_server *l, size_t n, size_t from,
+		       enum pcp_io_server_reason why)
+{
+	int rc = ENOENT;
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (from + k) % n;
+		rc = io_use_server(io, &l[i].addr, l[i].port, why);
+		if (rc == 0) {
+			io->cur = i;
+			return 0;
+		}
+	}
+	return rc;
+}
+
+/* The lists changed: pick the source and the server. A server still in the new list
+ * is kept (no re-sending); otherwise the list's first (RFC 7488 order). */
+static int io_apply(struct pcp_io *io, enum pcp_io_server_reason why)
+{
+	io->source_kind = io->n_file ? SRC_FILE : io->n_config ? SRC_CONFIG : SRC_ROUTER;
+	io->rounds = 0;
+	io->failover_seen = UINT64_MAX;
+	if (io->source_kind == SRC_ROUTER) {
+		struct timeval tv = { .tv_sec = io->router_poll_ms / 1000,
+				      .tv_usec = (suseconds_t)(io->router_poll_ms % 1000) * 1000 };
+		evtimer_add(io->ev_router, &tv);
+		int rc = io_check_router(io);
+		return rc == ENOENT ? 0 : rc; /* no route yet: the poll keeps looking */
+	}
+	evtimer_del(io->ev_router);
+	size_t n;
+	const struct pcp_server *l = io_list(io, &n);
+	for (size_t i = 0; i < n && io->has_server; i++) {
+		if (l[i].port == io->server_port && memcmp(&l[i].addr, &io->server, sizeof io->server) == 0) {
+			io->cur = io->round_start = i;
+			return 0;
+		}
+	}
+	io->round_start = 0;
+	return io_try_from(io, l, n, 0, why);
+}
+
+static void on_router_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct pcp_io *io = arg;
+	(void)fd;
+	(void)what;
+	if (io->source_kind == SRC_ROUTER)
+		(void)io_check_router(io);
+}
+
+/* Failover wait for the current round: failover_ms, doubled per complete round through
+ * the list without any answer, at most PCP_MRT_MS (§8.1.1's ceiling). */
+static uint64_t io_failover_wait(const struct pcp_io *io)
+{
+	uint64_t w = io->failover_ms;
+	for (unsigned r = 0; r < io->rounds && w < PCP_MRT_MS; r++)
+		w *= 2;
+	return w < PCP_MRT_MS ? w : PCP_MRT_MS;
+}
+
+/* When the current server counts as gone (UINT64_MAX: not applicable). */
+static uint64_t io_failover_at(const struct pcp_io *io)
+{
+	size_t n;
+	(void)io_list(io, &n);
+	if (!io->has_server || (n < 2 && io->source_kind != SRC_ROUTER))
+		return UINT64_MAX;
+	uint64_t since = pcp_client_unanswered_since(io->client);
+	if (since == UINT64_MAX || since == io->failover_seen)
+		return UINT64_MAX;
+	return since + io_failover_wait(io);
+}
+
+/* RFC 7488: the server in use has not answered any request for the failover wait:
+ * move on to the next address of the list (cyclic), re-sending every live flow with its
+ * nonce (pcp_client_set_server). Without a list, re-read the default router. */
+static void io_failover(struct pcp_io *io, uint64_t now)
+{
+	uint64_t at = io_failover_at(io);
+	if (at > now)
+		return;
+	uint64_t since = pcp_client_unanswered_since(io->client);
+	io->failover_seen = since;
+	char a[INET6_ADDRSTRLEN];
+	io_log(io, 1, "pcp: server %s port %u has not answered for %llu ms",
+	       pcp_addr_format(&io->server, a, sizeof a), io->server_port, (unsigned long long)(now - since));
+	if (io->source_kind == SRC_ROUTER) {
+		(void)io_check_router(io);
+		return;
+	}
+	size_t n;
+	const struct pcp_server *l = io_list(io, &n);
+	if (pcp_client_last_response(io->client) != UINT64_MAX) {
+		io->round_start = io->cur; /* it used to answer: a new round starts here */
+		io->rounds = 0;
+	}
+	size_t next = (io->cur + 1) % n;
+	if (next == io->round_start && io->rounds < 16)
+		io->rounds++;
+	if (io_try_from(io, l, n, next, PCP_IO_SERVER_FAILOVER) != 0)
+		io_log(io, 0, "pcp: no server of the list can be reached");
+}
+
+/* Parse server strings into out[]; EINVAL on any bad one or more than PCP_MAX_SERVERS. */
+static int parse_list(const char *const *servers, size_t n, struct pcp_server *out, size_t *n_out)
+{
+	if (n > PCP_MAX_SERVERS || (n && !servers))
+		return EINVAL;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct pcp_server srv;
+		if (!servers[i] || pcp_server_parse(servers[i], strlen(servers[i]), &srv) != PCP_OK)
+			return EINVAL;
+		bool dup = false;
+		for (size_t j = 0; j < k; j++)
+			dup |= out[j].port == srv.port && memcmp(&out[j].addr, &srv.addr, sizeof srv.addr) == 0;
+		if (!dup)
+			out[k++] = srv;
+	}
+	*n_out = k;
+	return 0;
+}
+
+int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n)
+{
+	struct pcp_server list[PCP_MAX_SERVERS];
+	size_t k = 0;
+	if (!io || parse_list(servers, n, list, &k) != 0)
+		return EINVAL;
+	struct pcp_server old[PCP_MAX_SERVERS];
+	size_t n_old = io->n_config;
+	memcpy(old, io->config_list, sizeof old);
+	memcpy(io->config_list, list, sizeof list);
+	io->n_config = k;
+	if (io->source_kind == SRC_FILE)
+		return 0; /* the hand-over file's list stays in charge */
+	int rc = io_apply(io, PCP_IO_SERVER_CONFIGURED);
+	if (rc != 0) { /* no server of the new list opens: back to the old list */
+		memcpy(io->config_list, old, sizeof old);
+		io->n_config = n_old;
+		(void)io_apply(io, PCP_IO_SERVER_CONFIGURED);
+	}
+	return rc;
 }
 
 int pcp_io_reconnect(struct pcp_io *io)
 {
 	if (!io)
 		return EINVAL;
+	if (io->source_kind == SRC_ROUTER) {
+		struct in6_addr before = io->server;
+		bool had = io->has_server;
+		int rc = io_check_router(io);
+		if (rc != 0)
+			return rc;
+		if (!had || memcmp(&before, &io->server, sizeof before) != 0)
+			return 0; /* a new router: freshly connected already */
+	}
 	if (!io->has_server)
 		return ENOENT;
 	struct in6_addr addr = io->server;
-	return io_use_server(io, &addr, io->server_port);
+	return io_use_server(io, &addr, io->server_port, PCP_IO_SERVER_CONFIGURED);
 }
 
-int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n)
+bool pcp_io_get_server(const struct pcp_io *io, struct pcp_server *out)
 {
-	struct in6_addr addr;
-	uint16_t port;
-	if (!io || !servers || n == 0 || !pcp_io_parse_server(servers[0], &addr, &port))
-		return EINVAL;
-	if (io->has_server && memcmp(&addr, &io->server, sizeof addr) == 0 && port == io->server_port)
-		return 0;
-	return io_use_server(io, &addr, port);
+	if (!io || !out || !io->has_server)
+		return false;
+	out->addr = io->server;
+	out->port = io->server_port;
+	return true;
 }
+
+/* ---------------------------------------------------------------- the hand-over file */
+
+struct bad_line_ctx {
+	struct pcp_io *io;
+	const char *path;
+	unsigned bad;
+};
+
+static void on_bad_line(void *arg, unsigned line, enum pcp_err why)
+{
+	struct bad_line_ctx *b = arg;
+	b->bad++;
+	io_log(b->io, 1, "pcp: %s line %u: %s, line ignored", b->path, line, pcp_err_name(why));
+}
+
+static bool same_identity(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Read the watched file if it changed and apply it. */
+static void io_watch_check(struct pcp_io *io)
+{
+	struct stat st;
+	if (stat(io->watch_path, &st) < 0) {
+		if (errno != ENOENT) {
+			io_log(io, 3, "pcp: %s: %s", io->watch_path, strerror(errno));
+			return; /* keep what we have */
+		}
+		if (io->watch_known && !io->watch_exists)
+			return;
+		io->watch_known = true;
+		io->watch_exists = false;
+		if (io->n_file) {
+			io_log(io, 2, "pcp: %s is gone: back to the %s", io->watch_path,
+			       io->n_config ? "configured servers" : "default router");
+			io->n_file = 0;
+			(void)io_apply(io, PCP_IO_SERVER_CONFIGURED);
+		}
+		return;
+	}
+	if (io->watch_known && io->watch_exists && same_identity(&st, &io->watch_st))
+		return;
+	io->watch_known = io->watch_exists = true;
+	io->watch_st = st;
+	if (!S_ISREG(st.st_mode) || st.st_size > PCP_IO_SERVERS_FILE_MAX) {
+		io_log(io, 1, "pcp: %s: not a regular file of at most %d bytes, ignored", io->watch_path,
+		       PCP_IO_SERVERS_FILE_MAX);
+		return;
+	}
+	char text[PCP_IO_SERVERS_FILE_MAX];
+	size_t len = 0;
+	int fd = open(io->watch_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		io_log(io, 1, "pcp: %s: %s", io->watch_path, strerror(errno));
+		io->watch_known = false;
+		return;
+	}
+	for (;;) {
+		ssize_t r = read(fd, text + len, sizeof text - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (len == sizeof text) {
+			char extra;
+			if (read(fd, &extra, 1) > 0) {
+				io_log(io, 1, "pcp: %s grew beyond %d bytes, ignored", io->watch_path,
+				       PCP_IO_SERVERS_FILE_MAX);
+				close(fd);
+				return;
+			}
+			break;
+		}
+	}
+	close(fd);
+	struct pcp_server list[PCP_MAX_SERVERS];
+	struct bad_line_ctx b = { io, io->watch_path, 0 };
+	size_t n = pcp_servers_parse(text, len, list, PCP_MAX_SERVERS, on_bad_line, &b);
+	if (n == 0 && b.bad) {
+		io_log(io, 1, "pcp: %s holds no usable server: keeping the current one", io->watch_path);
+		return;
+	}
+	if (n == 0) { /* nothing but blanks and comments: DHCP offered no PCP server */
+		if (io->n_file) {
+			io->n_file = 0;
+			io_log(io, 2, "pcp: %s is empty: back to the %s", io->watch_path,
+			       io->n_config ? "configured servers" : "default router");
+			(void)io_apply(io, PCP_IO_SERVER_CONFIGURED);
+		}
+		return;
+	}
+	bool same = n == io->n_file && memcmp(list, io->file_list, n * sizeof list[0]) == 0;
+	if (same && io->source_kind == SRC_FILE)
+		return;
+	memcpy(io->file_list, list, sizeof list);
+	io->n_file = n;
+	io_log(io, 2, "pcp: %s: %zu server%s", io->watch_path, n, n == 1 ? "" : "s");
+	if (io_apply(io, PCP_IO_SERVER_FILE) != 0)
+		io_log(io, 0, "pcp: none of the servers in %s can be reached", io->watch_path);
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	io_watch_check(arg);
+}
+
+int pcp_io_watch_servers_file(struct pcp_io *io, const char *path, uint32_t poll_ms)
+{
+	if (!io)
+		return EINVAL;
+	if (io->ev_watch) {
+		event_free(io->ev_watch);
+		io->ev_watch = NULL;
+	}
+	free(io->watch_path);
+	io->watch_path = NULL;
+	io->watch_known = false;
+	if (!path) {
+		if (io->n_file) {
+			io->n_file = 0;
+			(void)io_apply(io, PCP_IO_SERVER_CONFIGURED);
+		}
+		return 0;
+	}
+	io->watch_path = strdup(path);
+	io->ev_watch = event_new(io->base, -1, EV_PERSIST, on_watch, io);
+	if (!io->watch_path || !io->ev_watch)
+		goto nomem;
+	if (!poll_ms)
+		poll_ms = PCP_IO_WATCH_POLL_MS;
+	struct timeval tv = { .tv_sec = poll_ms / 1000, .tv_usec = (suseconds_t)(poll_ms % 1000) * 1000 };
+	if (event_add(io->ev_watch, &tv) < 0)
+		goto nomem;
+	io_watch_check(io);
+	return 0;
+nomem:
+	if (io->ev_watch)
+		event_free(io->ev_watch);
+	io->ev_watch = NULL;
+	free(io->watch_path);
+	io->watch_path = NULL;
+	return ENOMEM;
+}
+
+/* ---------------------------------------------------------------- life cycle */
 
 struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, const struct pcp_io_config *cfg,
 			  int *err_out)
@@ -496,11 +839,11 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 	int dummy;
 	int *err = err_out ? err_out : &dummy;
 	*err = EINVAL;
-	if (!base || !client || !cfg || (cfg->n_servers && !cfg->servers))
+	if (!base || !client || !cfg)
 		return NULL;
-	struct in6_addr addr;
-	uint16_t port = 0;
-	if (cfg->n_servers && !pcp_io_parse_server(cfg->servers[0], &addr, &port))
+	struct pcp_server list[PCP_MAX_SERVERS];
+	size_t n = 0;
+	if (parse_list(cfg->servers, cfg->n_servers, list, &n) != 0)
 		return NULL;
 
 	*err = ENOMEM;
@@ -511,10 +854,20 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 	io->client = client;
 	io->log = cfg->log;
 	io->log_arg = cfg->log_arg;
+	io->on_server = cfg->on_server;
+	io->server_arg = cfg->server_arg;
+	io->failover_ms = cfg->failover_ms ? cfg->failover_ms : PCP_IO_FAILOVER_MS;
+	io->router_poll_ms = cfg->router_poll_ms ? cfg->router_poll_ms : PCP_IO_ROUTER_POLL_MS;
+	io->failover_seen = UINT64_MAX;
+	memcpy(io->config_list, list, sizeof list);
+	io->n_config = n;
 	io->fd = io->announce_fd4 = io->announce_fd6 = -1;
 	io->ev_timer = evtimer_new(base, on_timer, io);
 	io->ev_kick = event_new(base, -1, 0, on_kick, io);
-	if (!io->ev_timer || !io->ev_kick)
+	io->ev_router = evtimer_new(base, on_router_poll, io);
+	if (!io->ev_timer || !io->ev_kick || !io->ev_router)
+		goto fail;
+	if (cfg->route_file && !(io->route_file = strdup(cfg->route_file)))
 		goto fail;
 
 	if (cfg->listen_announce) {
@@ -532,12 +885,10 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 				goto fail;
 		}
 	}
-	if (cfg->n_servers) {
-		int rc = io_use_server(io, &addr, port);
-		if (rc != 0) {
-			*err = rc;
-			goto fail;
-		}
+	int rc = io_apply(io, PCP_IO_SERVER_CONFIGURED);
+	if (rc != 0) {
+		*err = rc;
+		goto fail;
 	}
 	*err = 0;
 	pcp_io_kick(io);
@@ -553,8 +904,8 @@ void pcp_io_free(struct pcp_io *io)
 {
 	if (!io)
 		return;
-	struct event *evs[] = { io->ev_read, io->ev_retired, io->ev_announce4, io->ev_announce6, io->ev_timer,
-				io->ev_kick };
+	struct event *evs[] = { io->ev_read,  io->ev_retired, io->ev_announce4, io->ev_announce6,
+				io->ev_timer, io->ev_kick,    io->ev_router,    io->ev_watch };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);
@@ -562,5 +913,7 @@ void pcp_io_free(struct pcp_io *io)
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	free(io->route_file);
+	free(io->watch_path);
 	free(io);
 }

@@ -25,9 +25,32 @@
 struct event_base;
 struct pcp_io;
 
+#define PCP_IO_FAILOVER_MS 21000      /* default pcp_io_config.failover_ms */
+#define PCP_IO_ROUTER_POLL_MS 30000   /* default pcp_io_config.router_poll_ms */
+#define PCP_IO_WATCH_POLL_MS 2000     /* default poll of pcp_io_watch_servers_file() */
+#define PCP_IO_SERVERS_FILE_MAX 4096  /* a larger server file is ignored */
+
+/* Why the adapter talks to a (new) server; pcp_io_config.on_server. */
+enum pcp_io_server_reason {
+	PCP_IO_SERVER_CONFIGURED,     /* pcp_io_new, pcp_io_set_servers, pcp_io_reconnect, a
+				       * server file that emptied or vanished */
+	PCP_IO_SERVER_FAILOVER,       /* the previous one did not answer (RFC 7488) */
+	PCP_IO_SERVER_FILE,           /* the watched server file named it */
+	PCP_IO_SERVER_DEFAULT_ROUTER, /* no server configured: the default router (§8.1) */
+};
+const char *pcp_io_server_reason_name(enum pcp_io_server_reason why);
+
+/* The adapter switched to server (borrowed, valid during the call). Called after the
+ * engine was told (pcp_client_set_server: live flows are being re-sent with their
+ * nonces). Must not call pcp_io_set_servers, pcp_io_watch_servers_file or pcp_io_free. */
+typedef void pcp_io_server_cb(void *arg, const struct pcp_server *server, enum pcp_io_server_reason why);
+
 struct pcp_io_config {
-	/* "ADDR", "ADDR:PORT", "[V6]" or "[V6]:PORT" (a bare IPv6 address is also taken);
-	 * default port 5351. The first one is used (RFC 7488 fallback order: later). */
+	/* Up to PCP_MAX_SERVERS addresses of the PCP server in RFC 7488 order (preferred
+	 * first): "ADDR", "ADDR:PORT", "[V6]" or "[V6]:PORT" (a bare IPv6 address is also
+	 * taken); default port 5351 (pcp_server_parse). Duplicates are dropped. None: the
+	 * IPv4 default router (RFC 6887 §8.1), re-read every router_poll_ms and on
+	 * pcp_io_reconnect. */
 	const char *const *servers;
 	size_t n_servers;
 	/* Bind UDP announce_port (default 5350) and join 224.0.0.1 (and ff02::1 where IPv6
@@ -37,18 +60,31 @@ struct pcp_io_config {
 	/* level: 0 error, 1 warn, 2 info, 3 debug. NULL = silent. */
 	void (*log)(void *arg, int level, const char *fmt, va_list ap);
 	void *log_arg;
+	/* RFC 7488 failover: when the server in use has left a request unanswered for this
+	 * long (no accepted response at all meanwhile), the next address of the list is
+	 * used (cyclic; logged; on_server). After each complete round through the list
+	 * without any answer the wait doubles, up to PCP_MRT_MS. 0 = PCP_IO_FAILOVER_MS
+	 * (21 s: the §8.1.1 transmissions at 0, 3 and 9 s and the third's RT). */
+	uint32_t failover_ms;
+	/* Default router source (pcp_io_default_router); NULL = /proc/net/route. */
+	const char *route_file;
+	uint32_t router_poll_ms; /* 0 = PCP_IO_ROUTER_POLL_MS */
+	pcp_io_server_cb *on_server; /* NULL = not told */
+	void *server_arg;
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC): the "now" to pass to pcp_flow_* calls. */
 uint64_t pcp_io_now(void);
 
 /*
- * New adapter. Parses the first server, opens and connects its socket, sets the
- * client's source and server (pcp_client_set_source / pcp_client_set_server) and arms
- * the timer. n_servers may be 0 (no server yet: set one with pcp_io_set_servers).
+ * New adapter. Parses the servers, opens and connects a socket to the first one that
+ * opens (then the next ...), sets the client's source and server (pcp_client_set_source
+ * / pcp_client_set_server) and arms the timer. n_servers may be 0: the default router
+ * is used (none yet is not an error: it is looked for every router_poll_ms).
  * Returns NULL on failure with *err_out (may be NULL) = an errno value for strerror():
- * EINVAL (bad server string, NULL argument), ENOMEM, or the socket()/connect()/
- * getsockname() errno (e.g. ENETUNREACH). On success *err_out = 0.
+ * EINVAL (bad server string, more than PCP_MAX_SERVERS, NULL argument), ENOMEM, or the
+ * socket()/connect()/getsockname() errno of the last server tried (e.g. ENETUNREACH).
+ * On success *err_out = 0.
  */
 struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, const struct pcp_io_config *cfg,
 			  int *err_out);
@@ -59,25 +95,44 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 void pcp_io_kick(struct pcp_io *io);
 
 /*
- * Switch servers at run time (e.g. DHCPv4 option 158 / DHCPv6 option 86, RFC 7291)
- * without losing mappings: if the first server differs from the current one a new
- * connected socket replaces the old one and pcp_client_set_server() re-sends MAP for
- * the live flows with their nonces. Same server: nothing happens. n = 0 is rejected.
- * Returns 0 or an errno value (as for pcp_io_new); on error nothing changed.
+ * Replace the configured server list at run time without losing mappings. If the server
+ * in use is in the new list it stays (nothing is re-sent); otherwise the list's first
+ * that opens is used: a new connected socket replaces the old one and
+ * pcp_client_set_server() re-sends MAP for the live flows with their nonces. n = 0:
+ * the default router. While a watched server file holds servers, it stays in charge
+ * and the new list is only stored. Returns 0 or an errno value (as for pcp_io_new); on
+ * error the previous list stays.
  */
 int pcp_io_set_servers(struct pcp_io *io, const char *const *servers, size_t n);
+
+/*
+ * Watch the DHCP hand-over file (docs/pcp.md): a DHCP client hook writes the addresses
+ * of DHCPv4 option 158 / DHCPv6 option 86 (RFC 7291) there, one per line, preferred
+ * first (pcp_servers_parse). Read now and whenever its identity (inode, size, mtime,
+ * ctime) changes, polled every poll_ms (0 = PCP_IO_WATCH_POLL_MS). A file with at least
+ * one valid server replaces the configured list (as pcp_io_set_servers: the server in
+ * use is kept if listed, else the first; flows re-sent with their nonces); bad lines
+ * are logged and skipped; a file with only bad lines, over PCP_IO_SERVERS_FILE_MAX
+ * bytes or unreadable is ignored (the last good list stays); an empty or missing file
+ * hands back to the configured list, else the default router. path is copied; NULL
+ * stops watching (and hands back). Returns 0, EINVAL or ENOMEM.
+ */
+int pcp_io_watch_servers_file(struct pcp_io *io, const char *path, uint32_t poll_ms);
+
+/* The server in use; false when there is none yet. */
+bool pcp_io_get_server(const struct pcp_io *io, struct pcp_server *out);
 
 /*
  * Reopen the socket towards the current server (call when the WAN address or routes
  * changed: a connected socket keeps the source address it had). If the source address
  * changed, the client gets the new one and every live flow is re-sent at once
- * (pcp_client_refresh_all). Returns 0, ENOENT when no server is set, or an errno value
- * (the old socket is kept).
+ * (pcp_client_refresh_all). Without configured servers the default router is re-read
+ * first (a new router is switched to). Returns 0, ENOENT when there is no server, or
+ * an errno value (the old socket is kept).
  */
 int pcp_io_reconnect(struct pcp_io *io);
 
-/* Parse "ADDR", "ADDR:PORT", "[V6]", "[V6]:PORT" or a bare IPv6 address. Port
- * defaults to PCP_SERVER_PORT; port 0 is rejected. Exposed for tests and config checks. */
+/* pcp_server_parse() on a NUL-terminated string (for config checks). */
 bool pcp_io_parse_server(const char *text, struct in6_addr *addr, uint16_t *port);
 
 /*

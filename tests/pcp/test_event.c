@@ -392,8 +392,8 @@ static void test_new_errors(void)
 	CHECK(pcp_io_new(base, client, &cfg, &err) == NULL);
 	CHECK_EQ(err, EINVAL);
 	CHECK(pcp_io_new(NULL, client, &cfg, &err) == NULL);
-	/* no server yet is fine */
-	struct pcp_io_config none = { 0 };
+	/* no server and no default route yet is fine */
+	struct pcp_io_config none = { .route_file = "/nonexistent/route" };
 	struct pcp_io *io = pcp_io_new(base, client, &none, &err);
 	CHECK(io != NULL);
 	CHECK_EQ(err, 0);
@@ -405,7 +405,9 @@ static void test_new_errors(void)
 	event_base_free(base);
 }
 
-static void write_file(const char *path, const char *text)
+static void write_file(const char *path, const char *text);
+
+static void write_file_(const char *path, const char *text)
 {
 	FILE *fp = fopen(path, "w");
 	CHECK(fp != NULL);
@@ -448,6 +450,315 @@ static void test_default_router(void)
 	(void)pcp_io_default_router(NULL, &a);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	write_file_(path, text);
+}
+
+/* Write via a temporary file and rename(), as the DHCP hook does. */
+static void write_atomic(const char *path, const char *text)
+{
+	char tmp[256];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	write_file_(tmp, text);
+	CHECK(rename(tmp, path) == 0);
+}
+
+struct server_log {
+	unsigned n;
+	struct pcp_server last;
+	enum pcp_io_server_reason why;
+};
+
+static void on_server(void *arg, const struct pcp_server *srv, enum pcp_io_server_reason why)
+{
+	struct server_log *l = arg;
+	l->n++;
+	l->last = *srv;
+	l->why = why;
+}
+
+static bool is_server(const struct pcp_server *s, const char *addr, uint16_t port)
+{
+	struct in6_addr a;
+	return pcp_addr_parse(&a, addr) && memcmp(&a, &s->addr, sizeof a) == 0 && s->port == port;
+}
+
+/* RFC 7488 failover: the first server is silent, the second answers; later the second
+ * falls silent and the list wraps back to the first. Same nonce everywhere. */
+static void test_failover(void)
+{
+	struct ctx c = { 0 };
+	c.base = event_base_new();
+	struct responder r1, r2;
+	CHECK(responder_open(&r1, c.base, AF_INET));
+	CHECK(responder_open(&r2, c.base, AF_INET));
+	r1.silent = true;
+	struct pcp_client_config cfg = { .irt_ms = 100, .random = t_random, .on_event = on_pcp_event,
+					 .event_arg = &c };
+	c.client = pcp_client_new(&cfg);
+	char s1[64], s2[64];
+	snprintf(s1, sizeof s1, "127.0.0.1:%u", r1.port);
+	snprintf(s2, sizeof s2, "127.0.0.1:%u", r2.port);
+	const char *servers[] = { s1, s2, s1 /* duplicate, dropped */ };
+	struct server_log sl = { 0 };
+	struct pcp_io_config iocfg = { .servers = servers, .n_servers = 3, .failover_ms = 400,
+				       .on_server = on_server, .server_arg = &sl };
+	c.io = pcp_io_new(c.base, c.client, &iocfg, NULL);
+	CHECK(c.io != NULL);
+	if (!c.io)
+		return;
+	CHECK_EQ(sl.n, 1);
+	CHECK_EQ(sl.why, PCP_IO_SERVER_CONFIGURED);
+	CHECK(is_server(&sl.last, "127.0.0.1", r1.port));
+	struct pcp_map_params p = { .protocol = 6, .internal_port = 7000, .lifetime = 3600 };
+	CHECK(pcp_addr_parse(&p.internal_addr, "127.0.0.1"));
+	struct pcp_flow *f = pcp_flow_map(c.client, &p, NULL, pcp_io_now());
+	uint64_t t0 = pcp_io_now();
+	pcp_io_kick(c.io);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, false, 5000));
+	CHECK(pcp_io_now() - t0 >= 390); /* not before the failover wait */
+	CHECK(r1.n_req >= 2);            /* 0, 90, 261 ms ... */
+	CHECK_EQ(r2.n_req, 1);
+	CHECK(memcmp(r1.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	CHECK(memcmp(r2.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	CHECK_EQ(sl.n, 2);
+	CHECK_EQ(sl.why, PCP_IO_SERVER_FAILOVER);
+	struct pcp_server cur;
+	CHECK(pcp_io_get_server(c.io, &cur) && is_server(&cur, "127.0.0.1", r2.port));
+
+	/* the second server dies, the first comes back: a refresh finds no answer and the
+	 * list wraps round to the first, which re-creates the mapping with its nonce */
+	r2.silent = true;
+	r1.silent = false;
+	unsigned r1_before = r1.n_req;
+	pcp_flow_refresh(c.client, f, pcp_io_now());
+	pcp_io_kick(c.io);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 5000));
+	CHECK_EQ(sl.n, 3);
+	CHECK_EQ(sl.why, PCP_IO_SERVER_FAILOVER);
+	CHECK(pcp_io_get_server(c.io, &cur) && is_server(&cur, "127.0.0.1", r1.port));
+	CHECK(r1.n_req > r1_before);
+	CHECK(memcmp(r1.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+
+	/* set_servers keeps a listed server in use (nothing re-sent), else takes the first */
+	const char *again[] = { s2, s1 };
+	unsigned before = r1.n_req;
+	CHECK_EQ(pcp_io_set_servers(c.io, again, 2), 0);
+	CHECK_EQ(sl.n, 3);
+	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 200));
+	CHECK_EQ(r1.n_req, before);
+	const char *too_many[PCP_MAX_SERVERS + 1];
+	for (size_t i = 0; i <= PCP_MAX_SERVERS; i++)
+		too_many[i] = s1;
+	CHECK_EQ(pcp_io_set_servers(c.io, too_many, PCP_MAX_SERVERS + 1), EINVAL);
+
+	pcp_io_free(c.io);
+	pcp_client_free(c.client);
+	responder_close(&r1);
+	responder_close(&r2);
+	event_base_free(c.base);
+}
+
+/* Bind a responder on addr:5351 (another loopback address) for the default-router
+ * tests; false when that is impossible here. */
+static bool responder_open_at(struct responder *r, struct event_base *base, const char *addr)
+{
+	memset(r, 0, sizeof *r);
+	r->family = AF_INET;
+	r->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(PCP_SERVER_PORT) };
+	if (r->fd < 0 || inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
+	    bind(r->fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+		if (r->fd >= 0)
+			close(r->fd);
+		r->fd = -1;
+		return false;
+	}
+	r->port = PCP_SERVER_PORT;
+	r->epoch0 = 1000;
+	r->t0 = pcp_io_now();
+	r->ev = event_new(base, r->fd, EV_READ | EV_PERSIST, on_request, r);
+	event_add(r->ev, NULL);
+	return true;
+}
+
+static const char route_hdr[] = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
+
+/* gateway as the /proc/net/route hex of a 127.0.0.x address */
+static void write_route(const char *path, unsigned last_octet)
+{
+	char text[512];
+	snprintf(text, sizeof text, "%swan0\t00000000\t%02X00007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n", route_hdr,
+		 last_octet);
+	write_atomic(path, text);
+}
+
+/* No server configured: the default router (RFC 6887 §8.1), re-read when it changes. */
+static void test_default_router_mode(void)
+{
+	struct ctx c = { 0 };
+	c.base = event_base_new();
+	struct responder r1, r2;
+	bool ok1 = responder_open_at(&r1, c.base, "127.0.0.2");
+	bool ok2 = ok1 && responder_open_at(&r2, c.base, "127.0.0.3");
+	if (!ok2) {
+		fprintf(stderr, "  (127.0.0.2/3:5351 not bindable here: default-router mode untested)\n");
+		if (ok1)
+			responder_close(&r1);
+		event_base_free(c.base);
+		return;
+	}
+	char route[] = "/tmp/test_pcp_route.XXXXXX";
+	int fd = mkstemp(route);
+	CHECK(fd >= 0);
+	close(fd);
+	write_route(route, 2);
+	struct pcp_client_config cfg = { .random = t_random, .on_event = on_pcp_event, .event_arg = &c };
+	c.client = pcp_client_new(&cfg);
+	struct server_log sl = { 0 };
+	struct pcp_io_config iocfg = { .route_file = route, .router_poll_ms = 100, .on_server = on_server,
+				       .server_arg = &sl };
+	int err = -1;
+	c.io = pcp_io_new(c.base, c.client, &iocfg, &err);
+	CHECK(c.io != NULL);
+	CHECK_EQ(err, 0);
+	if (!c.io)
+		return;
+	CHECK_EQ(sl.n, 1);
+	CHECK_EQ(sl.why, PCP_IO_SERVER_DEFAULT_ROUTER);
+	CHECK(is_server(&sl.last, "127.0.0.2", PCP_SERVER_PORT));
+	struct pcp_map_params p = { .protocol = 17, .internal_port = 7001, .lifetime = 3600 };
+	CHECK(pcp_addr_parse(&p.internal_addr, "127.0.0.1"));
+	struct pcp_flow *f = pcp_flow_map(c.client, &p, NULL, pcp_io_now());
+	pcp_io_kick(c.io);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, false, 3000));
+	CHECK_EQ(r1.n_req, 1);
+
+	/* the route changes: found by the poll, the mapping follows with its nonce */
+	write_route(route, 3);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(sl.n, 2);
+	CHECK_EQ(sl.why, PCP_IO_SERVER_DEFAULT_ROUTER);
+	CHECK_EQ(r2.n_req, 1);
+	CHECK(memcmp(r2.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	/* and back, found at once by pcp_io_reconnect (the daemon's route-change hook) */
+	write_route(route, 2);
+	CHECK_EQ(pcp_io_reconnect(c.io), 0);
+	CHECK_EQ(sl.n, 3);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(r1.n_req, 2);
+	/* a configured list takes over from the router */
+	char s2[64];
+	snprintf(s2, sizeof s2, "127.0.0.3");
+	const char *servers[] = { s2 };
+	CHECK_EQ(pcp_io_set_servers(c.io, servers, 1), 0);
+	CHECK_EQ(sl.why, PCP_IO_SERVER_CONFIGURED);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(r2.n_req, 2);
+	write_route(route, 2); /* ignored now */
+	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 300));
+	CHECK_EQ(sl.n, 4);
+
+	pcp_io_free(c.io);
+	pcp_client_free(c.client);
+	responder_close(&r1);
+	responder_close(&r2);
+	event_base_free(c.base);
+	unlink(route);
+}
+
+/* The DHCP hand-over file (option 158 / 86): watched, applied without losing the
+ * mapping, garbage refused with the last good list kept, empty hands back. */
+static void test_servers_file(void)
+{
+	struct ctx c = { 0 };
+	c.base = event_base_new();
+	struct responder r1, r2;
+	CHECK(responder_open(&r1, c.base, AF_INET));
+	CHECK(responder_open(&r2, c.base, AF_INET));
+	struct pcp_client_config cfg = { .random = t_random, .on_event = on_pcp_event, .event_arg = &c };
+	c.client = pcp_client_new(&cfg);
+	char s1[64], text[256];
+	snprintf(s1, sizeof s1, "127.0.0.1:%u", r1.port);
+	const char *servers[] = { s1 };
+	struct server_log sl = { 0 };
+	struct pcp_io_config iocfg = { .servers = servers, .n_servers = 1, .on_server = on_server,
+				       .server_arg = &sl };
+	c.io = pcp_io_new(c.base, c.client, &iocfg, NULL);
+	CHECK(c.io != NULL);
+	if (!c.io)
+		return;
+	char path[] = "/tmp/test_pcp_servers.XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	close(fd);
+	unlink(path);
+	CHECK_EQ(pcp_io_watch_servers_file(c.io, path, 50), 0); /* absent: configured list */
+	CHECK_EQ(sl.n, 1);
+
+	struct pcp_map_params p = { .protocol = 6, .internal_port = 7002, .lifetime = 3600 };
+	CHECK(pcp_addr_parse(&p.internal_addr, "127.0.0.1"));
+	struct pcp_flow *f = pcp_flow_map(c.client, &p, NULL, pcp_io_now());
+	pcp_io_kick(c.io);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, false, 3000));
+	CHECK_EQ(r1.n_req, 1);
+
+	/* the hook writes option 158's servers: garbage line logged, the good one used */
+	snprintf(text, sizeof text, "# dhcp\nnot-an-address\n127.0.0.1:%u\n", r2.port);
+	write_atomic(path, text);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(sl.n, 2);
+	CHECK_EQ(sl.why, PCP_IO_SERVER_FILE);
+	CHECK(is_server(&sl.last, "127.0.0.1", r2.port));
+	CHECK_EQ(r2.n_req, 1);
+	CHECK(memcmp(r2.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+
+	/* the same content rewritten (a DHCP renew): nothing happens */
+	write_atomic(path, text);
+	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 300));
+	CHECK_EQ(sl.n, 2);
+	/* only garbage: refused, the last good list stays */
+	write_atomic(path, "999.1.1.1\nhello\n");
+	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 300));
+	CHECK_EQ(sl.n, 2);
+	/* a configured list set meanwhile does not override the file */
+	CHECK_EQ(pcp_io_set_servers(c.io, servers, 1), 0);
+	CHECK_EQ(sl.n, 2);
+	/* empty (the lease has no PCP option): back to the configured server */
+	write_atomic(path, "# no PCP server offered\n");
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(sl.n, 3);
+	CHECK_EQ(sl.why, PCP_IO_SERVER_CONFIGURED);
+	CHECK_EQ(r1.n_req, 2);
+	CHECK(memcmp(r1.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
+	/* the file again, then removed: back again */
+	write_atomic(path, text);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(sl.n, 4);
+	unlink(path);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(sl.n, 5);
+	CHECK(is_server(&sl.last, "127.0.0.1", r1.port));
+	/* too big: ignored */
+	char big[PCP_IO_SERVERS_FILE_MAX + 100];
+	memset(big, '\n', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	memcpy(big + 10, text, strlen(text));
+	write_atomic(path, big);
+	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 300));
+	CHECK_EQ(sl.n, 5);
+	CHECK_EQ(pcp_io_watch_servers_file(c.io, NULL, 0), 0);
+	CHECK_EQ(pcp_io_watch_servers_file(NULL, path, 0), EINVAL);
+	unlink(path);
+
+	pcp_io_free(c.io);
+	pcp_client_free(c.client);
+	responder_close(&r1);
+	responder_close(&r2);
+	event_base_free(c.base);
+}
+
 int main(void)
 {
 	T_RUN(test_parse_server);
@@ -455,5 +766,8 @@ int main(void)
 	T_RUN(test_retransmit_over_udp);
 	T_RUN(test_new_errors);
 	T_RUN(test_default_router);
+	T_RUN(test_failover);
+	T_RUN(test_default_router_mode);
+	T_RUN(test_servers_file);
 	return t_failures != 0;
 }
