@@ -631,12 +631,18 @@ deny 0-65535 0.0.0.0/0 0-65535
             "last_map_s": (last - t_spawn) if last else None,
             "last_answer_s": (max(sent) - t_spawn) if sent else None,
             "pcp_requests": len(reqs), "pcp_answers": len(sent),
+            "map_times_hist": self.hist([e["t"] - t_spawn for e in reqs]),
             "distinct_nonces": len({e["fields"].get("nonce") for e in reqs}),
             "dropped_by_sim": len([e for e in lg if e.get("dropped")]),
             "iwfd_cpu_s": cpu / 1e9, "iwfd_VmHWM_kB": kb(d["pid"], "VmHWM"),
             "sim_stats": self.simctl.stats(),
         }
         log("restart: " + json.dumps({k: v for k, v in self.res["restart"].items() if k != "sim_stats"}))
+
+    @staticmethod
+    def hist(ts, edges=(0.01, 0.1, 0.5, 1, 2, 3, 4, 6, 10, 30)):
+        """How many of the times ts (s) fall below each edge (cumulative)."""
+        return {f"<{e}s": sum(1 for t in ts if t < e) for e in edges}
 
     # -- the run
     def run(self):
@@ -790,6 +796,9 @@ def report(res):
         L.append(f"   after spawn: ready {fmt(r['ready_s'], 3)} s, first MAP {fmt(r['first_map_s'], 3)} s, last "
                  f"MAP {fmt(r.get('last_map_s'), 3)} s, last answer {fmt(r['last_answer_s'], 3)} s; iwfd CPU "
                  f"{fmt(r['iwfd_cpu_s'], 3)} s (whole process life); VmHWM {fmt(r['iwfd_VmHWM_kB'])} kB")
+        if r.get("map_times_hist"):
+            L.append("   MAP requests sent before (cumulative, after spawn): " +
+                     ", ".join(f"{k} {v:,}" for k, v in r["map_times_hist"].items()))
         L.append(f"   PCP requests {r['pcp_requests']:,} for {r['distinct_nonces']:,} mappings "
                  f"({r['pcp_requests'] / max(1, r['distinct_nonces']):.3f} per mapping); state file "
                  f"{fmt(r['state_file_bytes'])} bytes")
