@@ -15,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 
@@ -66,11 +67,16 @@ class Runner:
         self.spawned = {}
         self.iwfd_stopped = False
         self.last = {}
+        self._tls = threading.local()
         self.ready_within = 15.0
 
     # ---------------------------------------------------------------- helpers
     def out(self, msg):
-        print(msg, flush=True)
+        buf = getattr(self._tls, "buf", None)
+        if buf is not None:           # inside a lane: printed as one block afterwards
+            buf.append(msg)
+        else:
+            print(msg, flush=True)
 
     def refresh_vars(self):
         v = self.topo.vars()
@@ -404,10 +410,23 @@ class Runner:
                 self.refresh_vars()
                 self.out(f"iwfd ready at {self.iwfd.url}")
             failed = None
-            for n, st in enumerate(steps, 1):
+            n = 0
+            while n < len(steps):
+                st = steps[n]
+                n += 1
                 actions = [a for a in STEP_ACTIONS if a in st]
                 if len(actions) != 1:
                     raise H.HarnessError(f"step {n} needs exactly one of {STEP_ACTIONS}: {st}")
+                if "lane" in st:
+                    # consecutive steps with a `lane` run as concurrent lanes (one thread per
+                    # lane, each lane's steps in order)
+                    first = n
+                    while n < len(steps) and "lane" in steps[n]:
+                        n += 1
+                    failed = self.run_lanes(steps, first, n)
+                    if failed:
+                        break
+                    continue
                 self.out(f"[{n}/{len(steps)}] {st.get('name', actions[0])}")
                 try:
                     getattr(self, f"step_{actions[0]}")(st)
@@ -454,6 +473,59 @@ class Runner:
                     a[1:1] = ["--pcp-server", x]
             return wrapper + a
         self.iwfd.argv = argv
+
+    LANE_ACTIONS = ("run", "sleep", "log", "nft")
+
+    def run_lanes(self, steps, first, last):
+        """Steps first..last (1-based, inclusive) carry `lane = "NAME"`: every lane runs in its
+        own thread, its steps in order; the lanes must have overlapped in time (else they were
+        not concurrent and the block proves nothing about concurrency)."""
+        lanes = {}
+        for k in range(first, last + 1):
+            lanes.setdefault(str(steps[k - 1]["lane"]), []).append(k)
+        self.out(f"[{first}-{last}/{len(steps)}] concurrent lanes: "
+                 + ", ".join(f"{l} ({len(ks)} steps)" for l, ks in lanes.items()))
+        result = {}
+
+        def lane(name, ks):
+            self._tls.buf = []
+            t0 = time.monotonic()
+            err = None
+            for k in ks:
+                st = steps[k - 1]
+                act = [a for a in STEP_ACTIONS if a in st][0]
+                if act not in self.LANE_ACTIONS:
+                    err = f"step {k}: `{act}` cannot run in a lane"
+                    break
+                self.out(f"  [{k}] {name}: {st.get('name', act)}")
+                try:
+                    getattr(self, f"step_{act}")(st)
+                except StepFailed as e:
+                    err = f"step {k} (lane {name}, {st.get('name', act)}): {e}"
+                    break
+                except Exception as e:  # a crash in a thread must still fail the scenario
+                    err = f"step {k} (lane {name}): {type(e).__name__}: {e}"
+                    break
+            result[name] = (t0, time.monotonic(), err, self._tls.buf)
+
+        threads = [threading.Thread(target=lane, args=(l, ks)) for l, ks in lanes.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for name in lanes:
+            for line in result[name][3]:
+                print(line, flush=True)
+        errs = [r[2] for r in result.values() if r[2]]
+        if errs:
+            return errs[0]
+        if len(lanes) > 1:
+            latest_start = max(r[0] for r in result.values())
+            earliest_end = min(r[1] for r in result.values())
+            self.out(f"    lanes overlapped for {earliest_end - latest_start:.2f} s")
+            if latest_start >= earliest_end:
+                return f"lanes {list(lanes)} did not overlap in time"
+        return None
 
     def dump_logs(self):
         for proc_name, obj in (("iwfd", self.iwfd), ("miniupnpd", self.carrier)):

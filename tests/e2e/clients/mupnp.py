@@ -4,9 +4,12 @@
   mupnp.py [--url ROOTDESC] ACTION [ARGS]
     extip                        GetExternalIPAddress
     add EPORT PROTO IADDR IPORT [DESC] [LEASE]
+    addany EPORT PROTO IADDR IPORT [DESC]   AddAnyPortMapping (IGD:2); prints the granted port
     get EPORT PROTO              GetSpecificPortMappingEntry
     generic INDEX                GetGenericPortMappingEntry
     del EPORT PROTO              DeletePortMapping
+    delrange START END PROTO [MANAGE]   DeletePortMappingRange (IGD:2)
+    count                        GetPortMappingNumberOfEntries (not a standard action)
     list                         every GetGenericPortMappingEntry until the first error
     status                       GetStatusInfo
     wait-connected SECONDS       poll GetStatusInfo until it says Connected
@@ -47,6 +50,15 @@ def main(argv):
                 r = u.addportmapping(eport, proto, iaddr, iport, desc, "", int(args[5]))
             else:
                 r = u.addportmapping(eport, proto, iaddr, iport, desc, "")
+        elif act == "addany":
+            eport, proto, iaddr, iport = int(args[0]), args[1], args[2], int(args[3])
+            desc = args[4] if len(args) > 4 else "e2e python-miniupnpc"
+            r = u.addanyportmapping(eport, proto, iaddr, iport, desc, "")
+        elif act == "delrange":
+            manage = args[3] if len(args) > 3 else "0"
+            r = u.deleteportmappingrange(int(args[0]), int(args[1]), args[2], int(manage))
+        elif act == "count":
+            r = u.getportmappingnumberofentries()
         elif act == "get":
             r = u.getspecificportmapping(int(args[0]), args[1])
         elif act == "generic":
