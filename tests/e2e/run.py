@@ -252,6 +252,10 @@ class Runner:
         if "min_requests" in st and len(reqs) < int(st["min_requests"]):
             raise StepFailed(f"capture '{name}': {len(reqs)} PCP requests, expected at least "
                              f"{st['min_requests']}")
+        if resps and "external_port" in resps[0]:
+            # {eport_<id>}: the external port the server granted in the first response
+            self.vars[f"eport_{name}"] = str(resps[0]["external_port"])
+            self.saved_vars[f"eport_{name}"] = str(resps[0]["external_port"])
         if reqs and "nonce" in reqs[0]:
             # later steps can compare with {nonce_<id>} (e.g. the delete reuses the add's nonce)
             self.vars[f"nonce_{name}"] = reqs[0]["nonce"]
@@ -300,6 +304,10 @@ class Runner:
                 missing = [o for o in want if o not in m["option_names"]]
                 if missing:
                     return f"lacks options {missing}"
+            elif key == "options_absent":   # names that must not be present
+                extra = [o for o in want if o in m["option_names"]]
+                if extra:
+                    return f"has options {extra}"
             elif key == "third_party":
                 tp = [o.get("address") for o in m["options"] if o["name"] == "THIRD_PARTY"]
                 if tp != [subst(want, self.vars)]:
