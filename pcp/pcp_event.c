@@ -411,8 +411,8 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 static const char *const reason_names[] = {
 	[PCP_IO_SERVER_CONFIGURED] = "configured",
 	[PCP_IO_SERVER_FAILOVER] = "failover",
-	[PCP_IO_SERVER_FILE] = "server file",
-	[PCP_IO_SERVER_DEFAULT_ROUTER] = "default router",
+	[PCP_IO_SERVER_FILE] = "file",
+	[PCP_IO_SERVER_DEFAULT_ROUTER] = "default-router",
 };
 
 const char *pcp_io_server_reason_name(enum pcp_io_server_reason why)

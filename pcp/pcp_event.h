@@ -38,6 +38,7 @@ enum pcp_io_server_reason {
 	PCP_IO_SERVER_FILE,           /* the watched server file named it */
 	PCP_IO_SERVER_DEFAULT_ROUTER, /* no server configured: the default router (§8.1) */
 };
+/* "configured", "failover", "file", "default-router" (no spaces: log-parser friendly). */
 const char *pcp_io_server_reason_name(enum pcp_io_server_reason why);
 
 /* The adapter switched to server (borrowed, valid during the call). Called after the
