@@ -39,8 +39,8 @@ def free_udp_port():
 class Cli:
     """pcp_cli as a process; its stdout lines are collected by a thread."""
 
-    def __init__(self, *args):
-        self.argv = [PCP_CLI] + [str(a) for a in args]
+    def __init__(self, *args, prefix=()):
+        self.argv = list(prefix) + [PCP_CLI] + [str(a) for a in args]
         self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.q = queue.Queue()
