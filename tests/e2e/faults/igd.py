@@ -23,6 +23,8 @@ run inside a LAN host namespace by tests/e2e/run.py:
                   join 239.255.255.250:1900 and wait for ssdp:byebye NOTIFYs.
   igd.py status   --url U [--expect Connected|Disconnected] [--within S]
   igd.py table    --url U          print iwfd's table
+  igd.py statefile --path F [--expect PROTO:EPORT:CLIENT:IPORT]... [--intents N]
+                  [--mark FILE | --newer-than FILE]   check iwfd's state file
   igd.py mem      --pid P          VmRSS / VmHWM / open fds of a process
 
 Exit status: 0 verdict holds, 1 it does not (the reason is printed), 2 usage/harness errors.
@@ -495,6 +497,35 @@ def cmd_table(a):
     out(fmt(Igd(a.url).table()))
 
 
+def cmd_statefile(a):
+    """Check iwfd's state file: it parses, holds the --expect'ed mappings; --mark FILE records
+    its modification time, --newer-than FILE requires it to have been rewritten since."""
+    st = os.stat(a.path)
+    if a.mark:
+        with open(a.mark, "w") as f:
+            f.write(str(st.st_mtime_ns))
+        out(f"marked mtime {st.st_mtime_ns}")
+    if a.newer_than:
+        with open(a.newer_than) as f:
+            before = int(f.read())
+        if st.st_mtime_ns <= before:
+            fail(f"{a.path} was not rewritten (mtime {st.st_mtime_ns} <= {before})")
+        out(f"rewritten: mtime {before} -> {st.st_mtime_ns}")
+    with open(a.path) as f:
+        doc = json.load(f)
+    have = {(m["protocol"], m["external_port"]): (m["internal_client"], m["internal_port"])
+            for m in doc.get("mappings", [])}
+    out(f"state file: version {doc.get('version')}, boot_id {doc.get('boot_id')}, "
+        f"{len(have)} mappings: {fmt(have)}, {len(doc.get('intents', []))} intents")
+    for e in a.expect or []:
+        proto, eport, client, iport = e.split(":")
+        if have.get((proto, int(eport))) != (client, int(iport)):
+            fail(f"state file lacks {e}")
+    if a.intents is not None and len(doc.get("intents", [])) != a.intents:
+        fail(f"{len(doc.get('intents', []))} intents in the state file, expected {a.intents}")
+    out("VERDICT PASS: state file as expected")
+
+
 def proc_mem(pid):
     d = {}
     with open(f"/proc/{pid}/status") as f:
@@ -550,6 +581,12 @@ def main():
     p.add_argument("--within", type=float, default=0)
     p = sub.add_parser("table")
     p.add_argument("--url", required=True)
+    p = sub.add_parser("statefile")
+    p.add_argument("--path", required=True)
+    p.add_argument("--expect", action="append", help="PROTO:EPORT:CLIENT:IPORT")
+    p.add_argument("--intents", type=int)
+    p.add_argument("--mark")
+    p.add_argument("--newer-than")
     p = sub.add_parser("mem")
     p.add_argument("--pid", type=int, required=True)
     a = ap.parse_args()
