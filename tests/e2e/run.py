@@ -459,9 +459,12 @@ class Runner:
     def customize_iwfd(self, sc):
         """Scenario keys for the fault scenarios: pcp_server (string or list) REPLACES the
         default --pcp-server (e.g. a lossy relay); iwfd_wrapper is put in front of iwfd's
-        command line (e.g. valgrind); iwfd_ready_within bounds the wait for "ready"."""
+        command line (e.g. valgrind); iwfd_ready_within bounds the wait for "ready";
+        state_file moves iwfd's --state (placeholders allowed; {state} follows it)."""
         tv = self.topo.vars()
         self.ready_within = float(sc.get("iwfd_ready_within", 15))
+        if "state_file" in sc:
+            self.iwfd.state = subst(sc["state_file"], tv)
         servers = [subst(x, tv) for x in as_list(sc.get("pcp_server"))]
         wrapper = shlex.split(subst(sc.get("iwfd_wrapper", ""), tv))
         if not servers and not wrapper:

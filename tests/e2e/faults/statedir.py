@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""Make iwfd's state directory read-only or full, inside iwfd's own mount namespace.
+
+  statedir.py --pid PID --dir DIR tmpfs [--size 16k]   a small tmpfs over DIR (current files
+                                                       copied in), seen only by iwfd
+  statedir.py --pid PID --dir DIR ro | rw              remount that tmpfs read-only / read-write
+  statedir.py --pid PID --dir DIR fill | unfill        fill it to ENOSPC with a filler file /
+                                                       remove the filler
+
+`ip netns exec` gives every command its own mount namespace, so a mount made by a scenario
+step would not be seen by iwfd: this enters iwfd's (nsenter -t PID -m) instead.  Files inside
+are reached through /proc/PID/root/DIR.  Root ignores permission bits, so "read-only" has to be
+a read-only mount, and "full" a file system that is full (a tiny tmpfs).
+"""
+import argparse
+import errno
+import os
+import shutil
+import subprocess
+import sys
+
+
+def nsenter(pid, *argv):
+    p = subprocess.run(["nsenter", "-t", str(pid), "-m", "--"] + list(argv),
+                       capture_output=True, text=True, timeout=20)
+    if p.returncode != 0:
+        sys.exit(f"nsenter {' '.join(argv)}: {p.stderr.strip()}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pid", type=int, required=True)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("what", choices=["tmpfs", "ro", "rw", "fill", "unfill"])
+    ap.add_argument("--size", default="16k")
+    a = ap.parse_args()
+    inside = f"/proc/{a.pid}/root{a.dir}"
+    if a.what == "tmpfs":
+        saved = {}
+        for name in os.listdir(inside):
+            p = os.path.join(inside, name)
+            if os.path.isfile(p):
+                with open(p, "rb") as f:
+                    saved[name] = f.read()
+        nsenter(a.pid, "mount", "-t", "tmpfs", "-o", f"size={a.size},mode=0755", "iwfd-state-fault", a.dir)
+        for name, data in saved.items():
+            with open(os.path.join(inside, name), "wb") as f:
+                f.write(data)
+        print(f"tmpfs of {a.size} on {a.dir} in iwfd's mount namespace; copied {sorted(saved)}")
+    elif a.what in ("ro", "rw"):
+        nsenter(a.pid, "mount", "-o", f"remount,{a.what}", a.dir)
+        print(f"{a.dir} remounted {a.what}")
+    elif a.what == "fill":
+        n = 0
+        try:
+            with open(os.path.join(inside, "filler"), "wb", buffering=0) as f:
+                while True:
+                    f.write(b"\0" * 1024)
+                    n += 1
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+        st = os.statvfs(inside)
+        print(f"filled: {n} KiB written, {st.f_bavail * st.f_frsize} bytes left")
+    else:
+        os.unlink(os.path.join(inside, "filler"))
+        print("filler removed")
+    subprocess.run(["ls", "-la", inside])
+
+
+if __name__ == "__main__":
+    main()
