@@ -776,7 +776,10 @@ static void io_watch_check(struct pcp_io *io)
 		}
 		return;
 	}
-	bool same = n == io->n_file && memcmp(list, io->file_list, n * sizeof list[0]) == 0;
+	bool same = n == io->n_file;
+	for (size_t i = 0; same && i < n; i++)
+		same = list[i].port == io->file_list[i].port &&
+		       memcmp(&list[i].addr, &io->file_list[i].addr, sizeof list[i].addr) == 0;
 	if (same && io->source_kind == SRC_FILE)
 		return;
 	memcpy(io->file_list, list, sizeof list);

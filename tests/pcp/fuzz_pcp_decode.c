@@ -6,11 +6,15 @@
  * the only things not carried over). Then the input is fed to a client engine that has
  * one outstanding MAP whose nonce, protocol and internal port are taken from the input,
  * so that well-formed MAP responses reach the response handling, and the engine's
- * timers are run afterwards. Built with -fsanitize=fuzzer under clang; with other
+ * timers are run afterwards. The same bytes are also read as a DHCP hand-over server
+ * file (pcp_servers_parse): every server it yields must format and parse back to itself.
+ * Built with -fsanitize=fuzzer under clang; with other
  * compilers fuzz_replay_main.c replays the seed corpus through the same function.
  */
 #include "pcp.h"
 
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,9 +120,35 @@ static void engine(const uint8_t *data, size_t size)
 	pcp_client_free(client);
 }
 
+static void bad_line(void *arg, unsigned line, enum pcp_err why)
+{
+	(void)arg;
+	if (line == 0 || why == PCP_OK || why > PCP_ERR_NOMEM)
+		abort();
+}
+
+static void servers_file(const uint8_t *data, size_t size)
+{
+	struct pcp_server out[PCP_MAX_SERVERS];
+	size_t n = pcp_servers_parse((const char *)data, size, out, PCP_MAX_SERVERS, bad_line, NULL);
+	if (n > PCP_MAX_SERVERS)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		char a[INET6_ADDRSTRLEN], text[PCP_SERVER_TEXT_MAX + 1];
+		pcp_addr_format(&out[i].addr, a, sizeof a);
+		int len = snprintf(text, sizeof text, pcp_addr_is_v4(&out[i].addr) ? "%s:%u" : "[%s]:%u", a,
+				   out[i].port);
+		struct pcp_server back;
+		if (len <= 0 || (size_t)len >= sizeof text || pcp_server_parse(text, (size_t)len, &back) != PCP_OK ||
+		    back.port != out[i].port || memcmp(&back.addr, &out[i].addr, sizeof back.addr) != 0)
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	round_trip(data, size);
 	engine(data, size);
+	servers_file(data, size);
 	return 0;
 }

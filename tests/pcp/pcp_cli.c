@@ -150,7 +150,7 @@ static void on_server(void *arg, const struct pcp_server *srv, enum pcp_io_serve
 	    pcp_io_server_reason_name(why));
 }
 
-static void on_log(void *arg, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void on_log(void *arg, int level, const char *fmt, va_list ap)
 {
 	struct cli *c = arg;
 	if (!c->verbose && level > 1)
