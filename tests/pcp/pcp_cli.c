@@ -9,6 +9,7 @@
  *           [--prefer-failure] [--third-party] [--nonce HEX24] [--description TEXT]
  *           [--renewals N] [--hold-ms MS] [--delete | --delete-only] [--delete-ms MS]
  *           [--irt-ms MS] [--failover-ms MS] [--announce-port N] [--timeout-ms MS] [-v]
+ *   pcp_cli --check-servers-file PATH     parse a DHCP hand-over file and print it
  *
  * Output, one line per event: "<ms since start> <EVENT> key=value ...":
  *   SERVER addr=A port=P why=R | MAPPED external=A:P lifetime=S renewal=0|1 nonce=HEX |
@@ -203,6 +204,32 @@ static bool parse_nonce(const char *s, uint8_t *out)
 	return true;
 }
 
+static void on_bad_line(void *arg, unsigned line, enum pcp_err why)
+{
+	(void)arg;
+	printf("BAD line=%u why=%s\n", line, pcp_err_name(why));
+}
+
+/* --check-servers-file: what iwfd would make of the file (pcp_servers_parse). */
+static int check_servers_file(const char *path)
+{
+	char text[PCP_IO_SERVERS_FILE_MAX];
+	FILE *fp = fopen(path, "r");
+	if (!fp) {
+		perror(path);
+		return 2;
+	}
+	size_t len = fread(text, 1, sizeof text, fp);
+	fclose(fp);
+	struct pcp_server out[PCP_MAX_SERVERS];
+	size_t n = pcp_servers_parse(text, len, out, PCP_MAX_SERVERS, on_bad_line, NULL);
+	for (size_t i = 0; i < n; i++) {
+		char a[INET6_ADDRSTRLEN];
+		printf("SERVER addr=%s port=%u\n", pcp_addr_format(&out[i].addr, a, sizeof a), out[i].port);
+	}
+	return n ? 0 : 1;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: pcp_cli --server ADDR[:PORT] --internal ADDR --iport N [options] (see pcp_cli.c)\n");
@@ -222,7 +249,8 @@ int main(int argc, char **argv)
 		{ "delete-only", no_argument, NULL, 'o' },	  { "delete-ms", required_argument, NULL, 'm' },
 		{ "irt-ms", required_argument, NULL, 'I' },	  { "failover-ms", required_argument, NULL, 'O' },
 		{ "announce-port", required_argument, NULL, 'a' }, { "timeout-ms", required_argument, NULL, 'T' },
-		{ "verbose", no_argument, NULL, 'v' },		  { NULL, 0, NULL, 0 },
+		{ "verbose", no_argument, NULL, 'v' },		  { "check-servers-file", required_argument, NULL, 'C' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *servers[PCP_MAX_SERVERS];
 	size_t n_servers = 0;
@@ -329,6 +357,8 @@ int main(int argc, char **argv)
 		case 'v':
 			c.verbose = true;
 			break;
+		case 'C':
+			return check_servers_file(optarg);
 		default:
 			return usage();
 		}
