@@ -292,6 +292,46 @@ static void test_map_success(void)
 	env_free(&e);
 }
 
+/* RFC 7488 failover input: the first unanswered request since the last accepted
+ * response, reset by any accepted response (an error too) and by a server change. */
+static void test_liveness(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	CHECK(pcp_client_unanswered_since(e.c) == NEVER);
+	CHECK(pcp_client_last_response(e.c) == NEVER);
+	struct pcp_map_params p = params(8080);
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	uint64_t t0 = e.now;
+	struct pcp_msg m;
+	CHECK(out(&e, &m));
+	CHECK(pcp_client_unanswered_since(e.c) == t0);
+	e.now = pcp_client_next_deadline(e.c); /* a retransmission does not move it */
+	CHECK(out(&e, &m));
+	CHECK(pcp_client_unanswered_since(e.c) == t0);
+	/* a dropped datagram (wrong nonce) proves nothing */
+	struct pcp_msg bad = m;
+	bad.nonce[0] ^= 1;
+	CHECK_EQ(answer(&e, &bad, PCP_RESULT_SUCCESS, 600, 8080, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	CHECK(pcp_client_unanswered_since(e.c) == t0);
+	e.now += 10;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_NO_RESOURCES, 30, 0, "0.0.0.0"), PCP_OK);
+	CHECK(pcp_client_unanswered_since(e.c) == NEVER);
+	CHECK(pcp_client_last_response(e.c) == e.now);
+	/* the retry after the error lifetime starts the clock again */
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK(pcp_client_unanswered_since(e.c) == e.now);
+	/* a new server: judged on its own answers */
+	struct in6_addr other;
+	CHECK(pcp_addr_parse(&other, "198.51.100.2"));
+	pcp_client_set_server(e.c, &other, PCP_SERVER_PORT, e.now);
+	CHECK(pcp_client_unanswered_since(e.c) == NEVER);
+	CHECK(pcp_client_last_response(e.c) == NEVER);
+	CHECK(pcp_client_unanswered_since(NULL) == NEVER);
+	env_free(&e);
+}
+
 /* §8.1.1: RT1 = (1+RAND)*IRT, RTn = (2+RAND)*RTn-1, capped (1+RAND)*MRT. */
 static void check_schedule(enum rmode mode, const struct pcp_client_config *cfg, uint64_t *gaps, size_t n)
 {
@@ -1090,6 +1130,7 @@ int main(void)
 {
 	T_RUN(test_map_request_fields);
 	T_RUN(test_map_success);
+	T_RUN(test_liveness);
 	T_RUN(test_retransmit_schedule);
 	T_RUN(test_lost_requests_then_success);
 	T_RUN(test_answer_deadline);
