@@ -128,6 +128,13 @@ class Runner:
         self.expect_regexes(text, st.get("expect_output"), st.get("reject_output"), f"`{cmd}`")
         if within is not None and took > float(within):
             raise StepFailed(f"`{cmd}` took {took:.1f}s, bound is {within}s")
+        for var, rx in st.get("save_output", {}).items():
+            # {var} for later steps: group 1 of the regex's first match in the output
+            m = re.search(subst(rx, self.vars, rx=True), text, re.M)
+            if not m:
+                raise StepFailed(f"`{cmd}`: nothing to save as {var}: /{rx}/ not in:\n{indent(text)}")
+            self.vars[var] = self.saved_vars[var] = m.group(1)
+            self.out(f"    saved {var} = {m.group(1)}")
         if "expect_log" in st or "reject_log" in st:
             self.check_log(st.get("expect_log"), st.get("reject_log"), st.get("log_within", 3))
 
