@@ -1,12 +1,17 @@
 """Network-namespace harness for iwfd's end-to-end tests (stdlib only, run as root).
 
-Topology "routed" (issue 2; DS-Lite and cascaded NAT come with issue 6):
+Topology "routed" (issue 2; cascaded NAT = routed with router_nat=True; "dslite" below):
 
   host1 (eth0 192.168.77.11) --\\
                                  br-lan 192.168.77.1  [router: iwfd, routes, no NAT]  wan0 10.99.0.2
   host2 (eth0 192.168.77.12) --/                                                          |
                                                                                     cwan0 10.99.0.1
                                        [carrier: miniupnpd as PCP server]  ext0 11.22.33.44/32 <-> ext0p
+
+Topology "dslite" (issue 6): same LAN; the router (B4) has an IPv6-only WAN (fd00:99::2 <->
+fd00:99::1) and reaches the carrier (AFTR, miniupnpd serving PCP over IPv6) for IPv4 only through
+the softwire sw0 (192.0.0.2 <-> 192.0.0.1), a VXLAN-over-IPv6 stand-in for RFC 6333's ipip6
+tunnel (the test kernel has no ip6tnl); see _up_dslite_wan().
 
 Every namespace is named <prefix>-<role> with prefix "iwf<pid>" so parallel runs never collide;
 interfaces are created directly inside their namespaces, so their short fixed names cannot clash
@@ -210,7 +215,8 @@ class Proc:
 # topology
 
 class Topology:
-    """The routed CPE topology of issue 2. Use as a context manager."""
+    """The routed (issue 2), cascaded (router_nat) or DS-Lite (kind="dslite") topology.
+    Use as a context manager."""
 
     def __init__(self, keep=False, workdir=None, prefix=None, internet=False, router_nat=False,
                  kind="routed"):
