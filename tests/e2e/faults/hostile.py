@@ -57,9 +57,17 @@ def check(cond, msg):
 # ----------------------------------------------------------------------------------- SSDP
 
 def cmd_ssdp_flood(a):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 2)
-    s.setblocking(False)
+    socks = []
+    for src in [None] + (a.extra_sources or []):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 2)
+        if src:
+            # several LAN addresses on this host: per-source limits do not hold them back
+            os.system(f"ip addr add {src}/32 dev eth0 2>/dev/null")
+            s.bind((src, 0))
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(src))
+        s.setblocking(False)
+        socks.append(s)
     rnd = random.Random(1)
     good = (b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n"
             b"MX: 5\r\nST: ssdp:all\r\n\r\n")
@@ -79,27 +87,29 @@ def cmd_ssdp_flood(a):
     end = time.monotonic() + a.duration
     sent = replies = 0
     out("flooding")
-    while time.monotonic() < end:
-        for d in dests:
-            for v in variants:
+    def drain():
+        n = 0
+        for s in socks:
+            while True:
                 try:
-                    s.sendto(v, d)
-                    sent += 1
+                    s.recv(2048)
+                    n += 1
                 except BlockingIOError:
-                    time.sleep(0.001)
-        while True:
-            try:
-                s.recv(2048)
-                replies += 1
-            except BlockingIOError:
-                break
+                    break
+        return n
+
+    while time.monotonic() < end:
+        for s in socks:
+            for d in dests:
+                for v in variants:
+                    try:
+                        s.sendto(v, d)
+                        sent += 1
+                    except BlockingIOError:
+                        time.sleep(0.001)
+        replies += drain()
     time.sleep(1)
-    while True:
-        try:
-            s.recv(2048)
-            replies += 1
-        except BlockingIOError:
-            break
+    replies += drain()
     out(f"ssdp flood: {sent} datagrams sent, {replies} replies received "
         f"({replies / max(a.duration, 1):.0f}/s: iwfd rate-limits its answers)")
     out("VERDICT PASS: flood sent")
@@ -404,11 +414,15 @@ async def phase_slowloris(t, n):
         f"{max(held, default=0):.0f} s, {len(conns) - len(held)} never closed")
     check(len(held) == len(conns), f"slowloris: {len(conns) - len(held)} connections still open "
           f"after 60 s")
+    if t.strict_fairness:
+        check(res[0] == 200, f"a normal GET from the same host during the slowloris got "
+              f"{res[0]}: one host can lock every other control point out")
     return res[0]
 
 
 def run_http(a):
     t = Target(a.url, a.pid)
+    t.strict_fairness = a.strict_fairness
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
@@ -460,6 +474,7 @@ def main():
     p = sub.add_parser("ssdp-flood")
     p.add_argument("--router", required=True)
     p.add_argument("--duration", type=float, default=8)
+    p.add_argument("--extra-sources", nargs="*", help="more LAN addresses to flood from")
     p = sub.add_parser("msearch")
     p.add_argument("--within", type=float, default=10)
     p = sub.add_parser("http")
@@ -470,6 +485,8 @@ def main():
     p.add_argument("--slowloris", type=int, default=100)
     p.add_argument("--mem-bound-mib", type=float, default=16)
     p.add_argument("--only", help="comma-separated phases")
+    p.add_argument("--strict-fairness", action="store_true",
+                   help="also require a normal GET to be served during the slowloris")
     a = ap.parse_args()
     if a.cmd == "ssdp-flood":
         cmd_ssdp_flood(a)
