@@ -867,7 +867,7 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 	io->fd = io->announce_fd4 = io->announce_fd6 = -1;
 	io->ev_timer = evtimer_new(base, on_timer, io);
 	io->ev_kick = event_new(base, -1, 0, on_kick, io);
-	io->ev_router = evtimer_new(base, on_router_poll, io);
+	io->ev_router = event_new(base, -1, EV_PERSIST, on_router_poll, io); /* periodic */
 	if (!io->ev_timer || !io->ev_kick || !io->ev_router)
 		goto fail;
 	if (cfg->route_file && !(io->route_file = strdup(cfg->route_file)))

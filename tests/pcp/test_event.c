@@ -642,23 +642,36 @@ static void test_default_router_mode(void)
 	CHECK_EQ(sl.why, PCP_IO_SERVER_DEFAULT_ROUTER);
 	CHECK_EQ(r2.n_req, 1);
 	CHECK(memcmp(r2.last.nonce, pcp_flow_nonce(f), PCP_NONCE_LEN) == 0);
-	/* and back, found at once by pcp_io_reconnect (the daemon's route-change hook) */
+	/* and back, found by a later poll (the poll keeps running) */
+	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 350));
 	write_route(route, 2);
-	CHECK_EQ(pcp_io_reconnect(c.io), 0);
-	CHECK_EQ(sl.n, 3);
 	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(sl.n, 3);
 	CHECK_EQ(r1.n_req, 2);
+	/* and again, found at once by pcp_io_reconnect (the daemon's route-change hook) */
+	write_route(route, 3);
+	CHECK_EQ(pcp_io_reconnect(c.io), 0);
+	CHECK_EQ(sl.n, 4);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(r2.n_req, 2);
 	/* a configured list takes over from the router */
 	char s2[64];
 	snprintf(s2, sizeof s2, "127.0.0.3");
 	const char *servers[] = { s2 };
+	write_route(route, 2);
+	CHECK_EQ(pcp_io_reconnect(c.io), 0);
+	CHECK_EQ(sl.n, 5);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK_EQ(r1.n_req, 3);
 	CHECK_EQ(pcp_io_set_servers(c.io, servers, 1), 0);
+	CHECK_EQ(sl.n, 6);
 	CHECK_EQ(sl.why, PCP_IO_SERVER_CONFIGURED);
 	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
-	CHECK_EQ(r2.n_req, 2);
-	write_route(route, 2); /* ignored now */
+	CHECK_EQ(r2.n_req, 3);
+	write_route(route, 3); /* ignored now */
+	write_route(route, 2);
 	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 300));
-	CHECK_EQ(sl.n, 4);
+	CHECK_EQ(sl.n, 6);
 
 	pcp_io_free(c.io);
 	pcp_client_free(c.client);
