@@ -18,6 +18,8 @@
         corpus      every request of tests/upnp/corpus-soap/ POSTed to its service's control
                     URL: an HTTP answer each; for a bad_* request to its own service the UPnP
                     errorCode must be the one the corpus expects
+        gena        SUBSCRIBE with callbacks to other hosts -> 412 (CallStranger); 50 own
+                    subscriptions -> 200 while there is room, then 503; all cancelled again
         slowloris   M connections dribbling a header one byte per second: iwfd must close
                     every one it accepted (its limit is one idle period, 30 s, per request)
       then: open descriptors back to the baseline (no leak), and memory bounded: VmHWM at the
@@ -358,6 +360,51 @@ async def phase_corpus(t, corpus):
     check(checked >= 50, f"only {checked} corpus requests could be checked")
 
 
+async def phase_gena(t, n):
+    """SUBSCRIBE abuse: callbacks to other hosts must be refused (412, CVE-2020-12695
+    CallStranger); n subscriptions with our own callback must each be answered (200 while
+    iwfd has room, then 503), then all are cancelled again."""
+    ev = t.igd.services[t.igd.wan]["event"]
+    hp = f"{t.host}:{t.port}"
+    me = IGD.my_address(t.host)
+
+    async def notify_sink(r, w):
+        try:
+            while await r.readline() not in (b"\r\n", b""):
+                pass
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        w.close()
+
+    srv = await asyncio.start_server(notify_sink, me, 0)
+    port = srv.sockets[0].getsockname()[1]
+    for foreign in ("192.168.77.12", "11.22.99.99", "127.0.0.1", "239.255.255.250", "0.0.0.0"):
+        req = (f"SUBSCRIBE {ev} HTTP/1.1\r\nHost: {hp}\r\nCALLBACK: <http://{foreign}:{port}/x>\r\n"
+               f"NT: upnp:event\r\nTIMEOUT: Second-300\r\n\r\n").encode()
+        st, how, _ = await exchange(t.host, t.port, req, timeout=10)
+        check(st == 412, f"SUBSCRIBE with a callback to {foreign}: {how} {st}, expected 412")
+    sids, tally = [], {}
+    for i in range(n):
+        req = (f"SUBSCRIBE {ev} HTTP/1.1\r\nHost: {hp}\r\nCALLBACK: <http://{me}:{port}/s{i}>\r\n"
+               f"NT: upnp:event\r\nTIMEOUT: Second-1800\r\n\r\n").encode()
+        st, how, buf = await exchange(t.host, t.port, req, timeout=10)
+        tally[st] = tally.get(st, 0) + 1
+        m = re.search(rb"(?i)\r\nsid:\s*(\S+)", buf)
+        if st == 200 and m:
+            sids.append(m.group(1).decode())
+    out(f"  {n} SUBSCRIBEs with our own callback: {tally} (iwfd keeps at most a fixed number)")
+    check(set(tally) <= {200, 503}, f"SUBSCRIBE answers {tally}, expected 200 or 503")
+    check(0 < len(sids) <= 64, f"{len(sids)} subscriptions accepted: unbounded?")
+    await asyncio.sleep(0.5)
+    for sid in sids:
+        req = (f"UNSUBSCRIBE {ev} HTTP/1.1\r\nHost: {hp}\r\nSID: {sid}\r\n\r\n").encode()
+        st, how, _ = await exchange(t.host, t.port, req, timeout=10)
+        check(st == 200, f"UNSUBSCRIBE {sid}: {how} {st}")
+    srv.close()
+
+
 async def phase_slowloris(t, n):
     """n connections dribble a never-ending header; iwfd must close every one it accepted
     within its idle period (30 s) plus slack."""
@@ -436,6 +483,7 @@ def run_http(a):
                        ("giant", lambda: phase_giant(t)),
                        ("garbage", lambda: phase_garbage(t)),
                        ("corpus", lambda: phase_corpus(t, a.corpus)),
+                       ("gena", lambda: phase_gena(t, 50)),
                        ("slowloris", lambda: phase_slowloris(t, a.slowloris))):
         if a.only and name not in a.only.split(","):
             continue
