@@ -139,16 +139,17 @@ class SimTest(unittest.TestCase):
         self.assertTrue(all(e["fields"]["nonce"] == m["nonce"] for e in log))
         t = [e["t"] for e in log]
         i1, i2 = t[1] - t[0], t[2] - t[1]
-        # RT1 = (1 + RAND) * IRT, RAND in [-0.1, +0.1]: 3 s ±10 %. 10 ms below for the
-        # millisecond clock and receive-stamp jitter, 50 ms above for scheduling.
-        self.assertGreaterEqual(i1, 2.7 - 0.010, (i1, i2))
-        self.assertLessEqual(i1, 3.3 + 0.050, (i1, i2))
-        # RT2 = 2 * RT1 + RAND * RT1: the ratio is 2 ±0.1 whatever RT1 was.
-        self.assertGreaterEqual(i2 / i1, 1.9 - 0.01, (i1, i2))
+        # RT1 = (1 + RAND) * IRT, RAND in [-0.1, +0.1]: 3 s ±10 %. Slack for the
+        # measurement only (millisecond clock, user-space receive stamps of a loaded
+        # machine): 25 ms below, 100 ms above.
+        self.assertGreaterEqual(i1, 2.7 - 0.025, (i1, i2))
+        self.assertLessEqual(i1, 3.3 + 0.100, (i1, i2))
+        # RT2 = 2 * RT1 + RAND * RT1: the ratio is 2 ±0.1 whatever RT1 was (±0.02 slack).
+        self.assertGreaterEqual(i2 / i1, 1.9 - 0.02, (i1, i2))
         self.assertLessEqual(i2 / i1, 2.1 + 0.02, (i1, i2))
         # the second retransmission: 3(1+RAND1)(3+RAND2) s = 7.83 .. 10.23 s after the first
-        self.assertGreaterEqual(t[2] - t[0], 7.83 - 0.02)
-        self.assertLessEqual(t[2] - t[0], 10.23 + 0.1)
+        self.assertGreaterEqual(t[2] - t[0], 7.83 - 0.05)
+        self.assertLessEqual(t[2] - t[0], 10.23 + 0.2)
         print(f"retransmissions at +{i1:.3f} s and +{t[2] - t[0]:.3f} s (ratio {i2 / i1:.3f})")
 
     def test_failover(self):
