@@ -102,6 +102,7 @@ struct pcp_client {
 	 * accepted response of this server (NEVER: none outstanding), and that response. */
 	uint64_t unanswered_since;
 	uint64_t last_response_at;
+	uint64_t foreign_announce_at; /* last link-local ANNOUNCE acted upon (NEVER: none) */
 
 	/* §8.5 Epoch tracking for the current server */
 	bool have_epoch;
@@ -405,6 +406,7 @@ struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg)
 	c->reach = REACH_UNKNOWN;
 	c->unanswered_since = NEVER;
 	c->last_response_at = NEVER;
+	c->foreign_announce_at = NEVER;
 	return c;
 }
 
@@ -853,8 +855,23 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 	if (!m.response)
 		return drop(c, PCP_ERR_RBIT);
 	/* §8.3: only the server we asked may answer */
-	if (!c->has_server || memcmp(from, &c->server, sizeof *from) != 0 || from_port != c->server_port)
+	if (!c->has_server || memcmp(from, &c->server, sizeof *from) != 0 || from_port != c->server_port) {
+		/* §14.1.3: a restarted server multicasts ANNOUNCE to ff02::1, and IPv6 gives
+		 * such a datagram the server's link-local source, not the address we use. Such
+		 * an ANNOUNCE only brings the re-send of every mapping forward (within 0..5 s,
+		 * at most once per 5 s); it changes no Epoch or reachability state, and the
+		 * server's answers to the re-sends go through every check as usual. */
+		if (m.opcode == PCP_OPCODE_ANNOUNCE && c->has_server && !pcp_addr_is_v4(&c->server) &&
+		    IN6_IS_ADDR_LINKLOCAL(from) && from_port == c->server_port &&
+		    (c->foreign_announce_at == NEVER || now >= c->foreign_announce_at + ANNOUNCE_SPREAD_MS)) {
+			c->foreign_announce_at = now;
+			client_enter(c);
+			lost_state(c, NULL, ANNOUNCE_SPREAD_MS, now);
+			client_leave(c);
+			return PCP_OK;
+		}
 		return drop(c, PCP_ERR_WRONG_SOURCE);
+	}
 
 	struct pcp_flow *f = NULL;
 	if (m.opcode == PCP_OPCODE_PEER)

@@ -880,6 +880,38 @@ static void test_announce(void)
 	env_free(&e);
 }
 
+/* §14.1.3 over IPv6: a restarted AFTR multicasts ANNOUNCE from its link-local address. */
+static void test_announce_link_local(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct in6_addr v6server, v6src, ll, global;
+	CHECK(pcp_addr_parse(&v6server, "2001:db8::1"));
+	CHECK(pcp_addr_parse(&v6src, "2001:db8::2"));
+	CHECK(pcp_addr_parse(&ll, "fe80::1"));
+	CHECK(pcp_addr_parse(&global, "2001:db8::66"));
+	pcp_client_set_source(e.c, &v6src);
+	e.server = v6server;
+	pcp_client_set_server(e.c, &e.server, e.port, e.now);
+	struct pcp_msg ra, m;
+	mapped(&e, 8080, 3600, &ra);
+	e.now += 20000;
+	/* not link-local, or not from the PCP port: still a stranger */
+	CHECK_EQ(announce(&e, 1, &global, PCP_SERVER_PORT), PCP_ERR_WRONG_SOURCE);
+	CHECK_EQ(announce(&e, 1, &ll, 40000), PCP_ERR_WRONG_SOURCE);
+	CHECK(!out(&e, &m));
+	/* link-local from port 5351: the mapping is re-sent within 5 s, same nonce */
+	uint64_t t0 = e.now;
+	CHECK_EQ(announce(&e, 1, &ll, PCP_SERVER_PORT), PCP_OK);
+	CHECK(pcp_client_next_deadline(e.c) <= t0 + 5000);
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK(memcmp(m.nonce, ra.nonce, PCP_NONCE_LEN) == 0);
+	/* a second one right after is ignored (no amplification by a LAN/WAN neighbour) */
+	CHECK_EQ(announce(&e, 1, &ll, PCP_SERVER_PORT), PCP_ERR_WRONG_SOURCE);
+	env_free(&e);
+}
+
 static void test_delete(void)
 {
 	struct env e;
@@ -1142,6 +1174,7 @@ int main(void)
 	T_RUN(test_epoch_rule);
 	T_RUN(test_epoch_on_map_response);
 	T_RUN(test_announce);
+	T_RUN(test_announce_link_local);
 	T_RUN(test_delete);
 	T_RUN(test_server_switch);
 	T_RUN(test_no_server);
