@@ -3,6 +3,7 @@
  * Every key is documented in docs/configuration.md.
  */
 #include "iwf.h"
+#include "pcp_event.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -219,6 +220,11 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				}
 				cfg->n_pcp_servers++;
 			}
+		} else if (strcmp(key, "pcp_servers_file") == 0) {
+			if (!copy_str(cfg->pcp_servers_file, sizeof(cfg->pcp_servers_file), v)) {
+				rc = fail(detail, cap, "pcp_servers_file: path expected");
+				goto out;
+			}
 		} else if (strcmp(key, "state_file") == 0) {
 			if (!copy_str(cfg->state_file, sizeof(cfg->state_file), v)) {
 				rc = fail(detail, cap, "state_file: path expected");
@@ -316,8 +322,12 @@ enum iwf_err iwf_config_check(const struct iwf_config *cfg, char *detail, size_t
 {
 	if (cfg->n_lan_ifs == 0)
 		return fail(detail, cap, "no LAN interface: give --lan-if or lan_interfaces");
-	if (cfg->n_pcp_servers == 0)
-		return fail(detail, cap, "no PCP server: give --pcp-server or pcp_servers");
+	for (size_t i = 0; i < cfg->n_pcp_servers; i++) {
+		struct in6_addr a;
+		uint16_t port;
+		if (!pcp_io_parse_server(cfg->pcp_servers[i], &a, &port))
+			return fail(detail, cap, "PCP server '%s' is not ADDR, ADDR:PORT or [V6]:PORT", cfg->pcp_servers[i]);
+	}
 	if (cfg->igd_version != 1 && cfg->igd_version != 2)
 		return fail(detail, cap, "IGD version must be 1 or 2");
 	if (cfg->ppp && cfg->igd_version != 1)

@@ -1165,6 +1165,15 @@ static void pcp_log_cb(void *arg, int level, const char *fmt, va_list ap)
 	iwf_vlog(w->log, (enum iwf_log_level)level, fmt, ap);
 }
 
+static void pcp_server_cb(void *arg, const struct pcp_server *server, enum pcp_io_server_reason why)
+{
+	struct iwf *w = arg;
+	char text[INET6_ADDRSTRLEN];
+	pcp_addr_format(&server->addr, text, sizeof(text));
+	iwf_log(w->log, IWF_LOG_INFO, "PCP server %s port %u (%s)", text, server->port,
+		pcp_io_server_reason_name(why));
+}
+
 const char *iwf_err_name(enum iwf_err err)
 {
 	static const char *const names[] = {"ok", "invalid configuration", "cannot read configuration",
@@ -1226,6 +1235,8 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg,
 		.listen_announce = cfg->listen_announce,
 		.log = pcp_log_cb,
 		.log_arg = w,
+		.on_server = pcp_server_cb,
+		.server_arg = w,
 	};
 	int ioerr = 0;
 	w->io = pcp_io_new(base, w->pcp, &ioc, &ioerr);
@@ -1233,8 +1244,18 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg,
 		*err = IWF_ERR_PCP;
 		if (detail)
 			snprintf(detail, cap, "PCP client could not start (server %s): %s",
-				 cfg->pcp_servers[0], strerror(ioerr));
+				 cfg->n_pcp_servers ? cfg->pcp_servers[0] : "default router", strerror(ioerr));
 		goto fail;
+	}
+	if (cfg->pcp_servers_file[0]) {
+		/* RFC 7291 hand-over by the router's DHCP clients (docs/pcp.md: file format). */
+		int werr = pcp_io_watch_servers_file(w->io, cfg->pcp_servers_file, 0);
+		if (werr) {
+			*err = IWF_ERR_PCP;
+			if (detail)
+				snprintf(detail, cap, "cannot watch %s: %s", cfg->pcp_servers_file, strerror(werr));
+			goto fail;
+		}
 	}
 
 	const char *ifs[IWF_MAX_LAN_IFS];

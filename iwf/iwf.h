@@ -53,7 +53,8 @@ struct iwf_config {
 	char lan_addr[64];        /* "" = first IPv4 address of the first LAN interface */
 	uint16_t http_port;       /* 0 = ephemeral */
 	char pcp_servers[IWF_MAX_PCP_SERVERS][80]; /* "ADDR", "ADDR:PORT", "[V6]:PORT" */
-	size_t n_pcp_servers;
+	size_t n_pcp_servers;        /* 0 = the IPv4 default router (RFC 6887 §8.1) */
+	char pcp_servers_file[256];  /* DHCP hand-over file (RFC 7291 options), "" = none */
 	char state_file[256];     /* "" = no persistence */
 	int igd_version;          /* 1 or 2 */
 	bool ppp;                 /* WANPPPConnection:1 instead of WANIPConnection */

@@ -35,7 +35,10 @@ static void usage(FILE *out)
 		"  --lan-if IFNAME        LAN interface for SSDP and HTTP (repeatable)\n"
 		"  --lan-addr ADDR        IPv4 address to serve HTTP on (default: first address of the first LAN interface)\n"
 		"  --http-port N          HTTP port for descriptions and control (default: any free port)\n"
-		"  --pcp-server ADDR[:PORT]  PCP server (repeatable; default port 5351; [V6]:PORT for IPv6)\n"
+		"  --pcp-server ADDR[:PORT]  PCP server (repeatable, tried in order; default port 5351;\n"
+		"                         [V6]:PORT for IPv6; none given: the default router)\n"
+		"  --pcp-servers-file FILE   PCP servers handed over by the DHCP client (RFC 7291),\n"
+		"                         one per line, watched while running; wins when not empty\n"
 		"  --state FILE           where the mapping table is kept across restarts\n"
 		"  --igd 1|2              device version: IGD:1 (default) or IGD:2\n"
 		"  --foreground           stay in the foreground and log to stderr\n"
@@ -51,7 +54,8 @@ static void usage(FILE *out)
 }
 
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
-       OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF };
+       OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF,
+       OPT_PCP_SERVERS_FILE };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -64,6 +68,7 @@ static const struct option long_opts[] = {
 	{"foreground", no_argument, NULL, OPT_FOREGROUND},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"nat", required_argument, NULL, OPT_NAT},
+	{"pcp-servers-file", required_argument, NULL, OPT_PCP_SERVERS_FILE},
 	{"wan-if", required_argument, NULL, OPT_WAN_IF},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -93,7 +98,7 @@ static bool copy_arg(char *dst, size_t cap, const char *src)
 struct cli {
 	char lan_ifs[IWF_MAX_LAN_IFS][32];
 	size_t n_lan_ifs;
-	const char *lan_addr, *state, *nat, *wan_if;
+	const char *lan_addr, *state, *nat, *wan_if, *servers_file;
 	char pcp[IWF_MAX_PCP_SERVERS][80];
 	size_t n_pcp;
 	bool http_port_set, igd_set, log_set, foreground;
@@ -165,6 +170,9 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 		case OPT_WAN_IF:
 			c->wan_if = optarg;
 			break;
+		case OPT_PCP_SERVERS_FILE:
+			c->servers_file = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return -1;
@@ -210,6 +218,11 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 	}
 	if (c->nat)
 		copy_arg(cfg->nat_mode, sizeof(cfg->nat_mode), c->nat);
+	if (c->servers_file &&
+	    !copy_arg(cfg->pcp_servers_file, sizeof(cfg->pcp_servers_file), c->servers_file)) {
+		fprintf(stderr, "iwfd: --pcp-servers-file path too long\n");
+		return 2;
+	}
 	if (c->wan_if && !copy_arg(cfg->wan_if, sizeof(cfg->wan_if), c->wan_if)) {
 		fprintf(stderr, "iwfd: --wan-if name too long\n");
 		return 2;
@@ -303,7 +316,7 @@ int main(int argc, char **argv)
 	evsignal_add(ev_hup, NULL);
 
 	iwf_log(&g_log, IWF_LOG_INFO, "ready: %s (IGD:%d, PCP server %s)", iwf_root_url(ctx.iwf),
-		cfg.igd_version, cfg.pcp_servers[0]);
+		cfg.igd_version, cfg.n_pcp_servers ? cfg.pcp_servers[0] : "from the default router");
 	event_base_dispatch(ctx.base);
 
 	iwf_free(ctx.iwf);

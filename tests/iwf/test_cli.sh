@@ -5,7 +5,7 @@ fail=0
 check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 out=$("$iwfd" --help); rc=$?
 check '[ $rc -eq 0 ]' "--help exits 0"
-for flag in --config --lan-if --lan-addr --http-port --pcp-server --state --igd --foreground --log-level --nat --wan-if --help --version; do
+for flag in --config --lan-if --lan-addr --http-port --pcp-server --state --igd --foreground --log-level --nat --wan-if --pcp-servers-file --help --version; do
   check 'echo "$out" | grep -q -- "$flag"' "--help mentions $flag"
 done
 check '"$iwfd" --version | grep -Eq "^iwfd [0-9]+\.[0-9]+"' "--version prints the version"
@@ -15,8 +15,10 @@ check '[ $rc -eq 2 ] && grep -q -- "--igd" /tmp/iwfd-cli.$$' "--igd 3 is refused
 check '[ $rc -eq 2 ]' "--http-port 70000 is refused"
 "$iwfd" --bogus 2>/tmp/iwfd-cli.$$; rc=$?
 check '[ $rc -eq 2 ]' "unknown flag is refused"
-"$iwfd" --foreground --lan-if lo 2>/tmp/iwfd-cli.$$; rc=$?
-check '[ $rc -eq 2 ] && grep -q "PCP server" /tmp/iwfd-cli.$$' "missing PCP server is named"
+"$iwfd" --foreground --lan-if lo --pcp-server 256.1.1.1 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -eq 2 ] && grep -q "256.1.1.1" /tmp/iwfd-cli.$$' "a bad PCP server address is named"
+"$iwfd" --foreground --pcp-server 192.0.2.1 2>/tmp/iwfd-cli.$$; rc=$?
+check '[ $rc -eq 2 ] && grep -q "LAN interface" /tmp/iwfd-cli.$$' "missing LAN interface is named"
 "$iwfd" --foreground --pcp-server 127.0.0.1 --config /nonexistent.json 2>/tmp/iwfd-cli.$$; rc=$?
 check '[ $rc -ne 0 ] && grep -q "nonexistent" /tmp/iwfd-cli.$$' "unreadable config is named"
 "$iwfd" --foreground --lan-if lo --pcp-server 127.0.0.1 --nat nftables 2>/tmp/iwfd-cli.$$; rc=$?

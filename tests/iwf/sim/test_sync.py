@@ -9,7 +9,7 @@ import os
 import threading
 import time
 
-from iwfsim import TCP, UDP, Env, MUPnP, main, upnpc, wait_for
+from iwfsim import TCP, UDP, Env, MUPnP, Sim, main, upnpc, wait_for
 
 THIRD = {"security": {"allow_third_party": True}}
 
@@ -281,6 +281,42 @@ def test_server_restart_without_announce_next_add(exe):
         nonces = dict(nonces)
         nonces[(TCP, 55010)] = n.get((TCP, 55010))
         check_back(env, view, nonces, 10, "mappings back after a silent restart (next ADD)")
+
+
+# ------------------------------------------------------------------ DHCP hand-over (RFC 7291)
+
+def test_servers_file_handover(exe):
+    """Issue 3 §3: the router's DHCP client writes the PCP servers to a file iwfd watches;
+    the file wins over --pcp-server, and a change moves every mapping to the new server
+    with its own nonce, without losing any."""
+    sim2 = Sim()
+    try:
+        with Env(exe, igd=1, config=THIRD, start=False) as env:
+            path = os.path.join(env.workdir, "pcp-servers")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write("# from DHCPv4 option 158\n%s\n" % env.sim.server)
+            # the configured server is a dead port: only the file makes this work
+            env.iwfd.server = "127.0.0.1:9"
+            env.iwfd.extra_args += ["--pcp-servers-file", path]
+            env.start()
+            env.wait_connected()
+            assert env.add(45500) == 0
+            assert env.add(45501, proto="UDP") == 0
+            view, nonces = sim_view(env)
+            assert len(view) == 2, view
+            with open(path + ".new", "w", encoding="utf-8") as fh:
+                fh.write("%s\n" % sim2.server)
+            os.rename(path + ".new", path)
+
+            def moved():
+                m = {(x["protocol"], x["external_port"]): x["nonce"] for x in sim2.mappings()
+                     if x.get("kind") == "map"}
+                return all(m.get(k) == nonces[k] for k in nonces)
+            wait_for(moved, 15, interval=0.3, what="mappings re-created on the new server")
+            assert len(env.entries()) == 2
+            assert "(file)" in env.iwfd.log()
+    finally:
+        sim2.stop()
 
 
 # ------------------------------------------------------------------ refused renewal / replay
