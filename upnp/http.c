@@ -836,13 +836,40 @@ static void refuse_busy(struct http_server *s, evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
+/* Same client host (address only, any port)? */
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (b == NULL || a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return false;
+}
+
 /* Take fd as a new connection (over the limit: 503 and close). */
 static int conn_add(struct http_server *s, evutil_socket_t fd, const struct sockaddr *sa,
 		    socklen_t salen)
 {
 	struct http_conn *c;
 	socklen_t len;
+	/* One host may hold at most a quarter of the connections, so that a slow or
+	 * hostile client (slowloris) cannot lock every other LAN host out of the IGD. */
+	size_t per_host = s->cfg.max_connections / 4 > 4 ? s->cfg.max_connections / 4 : 4, mine = 0;
 
+	for (c = s->conns; c != NULL && sa != NULL; c = c->next)
+		if (same_host(&c->peer, sa))
+			mine++;
+	if (mine >= per_host) {
+		upnp_log(&s->cfg.logger, UPNP_LOG_WARN, "http: one client holds %zu connections: refused",
+			 mine);
+		refuse_busy(s, fd);
+		return -1;
+	}
 	if (s->n_conns >= s->cfg.max_connections) {
 		upnp_log(&s->cfg.logger, UPNP_LOG_WARN, "http: connection limit %zu reached",
 			 s->cfg.max_connections);
