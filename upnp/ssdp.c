@@ -41,7 +41,8 @@
 #define SSDP_MAX_IFACES 8
 #define SSDP_MAX_NETS 8           /* IPv4 addresses per interface we accept sources from */
 #define SSDP_ST_MAX 256
-#define SSDP_MAX_PENDING 64       /* delayed M-SEARCH answers in flight */
+#define SSDP_MAX_PENDING 128      /* delayed M-SEARCH answers in flight */
+#define SSDP_PENDING_PER_SOURCE 2 /* ... of which one source address may hold */
 #define SSDP_MX_CAP 5             /* UDA 1.1 §1.3.3: MX greater than 5 is treated as 5 */
 #define SSDP_DGRAM_MAX 1500
 /* Rate limits, in reply datagrams. */
@@ -103,7 +104,8 @@ struct ssdp {
 	uint16_t port;
 	bool location_per_iface;
 	unsigned alive_round;      /* start-up announcements sent so far */
-	struct ssdp_bucket global;
+	struct ssdp_bucket global; /* replies to sources that asked recently */
+	struct ssdp_bucket fresh;  /* replies to sources quiet for a while */
 	struct ssdp_src srcs[SSDP_SRC_SLOTS];
 	struct ssdp_pending *pending;
 	size_t n_pending;
@@ -548,8 +550,16 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 	if (n == 0)
 		return;
 	now = now_ms();
-	if (!bucket_take(src_bucket(s, from->sin_addr, now), now, SSDP_SRC_BURST, SSDP_SRC_RATE, n) ||
-	    !bucket_take(&s->global, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n)) {
+	/* Two global budgets: sources that have been quiet long enough for their own bucket to
+	 * be full again draw from "fresh", the busy ones from "global". A flood from many
+	 * addresses then exhausts only "global", and an ordinary host's occasional search is
+	 * still answered; the total stays bounded by the sum of both. */
+	struct ssdp_bucket *sb = src_bucket(s, from->sin_addr, now);
+	(void)bucket_take(sb, now, SSDP_SRC_BURST, SSDP_SRC_RATE, 0); /* refill only */
+	bool fresh = sb->tokens_milli >= (uint64_t)SSDP_SRC_BURST * 1000u;
+	if (!bucket_take(sb, now, SSDP_SRC_BURST, SSDP_SRC_RATE, n) ||
+	    !(fresh ? bucket_take(&s->fresh, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n)
+		    : bucket_take(&s->global, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n))) {
 		if (now - s->last_limit_log_ms >= 1000) { /* the log must not flood either */
 			s->last_limit_log_ms = now;
 			upnp_log(&s->logger, UPNP_LOG_INFO, "ssdp: rate limit, not answering %s", ip);
@@ -568,6 +578,16 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 	}
 	if (s->n_pending >= SSDP_MAX_PENDING)
 		return;
+	{
+		/* A flood (even from many addresses) must not fill every slot: each source
+		 * may have only a couple of delayed answers waiting. */
+		unsigned mine = 0;
+		for (const struct ssdp_pending *q = s->pending; q != NULL; q = q->next)
+			if (q->to.sin_addr.s_addr == from->sin_addr.s_addr)
+				mine++;
+		if (mine >= SSDP_PENDING_PER_SOURCE)
+			return;
+	}
 	{
 		struct ssdp_pending *p = calloc(1, sizeof(*p));
 		struct timeval tv = { .tv_sec = delay_ms / 1000,
@@ -803,6 +823,7 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 	s->location_per_iface = cfg->location_per_iface;
 	s->global.tokens_milli = (uint64_t)SSDP_GLOBAL_BURST * 1000u;
 	s->global.last_ms = now_ms();
+	s->fresh = s->global;
 	s->server_header = strdup(cfg->server_header ? cfg->server_header
 				  : "Linux UPnP/1.1 iwfd/0.1");
 	while (cfg->usns_nt[n] != NULL)
