@@ -339,7 +339,11 @@ async def phase_corpus(t, corpus):
         req = (f"POST {ctl} HTTP/1.1\r\nHost: {hp}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\n"
                f"{extra}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
         async with sem:
-            st, how, buf = await exchange(t.host, t.port, req, timeout=15)
+            for _ in range(10):
+                st, how, buf = await exchange(t.host, t.port, req, timeout=15)
+                if st != 503:
+                    break
+                await asyncio.sleep(0.5)   # over iwfd's connection limit (a refusal): again
         k = f"{how}:{st}" if st else how
         tally[k] = tally.get(k, 0) + 1
         check(st is not None, f"corpus {name}: no HTTP answer ({how})")
