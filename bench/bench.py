@@ -218,7 +218,7 @@ class Bench:
         self.n_big = 300 if self.quick else 10000
         self.idle_s = args.idle or (5 if self.quick else 60)
         self.pairs = 30 if self.quick else 300
-        self.fill_budget = args.fill_budget or (8 if self.quick else 240)
+        self.fill_budget = args.fill_budget or (8 if self.quick else 180)
         self.count = {"iwfd": 0, "miniupnpd": 0}
         self.exe = os.path.abspath(args.iwfd)
         self.res = {"meta": {}, "reads": {}, "pairs": {}, "memory": {}, "binary": {}, "pcp_per_read": {},
@@ -360,6 +360,9 @@ upnp_nat_postrouting_chain={harness.NFT_POSTNAT_CHAIN}
 allow 1024-65535 {t.lan_net} 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 """)
+        # a pid file naming a dead (zombie) miniupnpd would make it refuse to start
+        if os.path.exists(pidf):
+            os.unlink(pidf)
         # daemon mode (no -d): logs at its default level to syslog, like on a router
         self.ns("router", ["taskset", "-c", SERVER_CPU, harness.MINIUPNPD, "-f", conf, "-P", pidf])
         deadline = time.monotonic() + 10
@@ -468,8 +471,8 @@ deny 0-65535 0.0.0.0/0 0-65535
                       f"(empty reply, process gone; in the foreground it prints 'realloc(): invalid next "
                       f"size' and aborts: heap corruption). Restarted (its mappings live in nftables and "
                       f"survive); its GetListOfPortMappings at this size is not measured")
-            d["list_broken"] = True
             self.start_miniupnpd(fresh=False)
+            self.daemons["miniupnpd"]["list_broken"] = True
             return None
         return out
 
@@ -525,6 +528,12 @@ deny 0-65535 0.0.0.0/0 0-65535
                         if kind == "list" and d.get("list_broken"):
                             continue
                         res = self.wrk(d, kind, close, arg)
+                        if name == "miniupnpd" and not self.mupnp_alive():
+                            self.note(f"miniupnpd died during '{title}' ({close}); restarted, that "
+                                      f"workload is not measured for it")
+                            self.start_miniupnpd(fresh=False)
+                            self.daemons["miniupnpd"]["list_broken"] = True
+                            continue
                         self.alive(d)
                         samples[name].append(res)
                         if name == "iwfd" and kind != "get":
