@@ -278,7 +278,14 @@ static void delete_flow(struct iwf *w, struct iwf_map *x, enum map_phase phase)
 	if (!x->flow && x->m.internal_client[0])
 		start_flow(w, x, false, true, 0);
 	if (x->flow) {
-		pcp_flow_delete(w->pcp, x->flow, DELETE_DEADLINE_MS, now_ms());
+		/* A control point's DeletePortMapping waits at most DELETE_DEADLINE_MS (the answer
+		 * is then 501 and the mapping kept); a delete iwfd decides itself (lease end,
+		 * undoing a failed or refused add, a crashed run's intent) is retransmitted
+		 * (RFC 6887 §8.1.1 back-off) until the server confirms it: giving up would leave
+		 * an orphan on the carrier for its whole lifetime. */
+		pcp_flow_delete(w->pcp, x->flow,
+				phase == PHASE_DELETING ? DELETE_DEADLINE_MS : PCP_DELETE_NO_DEADLINE,
+				now_ms());
 		kick(w);
 	} else if (phase == PHASE_DISCARD) {
 		map_free(w, x);
@@ -584,8 +591,8 @@ static void on_deleted(struct iwf *w, struct iwf_map *x, const struct pcp_event 
 		remove_entry(w, &m, "deleted");
 		return;
 	}
-	if (drop_intent(w, x))
-		save(w);
+	if (!ev->timeout && drop_intent(w, x))
+		save(w); /* an unconfirmed intent stays for the next start */
 	map_free(w, x);
 }
 

@@ -37,6 +37,7 @@
 #define PCP_IRT_MS 3000      /* RFC 6887 §8.1.1 */
 #define PCP_MRT_MS 1024000   /* RFC 6887 §8.1.1 */
 #define PCP_DELETE_DEADLINE_MS 10000 /* pcp_flow_delete() default when deadline_ms is 0 */
+#define PCP_DELETE_NO_DEADLINE UINT32_MAX /* pcp_flow_delete(): retransmit until answered */
 
 /* ---------------------------------------------------------------- constants */
 

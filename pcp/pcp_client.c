@@ -559,7 +559,8 @@ void pcp_flow_delete(struct pcp_client *c, struct pcp_flow *f, uint32_t deadline
 	client_enter(c);
 	flow_transition(c, f, FLOW_DELETING, now);
 	f->awaiting = false; /* answers to earlier requests no longer count */
-	f->deadline = now + (deadline_ms ? deadline_ms : PCP_DELETE_DEADLINE_MS);
+	f->deadline = deadline_ms == PCP_DELETE_NO_DEADLINE ? NEVER
+		      : now + (deadline_ms ? deadline_ms : PCP_DELETE_DEADLINE_MS);
 	client_leave(c);
 }
 

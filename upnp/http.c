@@ -862,7 +862,7 @@ static int conn_add(struct http_server *s, evutil_socket_t fd, const struct sock
 	size_t per_host = s->cfg.max_connections / 4 > 4 ? s->cfg.max_connections / 4 : 4, mine = 0;
 
 	for (c = s->conns; c != NULL && sa != NULL; c = c->next)
-		if (same_host(&c->peer, sa))
+		if (c->phase != CONN_LINGER && same_host(&c->peer, sa)) /* answered ones don't count */
 			mine++;
 	if (mine >= per_host) {
 		upnp_log(&s->cfg.logger, UPNP_LOG_WARN, "http: one client holds %zu connections: refused",

@@ -912,6 +912,33 @@ static void test_announce_link_local(void)
 	env_free(&e);
 }
 
+/* A delete with PCP_DELETE_NO_DEADLINE is retransmitted until it is answered. */
+static void test_delete_no_deadline(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg req, m;
+	struct pcp_flow *f = mapped(&e, 8090, 3600, &req);
+	pcp_flow_delete(e.c, f, PCP_DELETE_NO_DEADLINE, e.now);
+	CHECK(out(&e, &m));
+	CHECK_EQ(m.lifetime, 0);
+	unsigned sent = 1;
+	uint64_t t0 = e.now;
+	while (e.now < t0 + 600000) { /* ten minutes of silence */
+		e.now = pcp_client_next_deadline(e.c);
+		sent += (unsigned)drain(&e);
+	}
+	CHECK_EQ(count(&e, PCP_EVENT_DELETED), 0);
+	CHECK(sent >= 7); /* 0, 3, 9, 21, 45, 93, 189, 381 s ... */
+	CHECK(out(&e, &m) || pcp_client_next_deadline(e.c) != NEVER);
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 0, 8090, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_DELETED), 1);
+	CHECK(!last(&e, PCP_EVENT_DELETED)->timeout);
+	env_free(&e);
+}
+
 static void test_delete(void)
 {
 	struct env e;
@@ -1176,6 +1203,7 @@ int main(void)
 	T_RUN(test_announce);
 	T_RUN(test_announce_link_local);
 	T_RUN(test_delete);
+	T_RUN(test_delete_no_deadline);
 	T_RUN(test_server_switch);
 	T_RUN(test_no_server);
 	T_RUN(test_reentrancy);

@@ -327,7 +327,7 @@ async def phase_corpus(t, corpus):
     files = sorted(f for f in os.listdir(corpus) if f.endswith(".req"))
     hp = f"{t.host}:{t.port}"
     tally, mism, checked = {}, [], 0
-    sem = asyncio.Semaphore(16)
+    sem = asyncio.Semaphore(8)   # iwfd serves one LAN host at most 16 connections at a time
 
     async def one(name):
         nonlocal checked
