@@ -407,6 +407,22 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
 		return;
 	}
+	{
+		/* One host may hold at most a quarter of the subscriptions (at least 4), so it
+		 * cannot keep every other control point from being told of changes. */
+		size_t per_host = g->cfg.max_subscriptions / 4 > 4 ? g->cfg.max_subscriptions / 4 : 4;
+		size_t mine = 0;
+
+		for (const struct gena_sub *q = g->subs; q != NULL; q = q->next)
+			if (!q->gone && q->cb_addr.sin_addr.s_addr == addr.sin_addr.s_addr)
+				mine++;
+		if (mine >= per_host) {
+			upnp_log(&g->cfg.logger, UPNP_LOG_WARN,
+				 "gena: one host holds %zu subscriptions: refused", mine);
+			http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
+			return;
+		}
+	}
 	sub = calloc(1, sizeof(*sub));
 	if (sub == NULL) {
 		http_exchange_respond(x, 500, NULL, NULL, NULL, 0);

@@ -8,6 +8,7 @@ import http.server
 import os
 import queue
 import re
+import socket
 import sys
 import threading
 import time
@@ -190,5 +191,29 @@ try:
 finally:
     rc = h.stop()
 check(rc == 0, "second harness exited cleanly")
+
+
+def subscribe_from(port, src):
+    """SUBSCRIBE sent from source address src with a callback to src itself."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(src, 0))
+    c.sendall(("SUBSCRIBE /evt HTTP/1.1\r\nHOST: 127.0.0.1:%d\r\nCALLBACK: <http://%s:%d/x>\r\n"
+               "NT: upnp:event\r\nContent-Length: 0\r\n\r\n" % (port, src, SP)).encode())
+    data = c.recv(4096)
+    c.close()
+    m = re.match(rb"HTTP/1.1 (\d+)", data)
+    return int(m.group(1)) if m else None
+
+
+# --- one host may hold only a quarter of the subscriptions (16 -> 4 each)
+h = Harness(exe, "--port", 0, "--max-subs", 16)
+try:
+    P = h.port
+    got = [subscribe_from(P, "127.0.0.1") for _ in range(4)]
+    check(got == [200] * 4, "four subscriptions from one host: %r" % got)
+    check(subscribe_from(P, "127.0.0.1") == 503, "a fifth from the same host -> 503")
+    check(subscribe_from(P, "127.0.0.2") == 200, "another host still gets one")
+finally:
+    rc = h.stop()
+check(rc == 0, "third harness exited cleanly")
 sink.shutdown()
 finish()
