@@ -583,12 +583,16 @@ static void on_deleted(struct iwf *w, struct iwf_map *x, const struct pcp_event 
 			return;
 		}
 		struct state_mapping m = x->m;
-		if (x->range)
-			answer_range(w, x->range, true);
-		else if (x->call)
-			upnp_call_reply(x->call, &(struct upnp_reply){0});
+		struct range_op *range = x->range;
+		struct upnp_call *call = x->call;
 		map_free(w, x);
+		/* Saved before the control point hears "done": a crash right after the answer
+		 * must not bring the mapping back at the next start. */
 		remove_entry(w, &m, "deleted");
+		if (range)
+			answer_range(w, range, true);
+		else if (call)
+			upnp_call_reply(call, &(struct upnp_reply){0});
 		return;
 	}
 	if (!ev->timeout && drop_intent(w, x))
