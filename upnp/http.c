@@ -120,7 +120,7 @@ static struct timeval ms_tv(uint32_t ms)
 }
 
 /* RFC 9110 §5.6.7 IMF-fixdate, independent of the locale. */
-static void http_date(char *buf, size_t cap)
+void http_date(char *buf, size_t cap)
 {
 	static const char wd[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char mo[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",

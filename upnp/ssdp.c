@@ -311,22 +311,6 @@ int ssdp_parse_msearch(const char *buf, size_t len, char *st, size_t cap, unsign
 
 /* ------------------------------------------------------------------ sending */
 
-static void http_date_str(char *buf, size_t cap)
-{
-	static const char wd[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char mo[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct tm tm;
-	time_t t = time(NULL);
-
-	if (gmtime_r(&t, &tm) == NULL || tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 ||
-	    tm.tm_mon > 11) {
-		snprintf(buf, cap, "Thu, 01 Jan 1970 00:00:00 GMT");
-		return;
-	}
-	snprintf(buf, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday], tm.tm_mday,
-		 mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
 
 /* Send one datagram out of interface ifc, from its address (or `src` when set). */
 static void send_on(struct ssdp *s, const struct ssdp_iface *ifc, struct in_addr src,
@@ -453,7 +437,7 @@ static void send_replies(struct ssdp *s, size_t iface, struct in_addr local,
 	char msg[SSDP_DGRAM_MAX], usn[SSDP_ST_MAX * 2], date[64];
 	const char *rst;
 
-	http_date_str(date, sizeof(date));
+	http_date(date, sizeof(date));
 	for (size_t t = 0; t < s->n_targets; t++) {
 		int n;
 

@@ -52,6 +52,9 @@ struct http_request {
 };
 /* Value of header `name` (case-insensitive) or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
+/* The current time as an RFC 9110 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), for the
+ * Date header of HTTP responses and SSDP replies; cap >= 30. */
+void http_date(char *buf, size_t cap);
 
 struct http_server;
 struct http_exchange; /* one request awaiting its response; owned by http.c */
