@@ -339,13 +339,11 @@ static uint32_t parse_timeout(const char *t, uint32_t cap)
 static void make_sid(char *sid, size_t cap)
 {
 	uint8_t r[16];
+	char text[UPNP_UUID_TEXT];
 
-	evutil_secure_rng_get_bytes(r, sizeof(r));
-	r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* RFC 4122 §4.4: version 4 */
-	r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* variant 10 */
-	snprintf(sid, cap, "uuid:%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
-		 r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+	upnp_uuid_random(r);
+	upnp_uuid_format(r, text);
+	snprintf(sid, cap, "uuid:%s", text);
 }
 
 static void respond_ok(struct http_exchange *x, const char *sid, uint32_t timeout_s)

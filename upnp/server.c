@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
+#include <event2/util.h>
 #include <sys/utsname.h>
 
 #define UUID_LEN 36
@@ -128,8 +128,10 @@ void upnp_call_reply(struct upnp_call *call, const struct upnp_reply *reply)
 	free(call);
 }
 
-void upnp_call_error(struct upnp_call *call, int upnp_error_code)
+void upnp_call_error(struct upnp_call *call, enum upnp_error code)
 {
+	int upnp_error_code = (int)code;
+
 	if (call == NULL)
 		return;
 	if (call->x != NULL && call->srv != NULL) {
@@ -372,15 +374,11 @@ static void initial_vars(struct upnp_server *s)
 static bool make_uuid(char out[UUID_LEN + 1])
 {
 	uint8_t r[16];
+	char text[UPNP_UUID_TEXT];
 
-	if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-		return false;
-	r[6] = (uint8_t)((r[6] & 0x0F) | 0x40); /* RFC 4122 §4.4 version 4 */
-	r[8] = (uint8_t)((r[8] & 0x3F) | 0x80);
-	snprintf(out, UUID_LEN + 1,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-		 r[13], r[14], r[15]);
+	upnp_uuid_random(r);
+	upnp_uuid_format(r, text);
+	snprintf(out, UUID_LEN + 1, "%s", text);
 	return true;
 }
 

@@ -31,6 +31,31 @@ enum upnp_err {
 };
 const char *upnp_err_name(enum upnp_err err);
 
+/* UPnP error codes an action answers with (UDA 1.1 §3.2.2; WANIPConnection:1/2 and
+ * WANPPPConnection:1, seed 000 §2.4; the descriptions are upnp/errors.c's table). */
+enum upnp_error {
+	UPNP_E_INVALID_ACTION = 401,
+	UPNP_E_INVALID_ARGS = 402,
+	UPNP_E_ACTION_FAILED = 501,
+	UPNP_E_ARGUMENT_VALUE_INVALID = 600,
+	UPNP_E_NOT_AUTHORIZED = 606,
+	UPNP_E_ARRAY_INDEX_INVALID = 713,        /* SpecifiedArrayIndexInvalid */
+	UPNP_E_NO_SUCH_ENTRY = 714,              /* NoSuchEntryInArray */
+	UPNP_E_WILDCARD_SRC_IP = 715,            /* WildCardNotPermittedInSrcIP */
+	UPNP_E_WILDCARD_EXT_PORT = 716,          /* WildCardNotPermittedInExtPort */
+	UPNP_E_CONFLICT = 718,                   /* ConflictInMappingEntry */
+	UPNP_E_SAME_PORT_REQUIRED = 724,         /* SamePortValuesRequired */
+	UPNP_E_ONLY_PERMANENT_LEASES = 725,      /* OnlyPermanentLeasesSupported */
+	UPNP_E_REMOTE_HOST_WILDCARD_ONLY = 726,  /* RemoteHostOnlySupportsWildcard */
+	UPNP_E_EXT_PORT_WILDCARD_ONLY = 727,     /* ExternalPortOnlySupportsWildcard */
+	UPNP_E_NO_PORT_MAPS_AVAILABLE = 728,     /* NoPortMapsAvailable (IGD:2) */
+	UPNP_E_CONFLICT_OTHER_MECHANISMS = 729,  /* ConflictWithOtherMechanisms (IGD:2) */
+	UPNP_E_PORT_MAPPING_NOT_FOUND = 730,     /* PortMappingNotFound (IGD:2) */
+	UPNP_E_READ_ONLY = 731,                  /* ReadOnly (IGD:2) */
+	UPNP_E_WILDCARD_INT_PORT = 732,          /* WildCardNotPermittedInIntPort (IGD:2) */
+	UPNP_E_INCONSISTENT_PARAMETERS = 733,    /* InconsistentParameters (IGD:2) */
+};
+
 /* Services we host. */
 enum upnp_service {
 	UPNP_SVC_WANIPCONN,   /* WANIPConnection:1 or :2 */
@@ -162,7 +187,7 @@ struct upnp_call; /* a pending SOAP call; owned by upnp/ */
 void upnp_call_reply(struct upnp_call *call, const struct upnp_reply *reply);
 /* Complete a call with a UPnP error (401, 402, 501, 6xx, 7xx). The description text comes
  * from upnp/'s table of standard error descriptions. */
-void upnp_call_error(struct upnp_call *call, int upnp_error_code);
+void upnp_call_error(struct upnp_call *call, enum upnp_error code);
 
 /* The operations the application implements. */
 struct upnp_ops {
@@ -205,6 +230,12 @@ struct upnp_config {
 };
 
 struct upnp_server;
+
+#define UPNP_UUID_TEXT 37 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" and its NUL */
+/* THE UUID helper: a random version-4 UUID (RFC 4122 §4.4) into b[0..16), and the canonical
+ * lower-case text of b (without "uuid:"). */
+void upnp_uuid_random(uint8_t b[16]);
+void upnp_uuid_format(const uint8_t b[16], char out[UPNP_UUID_TEXT]);
 
 /* Start SSDP and HTTP on base. cfg and the strings in it are copied. On failure returns
  * NULL and sets *err. Sends NOTIFY ssdp:alive at start. */
