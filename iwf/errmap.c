@@ -34,3 +34,10 @@ int iwf_error_map(unsigned pcp_result, int igd_version)
 			return igd_version == 2 ? error_table[i].igd2 : error_table[i].igd1;
 	return 501;
 }
+
+enum upnp_error iwf_error_for(unsigned pcp_result, int igd_version, bool filtered)
+{
+	if (pcp_result == 5 /* UNSUPP_OPTION */ && filtered)
+		return igd_version == 2 ? UPNP_E_ACTION_FAILED : UPNP_E_REMOTE_HOST_WILDCARD_ONLY;
+	return (enum upnp_error)iwf_error_map(pcp_result, igd_version);
+}

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "upnp.h"
+
 struct event_base;
 
 #define IWF_MAX_LAN_IFS 8
@@ -110,6 +112,12 @@ struct iwf_error_row {
 const struct iwf_error_row *iwf_error_table(size_t *n);
 /* UPnP error for a PCP result under IGD version 1 or 2; 501 for anything unknown. */
 int iwf_error_map(unsigned pcp_result, int igd_version);
+/* THE place a failed PCP request becomes a UPnP error: the §4.3 row of the result
+ * (IWF_PCP_NO_ANSWER for no answer), except that a refused FILTER (UNSUPP_OPTION for a
+ * mapping with a RemoteHost) is 726 RemoteHostOnlySupportsWildcard on IGD:1 and 501 on
+ * IGD:2: never a wider mapping than asked. A server that grants another port despite
+ * PREFER_FAILURE is reported as CANNOT_PROVIDE_EXTERNAL. */
+enum upnp_error iwf_error_for(unsigned pcp_result, int igd_version, bool filtered);
 
 /* ----------------------------------------------------- logging */
 

@@ -1,0 +1,346 @@
+/*
+ * daemon.c - wiring: the core (core.h) gets its clocks, randomness, UPnP completions and a
+ * wake-up from libevent; the PCP adapter (pcp_event.h) owns the PCP sockets; upnp/ owns SSDP
+ * and HTTP; state/ the journal. The public daemon API of iwf.h (iwf_new / iwf_free).
+ */
+#include "core.h"
+
+#include "pcp_event.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct iwf {
+	struct event_base *base;
+	struct iwf_config cfg;
+	const struct iwf_logger *log;
+	struct state_table *table;
+	struct iwf_nat *nat;
+	struct iwf_core *core;
+	struct pcp_io *io;
+	struct upnp_server *upnp;
+	struct event *ev_run, *ev_timer;
+	char root_url[128];
+};
+
+/* ------------------------------------------------------------------ environment */
+
+static uint64_t env_mono(void *arg)
+{
+	(void)arg;
+	return pcp_io_now(); /* CLOCK_MONOTONIC ms, the clock the PCP adapter gives the engine */
+}
+
+static int64_t env_wall(void *arg)
+{
+	(void)arg;
+	return (int64_t)time(NULL);
+}
+
+static void env_random(void *arg, void *buf, size_t len)
+{
+	(void)arg;
+	evutil_secure_rng_get_bytes(buf, len);
+}
+
+static void env_reply(void *arg, struct upnp_call *call, const struct upnp_reply *reply)
+{
+	(void)arg;
+	upnp_call_reply(call, reply);
+}
+
+static void env_error(void *arg, struct upnp_call *call, enum upnp_error code)
+{
+	(void)arg;
+	upnp_call_error(call, code);
+}
+
+static void env_set_state(void *arg, const struct upnp_state *st)
+{
+	struct iwf *w = arg;
+	if (w->upnp)
+		upnp_server_set_state(w->upnp, st);
+}
+
+static void env_wakeup(void *arg)
+{
+	struct iwf *w = arg;
+	event_active(w->ev_run, EV_TIMEOUT, 0);
+}
+
+static void env_log(void *arg, enum iwf_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void env_log(void *arg, enum iwf_log_level level, const char *fmt, va_list ap)
+{
+	struct iwf *w = arg;
+	iwf_vlog(w->log, level, fmt, ap);
+}
+
+static uint64_t clock_mono(void *arg)
+{
+	return env_mono(arg);
+}
+
+static int64_t clock_wall(void *arg)
+{
+	return env_wall(arg);
+}
+
+/* ------------------------------------------------------------------ the core's timer */
+
+static void arm(struct iwf *w)
+{
+	uint64_t next = iwf_core_next_deadline(w->core);
+	if (next == UINT64_MAX) {
+		evtimer_del(w->ev_timer);
+		return;
+	}
+	uint64_t now = env_mono(w), delta = next > now ? next - now : 0;
+	struct timeval tv = {.tv_sec = (time_t)(delta / 1000), .tv_usec = (suseconds_t)(delta % 1000) * 1000};
+	evtimer_add(w->ev_timer, &tv);
+}
+
+/* Runs once per loop turn after anything woke the core: due timers, then ONE journal sync
+ * for every change of this turn (group commit), then the answers that waited for it. */
+static void on_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct iwf *w = arg;
+	(void)fd;
+	(void)what;
+	iwf_core_run(w->core);
+	arm(w);
+}
+
+/* ------------------------------------------------------------------ glue */
+
+static void upnp_action_cb(void *arg, struct upnp_call *call, enum upnp_action action, const struct upnp_args *a,
+			   const struct sockaddr *from)
+{
+	struct iwf *w = arg;
+	iwf_core_action(w->core, call, action, a, from);
+}
+
+static const struct upnp_ops iwf_upnp_ops = {.action = upnp_action_cb};
+
+static void upnp_log_cb(void *arg, enum upnp_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void upnp_log_cb(void *arg, enum upnp_log_level level, const char *fmt, va_list ap)
+{
+	struct iwf *w = arg;
+	iwf_vlog(w->log, (enum iwf_log_level)level, fmt, ap);
+}
+
+static void pcp_log_cb(void *arg, int level, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+static void pcp_log_cb(void *arg, int level, const char *fmt, va_list ap)
+{
+	struct iwf *w = arg;
+	iwf_vlog(w->log, (enum iwf_log_level)level, fmt, ap);
+}
+
+static void pcp_server_cb(void *arg, const struct pcp_server *server, enum pcp_io_server_reason why)
+{
+	struct iwf *w = arg;
+	char text[INET6_ADDRSTRLEN];
+	pcp_addr_format(&server->addr, text, sizeof(text));
+	iwf_log(w->log, IWF_LOG_INFO, "PCP server %s port %u (%s)", text, server->port,
+		pcp_io_server_reason_name(why));
+}
+
+const char *iwf_err_name(enum iwf_err err)
+{
+	static const char *const names[] = {"ok", "invalid configuration", "cannot read configuration",
+					    "LAN side failed", "PCP side failed", "out of memory"};
+	return (size_t)err < sizeof(names) / sizeof(names[0]) ? names[err] : "unknown error";
+}
+
+/* Open the journal; an unusable file is kept aside as evidence and iwfd starts clean. */
+static void open_state(struct iwf *w)
+{
+	if (!w->cfg.state_file[0])
+		return;
+	char detail[512];
+	struct state_open_report rep;
+	enum state_err e = state_table_open(w->table, w->cfg.state_file, &rep, detail, sizeof(detail));
+	if (e == STATE_ERR_FORMAT || e == STATE_ERR_VERSION) {
+		char moved[600] = "";
+		if (state_quarantine(w->cfg.state_file, env_wall(w), moved, sizeof(moved)) == STATE_OK)
+			iwf_log(w->log, IWF_LOG_ERROR, "state file unusable (%s); kept as %s; starting clean", detail,
+				moved);
+		else
+			iwf_log(w->log, IWF_LOG_ERROR, "state file unusable (%s); starting clean", detail);
+		e = state_table_open(w->table, w->cfg.state_file, &rep, detail, sizeof(detail));
+	}
+	if (e != STATE_OK) {
+		iwf_log(w->log, IWF_LOG_ERROR, "state file %s: %s; mappings are kept in memory only",
+			w->cfg.state_file, detail);
+		return;
+	}
+	if (rep.torn_bytes)
+		iwf_log(w->log, IWF_LOG_WARN, "state file %s: a torn or damaged tail of %zu bytes was cut off",
+			w->cfg.state_file, rep.torn_bytes);
+	if (rep.imported_json)
+		iwf_log(w->log, IWF_LOG_INFO, "state file %s: converted from the JSON format of iwfd 0.1",
+			w->cfg.state_file);
+	iwf_log(w->log, IWF_LOG_INFO, "loaded %zu mappings from %s", state_table_count(w->table), w->cfg.state_file);
+}
+
+struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const struct iwf_logger *logger,
+		    enum iwf_err *err, char *detail, size_t cap)
+{
+	struct iwf *w = calloc(1, sizeof(*w));
+	*err = IWF_ERR_NOMEM;
+	if (!w)
+		return NULL;
+	w->base = base;
+	w->cfg = *cfg;
+	w->log = logger;
+	struct state_clock clock = {.mono_ms = clock_mono, .wall_s = clock_wall, .arg = w};
+	w->table = state_table_new(&clock);
+	w->ev_run = event_new(base, -1, 0, on_run, w);
+	w->ev_timer = evtimer_new(base, on_run, w);
+	if (!w->table || !w->ev_run || !w->ev_timer)
+		goto fail;
+	w->nat = iwf_nat_new(cfg->nat_mode, cfg->wan_if, detail, cap);
+	if (!w->nat) {
+		*err = IWF_ERR_INVAL;
+		goto fail;
+	}
+	open_state(w);
+
+	struct state_meta meta = *state_table_meta(w->table);
+	static const uint8_t zero[STATE_UUID_LEN];
+	if (memcmp(meta.uuid_igd, zero, sizeof(zero)) == 0) {
+		upnp_uuid_random(meta.uuid_igd);
+		upnp_uuid_random(meta.uuid_wan_device);
+		upnp_uuid_random(meta.uuid_wan_conn_device);
+	}
+	meta.boot_id++;
+	state_table_set_meta(w->table, &meta);
+
+	struct iwf_env env = {
+		.mono_ms = env_mono,
+		.wall_s = env_wall,
+		.random = env_random,
+		.reply = env_reply,
+		.error = env_error,
+		.set_state = env_set_state,
+		.wakeup = env_wakeup,
+		.log = env_log,
+		.arg = w,
+	};
+	w->core = iwf_core_new(cfg, &env, w->table, w->nat);
+	if (!w->core)
+		goto fail;
+
+	const char *servers[IWF_MAX_PCP_SERVERS];
+	for (size_t i = 0; i < cfg->n_pcp_servers; i++)
+		servers[i] = cfg->pcp_servers[i];
+	struct pcp_io_config ioc = {
+		.servers = servers,
+		.n_servers = cfg->n_pcp_servers,
+		.listen_announce = cfg->listen_announce,
+		.log = pcp_log_cb,
+		.log_arg = w,
+		.on_server = pcp_server_cb,
+		.server_arg = w,
+	};
+	int ioerr = 0;
+	w->io = pcp_io_new(base, iwf_core_pcp(w->core), &ioc, &ioerr);
+	if (!w->io) {
+		*err = IWF_ERR_PCP;
+		if (detail)
+			snprintf(detail, cap, "PCP client could not start (server %s): %s",
+				 cfg->n_pcp_servers ? cfg->pcp_servers[0] : "default router", strerror(ioerr));
+		goto fail;
+	}
+	if (cfg->pcp_servers_file[0]) {
+		/* RFC 7291 hand-over by the router's DHCP clients (docs/pcp.md: file format). */
+		int werr = pcp_io_watch_servers_file(w->io, cfg->pcp_servers_file, 0);
+		if (werr) {
+			*err = IWF_ERR_PCP;
+			if (detail)
+				snprintf(detail, cap, "cannot watch %s: %s", cfg->pcp_servers_file, strerror(werr));
+			goto fail;
+		}
+	}
+
+	char uuids[3][UPNP_UUID_TEXT];
+	upnp_uuid_format(meta.uuid_igd, uuids[0]);
+	upnp_uuid_format(meta.uuid_wan_device, uuids[1]);
+	upnp_uuid_format(meta.uuid_wan_conn_device, uuids[2]);
+	const char *ifs[IWF_MAX_LAN_IFS];
+	for (size_t i = 0; i < cfg->n_lan_ifs; i++)
+		ifs[i] = cfg->lan_ifs[i];
+	struct upnp_config uc = {
+		.igd_version = cfg->igd_version,
+		.ppp = cfg->ppp,
+		.lan_ifnames = ifs,
+		.n_lan_ifnames = cfg->n_lan_ifs,
+		.lan_addr = cfg->lan_addr[0] ? cfg->lan_addr : NULL,
+		.http_port = cfg->http_port,
+		.uuid_igd = uuids[0],
+		.uuid_wan_device = uuids[1],
+		.uuid_wan_conn_device = uuids[2],
+		.friendly_name = cfg->friendly_name,
+		.boot_id = meta.boot_id,
+		.config_id = 1,
+		.ops = &iwf_upnp_ops,
+		.ops_arg = w,
+		.log = upnp_log_cb,
+		.log_arg = w,
+	};
+	enum upnp_err uerr = UPNP_OK;
+	w->upnp = upnp_server_new(base, &uc, &uerr);
+	if (!w->upnp) {
+		*err = IWF_ERR_UPNP;
+		if (detail)
+			snprintf(detail, cap, "UPnP server could not start on %s: %s", cfg->lan_ifs[0],
+				 upnp_err_name(uerr));
+		goto fail;
+	}
+	snprintf(w->root_url, sizeof(w->root_url), "%s", upnp_server_root_url(w->upnp));
+	iwf_core_start(w->core); /* pushes the evented state; PCP_SERVICE_WAIT begins */
+	iwf_core_run(w->core);   /* the identity (boot id) is durable before we serve */
+	arm(w);
+	*err = IWF_OK;
+	return w;
+fail:
+	iwf_free(w);
+	return NULL;
+}
+
+void iwf_free(struct iwf *w)
+{
+	if (!w)
+		return;
+	/* Order: the WAN side closes, the core answers pending calls (501) while the LAN side
+	 * still exists, then the LAN side says goodbye. */
+	pcp_io_free(w->io); /* the adapter borrows the core's engine: it goes first */
+	w->io = NULL;
+	iwf_core_free(w->core);
+	w->core = NULL;
+	upnp_server_free(w->upnp);
+	if (w->ev_run)
+		event_free(w->ev_run);
+	if (w->ev_timer)
+		event_free(w->ev_timer);
+	state_table_free(w->table);
+	iwf_nat_free(w->nat);
+	free(w);
+}
+
+const char *iwf_root_url(const struct iwf *w)
+{
+	return w->root_url;
+}
+
+void iwf_set_rules(struct iwf *w, const struct iwf_rule *rules, size_t n)
+{
+	iwf_core_set_rules(w->core, rules, n);
+	memcpy(w->cfg.rules, rules, (n > IWF_MAX_RULES ? IWF_MAX_RULES : n) * sizeof(*rules));
+}

@@ -1,0 +1,565 @@
+/*
+ * mappings.c - the registry of mappings and their ONE transition function (life_to), which
+ * also journals the record, notifies UPnP/GENA (SystemUpdateID, PortMappingNumberOfEntries)
+ * and arms the lease timer; the group commit of UPnP answers; the core's entry points.
+ */
+#include "core_internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const phase_names[LIFE_PHASE_COUNT] = {
+	[LIFE_PENDING] = "pending",   [LIFE_ADDING] = "adding",   [LIFE_ACTIVE] = "active",
+	[LIFE_REPLAYING] = "replaying", [LIFE_DELETING] = "deleting", [LIFE_DISCARD] = "discard",
+	[LIFE_GONE] = "gone",
+};
+
+const char *life_phase_name(enum life_phase p)
+{
+	return (unsigned)p < LIFE_PHASE_COUNT ? phase_names[p] : "?";
+}
+
+/* ------------------------------------------------------------------ small helpers */
+
+void core_log(struct iwf_core *c, enum iwf_log_level level, const char *fmt, ...)
+{
+	if (!c->env.log || level > c->cfg.log_level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	c->env.log(c->env.arg, level, fmt, ap);
+	va_end(ap);
+}
+
+uint64_t core_now(const struct iwf_core *c)
+{
+	return c->env.mono_ms(c->env.arg);
+}
+
+const char *proto_name(uint8_t p)
+{
+	return p == 6 ? "TCP" : p == 17 ? "UDP" : "?";
+}
+
+bool addr_is_any(const struct in6_addr *a)
+{
+	static const struct in6_addr zero;
+	return memcmp(a, &zero, sizeof(zero)) == 0 ||
+	       (IN6_IS_ADDR_V4MAPPED(a) && memcmp(&a->s6_addr[12], "\0\0\0\0", 4) == 0);
+}
+
+const char *addr_text(const struct in6_addr *a, char *buf, size_t cap)
+{
+	if (addr_is_any(a)) {
+		buf[0] = '\0';
+		return buf;
+	}
+	return pcp_addr_format(a, buf, cap);
+}
+
+void core_wakeup(struct iwf_core *c)
+{
+	if (!c->woken) {
+		c->woken = true;
+		c->env.wakeup(c->env.arg);
+	}
+}
+
+/* ------------------------------------------------------------------ id -> life */
+
+static size_t slot_of(uint32_t id, size_t cap)
+{
+	return (size_t)(id * 2654435761u) & (cap - 1);
+}
+
+#define TOMBSTONE ((struct life *)(uintptr_t)1)
+
+static bool lives_grow(struct iwf_core *c)
+{
+	size_t ncap = c->lives_cap ? c->lives_cap * 2 : 64;
+	if (c->lives_n * 2 < c->lives_cap)
+		ncap = c->lives_cap; /* only tombstones: rehash in place size */
+	struct life **nv = calloc(ncap, sizeof(*nv));
+	if (!nv)
+		return false;
+	for (size_t i = 0; i < c->lives_cap; i++) {
+		struct life *l = c->lives[i];
+		if (!l || l == TOMBSTONE)
+			continue;
+		size_t s = slot_of(l->id, ncap);
+		while (nv[s])
+			s = (s + 1) & (ncap - 1);
+		nv[s] = l;
+	}
+	free(c->lives);
+	c->lives = nv;
+	c->lives_cap = ncap;
+	c->lives_used = c->lives_n;
+	return true;
+}
+
+struct life *life_get(struct iwf_core *c, uint32_t id)
+{
+	if (!c->lives_cap)
+		return NULL;
+	for (size_t s = slot_of(id, c->lives_cap);; s = (s + 1) & (c->lives_cap - 1)) {
+		struct life *l = c->lives[s];
+		if (!l)
+			return NULL;
+		if (l != TOMBSTONE && l->id == id)
+			return l;
+	}
+}
+
+struct life *life_new(struct iwf_core *c, uint32_t id, enum life_phase phase)
+{
+	if ((c->lives_used + 1) * 4 >= c->lives_cap * 3 && !lives_grow(c))
+		return NULL;
+	struct life *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->id = id;
+	l->phase = (uint8_t)phase;
+	size_t s = slot_of(id, c->lives_cap);
+	while (c->lives[s] && c->lives[s] != TOMBSTONE)
+		s = (s + 1) & (c->lives_cap - 1);
+	if (!c->lives[s])
+		c->lives_used++;
+	c->lives[s] = l;
+	c->lives_n++;
+	return l;
+}
+
+static void life_unregister(struct iwf_core *c, struct life *l)
+{
+	for (size_t s = slot_of(l->id, c->lives_cap);; s = (s + 1) & (c->lives_cap - 1)) {
+		if (c->lives[s] == l) {
+			c->lives[s] = TOMBSTONE;
+			c->lives_n--;
+			return;
+		}
+	}
+}
+
+struct life *life_next(struct iwf_core *c, size_t *cursor)
+{
+	while (*cursor < c->lives_cap) {
+		struct life *l = c->lives[(*cursor)++];
+		if (l && l != TOMBSTONE)
+			return l;
+	}
+	return NULL;
+}
+
+const struct state_mapping *life_rec(const struct iwf_core *c, const struct life *l)
+{
+	return state_table_get(c->table, l->id);
+}
+
+/* ------------------------------------------------------------------ leases */
+
+uint32_t lease_left_s(const struct iwf_core *c, const struct state_mapping *m)
+{
+	if (!m->lease_end_ms)
+		return 0;
+	uint64_t now = core_now(c);
+	if (m->lease_end_ms <= now)
+		return 1;
+	uint64_t left = (m->lease_end_ms - now + 999) / 1000;
+	return left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+}
+
+uint32_t life_pcp_lifetime(const struct iwf_core *c, const struct state_mapping *m)
+{
+	uint32_t life = c->cfg.pcp_lifetime;
+	uint32_t left = lease_left_s(c, m);
+	if (m->lease_end_ms && left < life)
+		life = left;
+	return life ? life : 1;
+}
+
+/* ------------------------------------------------------------------ what UPnP sees */
+
+void iwf_core_state(const struct iwf_core *c, struct upnp_state *out, char *ext, size_t cap)
+{
+	memset(out, 0, sizeof(*out));
+	out->connection_status = c->connected ? "Connected" : "Disconnected";
+	out->external_ip = addr_text(&c->external, ext, cap);
+	out->port_mapping_number_of_entries = (uint32_t)state_table_count(c->table);
+	out->system_update_id = c->system_update_id;
+	out->possible_connection_types = "IP_Routed";
+}
+
+void push_state(struct iwf_core *c)
+{
+	char ext[INET6_ADDRSTRLEN];
+	struct upnp_state st;
+	iwf_core_state(c, &st, ext, sizeof(ext));
+	c->env.set_state(c->env.arg, &st);
+}
+
+void table_changed(struct iwf_core *c)
+{
+	c->system_update_id++;
+	struct state_meta meta = *state_table_meta(c->table);
+	meta.system_update_id = c->system_update_id;
+	state_table_set_meta(c->table, &meta);
+	push_state(c);
+}
+
+void set_connected(struct iwf_core *c, bool up)
+{
+	if (up == c->connected)
+		return;
+	c->connected = up;
+	if (up)
+		c->connected_since = core_now(c);
+	core_log(c, up ? IWF_LOG_INFO : IWF_LOG_WARN, "PCP server %s",
+		 up ? "reachable: ConnectionStatus Connected"
+		    : "not answering: ConnectionStatus Disconnected");
+	push_state(c);
+}
+
+void learn_external(struct iwf_core *c, const struct in6_addr *a)
+{
+	if (addr_is_any(a) || memcmp(a, &c->external, sizeof(*a)) == 0)
+		return;
+	char text[INET6_ADDRSTRLEN];
+	c->external = *a;
+	core_log(c, IWF_LOG_INFO, "external address %s", addr_text(a, text, sizeof(text)));
+	push_state(c);
+}
+
+/* ------------------------------------------------------------------ answers */
+
+void answer_now(struct iwf_core *c, struct upnp_call *call, const struct upnp_reply *r)
+{
+	if (call)
+		c->env.reply(c->env.arg, call, r);
+}
+
+void answer_error(struct iwf_core *c, struct upnp_call *call, enum upnp_error e)
+{
+	if (call)
+		c->env.error(c->env.arg, call, e);
+}
+
+void answer_durable(struct iwf_core *c, struct upnp_call *call, enum upnp_error e, uint16_t reserved_port)
+{
+	if (!call)
+		return;
+	struct deferred *d = calloc(1, sizeof(*d));
+	if (!d) {
+		answer_error(c, call, UPNP_E_ACTION_FAILED);
+		return;
+	}
+	d->call = call;
+	d->error = e;
+	d->reserved_port = reserved_port;
+	*c->deferred_tail = d;
+	c->deferred_tail = &d->next;
+	core_wakeup(c);
+}
+
+/* Group commit: one sync for everything journalled since the last run, then the answers
+ * that waited for it (a crash can no longer undo what a control point was told). */
+static void flush(struct iwf_core *c)
+{
+	char detail[256];
+	enum state_err e = state_table_sync(c->table, detail, sizeof(detail));
+	if (e != STATE_OK)
+		core_log(c, IWF_LOG_ERROR, "state not saved (%s): %s; still serving", state_err_name(e), detail);
+	struct deferred *d = c->deferred_head;
+	c->deferred_head = NULL;
+	c->deferred_tail = &c->deferred_head;
+	while (d) {
+		struct deferred *next = d->next;
+		if (d->error)
+			answer_error(c, d->call, d->error);
+		else
+			answer_now(c, d->call, &(struct upnp_reply){.reserved_port = d->reserved_port});
+		free(d);
+		d = next;
+	}
+}
+
+/* ------------------------------------------------------------------ cascaded NAT ports */
+
+static uint8_t *port_bits(struct iwf_core *c, uint8_t proto)
+{
+	int k = proto == 6 ? 0 : 1;
+	if (!c->router_ports[k])
+		c->router_ports[k] = calloc(65536 / 8, 1);
+	return c->router_ports[k];
+}
+
+void router_port_mark(struct iwf_core *c, uint8_t proto, uint16_t port, bool used)
+{
+	uint8_t *b = port ? port_bits(c, proto) : NULL;
+	if (!b)
+		return;
+	if (used)
+		b[port / 8] = (uint8_t)(b[port / 8] | (1u << (port % 8)));
+	else
+		b[port / 8] = (uint8_t)(b[port / 8] & ~(1u << (port % 8)));
+}
+
+uint16_t router_port_pick(struct iwf_core *c, uint8_t proto, uint16_t wanted)
+{
+	uint8_t *b = port_bits(c, proto);
+	if (!b)
+		return 0;
+	uint32_t lo = c->cfg.nat_port_min, hi = c->cfg.nat_port_max, span = hi - lo + 1;
+	uint32_t start = wanted >= lo && wanted <= hi ? wanted : lo;
+	for (uint32_t k = 0; k < span; k++) {
+		uint16_t port = (uint16_t)(lo + (start - lo + k) % span);
+		if (!(b[port / 8] & (1u << (port % 8))))
+			return port;
+	}
+	return 0;
+}
+
+static void nat_apply(struct iwf_core *c, const struct state_mapping *m, bool add)
+{
+	if (!m->router_port)
+		return;
+	char detail[256], client[INET6_ADDRSTRLEN];
+	int rc = add ? iwf_nat_add(c->nat, m->protocol, m->router_port,
+				  addr_text(&m->internal_client, client, sizeof(client)), m->internal_port,
+				  detail, sizeof(detail))
+		     : iwf_nat_remove(c->nat, m->protocol, m->router_port, detail, sizeof(detail));
+	if (rc != 0)
+		core_log(c, IWF_LOG_ERROR, "router NAT: %s", detail);
+}
+
+/* ------------------------------------------------------------------ records */
+
+bool rec_update(struct iwf_core *c, const struct state_mapping *m)
+{
+	enum state_err e = state_table_update(c->table, m);
+	if (e != STATE_OK) {
+		core_log(c, IWF_LOG_ERROR, "mapping %s %u: not updated (%s)", proto_name(m->protocol),
+			 m->external_port, state_err_name(e));
+		return false;
+	}
+	return true;
+}
+
+bool life_start_flow(struct iwf_core *c, struct life *l, bool prefer_failure, uint32_t deadline_ms)
+{
+	const struct state_mapping *m = life_rec(c, l);
+	struct pcp_map_params p;
+	memset(&p, 0, sizeof(p));
+	p.protocol = m->protocol;
+	if (m->router_port) {
+		/* seed 004 §5.6: the router's own address (the source of our requests, no
+		 * THIRD_PARTY) and the port its NAT gave. */
+		p.internal_port = m->router_port;
+	} else {
+		/* seed 004 §5.5, no NAT in the CP router: the internal address is the LAN host's,
+		 * not the one our requests leave with -> THIRD_PARTY (RFC 6887 §13.1). */
+		p.internal_addr = m->internal_client;
+		p.internal_port = m->internal_port;
+		p.third_party = true;
+	}
+	p.suggested_port = m->external_port;
+	p.suggested_addr = m->external_addr;
+	p.lifetime = life_pcp_lifetime(c, m);
+	p.prefer_failure = prefer_failure;
+	if (!addr_is_any(&m->remote_host)) {
+		/* RemoteHost -> FILTER (RFC 6887 §13.3): that remote address, all its ports. */
+		p.n_filters = 1;
+		p.filters[0].addr = m->remote_host;
+		p.filters[0].prefix_len = 128;
+	}
+	p.nonce = m->nonce; /* made and stored by us (state/), RFC 6887 §11.1 */
+	p.answer_deadline_ms = deadline_ms;
+	if (l->flow)
+		pcp_flow_abandon(c->pcp, l->flow);
+	l->flow = pcp_flow_map(c->pcp, &p, l, core_now(c));
+	l->started = l->flow != NULL;
+	return l->flow != NULL;
+}
+
+/* ------------------------------------------------------------------ THE transition */
+
+static bool phase_committed(enum life_phase p)
+{
+	return p == LIFE_PENDING || p == LIFE_ACTIVE || p == LIFE_REPLAYING;
+}
+
+/*
+ * Move l to phase `to`. upd (may be NULL) carries new record contents to journal with it
+ * (the flags are set here). Side effects by target:
+ *  - PENDING / ACTIVE / REPLAYING: the record is committed (journalled; the router's DNAT
+ *    installed; SystemUpdateID and evented state) and its lease armed;
+ *  - DELETING / DISCARD: the record is withdrawn (still stored, as an intent, so a crash
+ *    before the carrier confirms still deletes it at the next start; the DNAT removed;
+ *    evented) and a lifetime-0 MAP with its nonce is sent - once the start-up wait is over;
+ *  - GONE: the record is removed from the table and the journal, the life freed.
+ */
+void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struct state_mapping *upd,
+	     const char *why)
+{
+	const struct state_mapping *cur = life_rec(c, l);
+	if (!cur)
+		return;
+	struct state_mapping m = upd ? *upd : *cur;
+	enum life_phase from = (enum life_phase)l->phase;
+	bool was_committed = !(cur->flags & STATE_F_INTENT);
+	char ic[INET6_ADDRSTRLEN];
+	core_log(c, IWF_LOG_DEBUG, "mapping %s %u -> %s:%u: %s -> %s (%s)", proto_name(m.protocol),
+		 m.external_port, addr_text(&m.internal_client, ic, sizeof(ic)), m.internal_port,
+		 life_phase_name(from), life_phase_name(to), why);
+	l->phase = (uint8_t)to;
+	switch (to) {
+	case LIFE_PENDING:
+	case LIFE_ACTIVE:
+	case LIFE_REPLAYING:
+		m.flags &= (uint8_t)~STATE_F_INTENT;
+		if (upd || !was_committed)
+			rec_update(c, &m);
+		if (!was_committed) {
+			nat_apply(c, &m, true);
+			table_changed(c);
+		}
+		lease_arm(c, life_rec(c, l));
+		return;
+	case LIFE_DELETING:
+	case LIFE_DISCARD:
+		m.flags |= STATE_F_INTENT;
+		if (upd || was_committed)
+			rec_update(c, &m);
+		if (was_committed) {
+			nat_apply(c, &m, false);
+			table_changed(c);
+		}
+		if (to == LIFE_DISCARD && !c->synced && !l->flow)
+			return; /* PCP_SERVICE_WAIT: sync.c sends it when the wait is over */
+		if (!l->flow && !life_start_flow(c, l, false, 0)) {
+			life_to(c, l, LIFE_GONE, NULL, "cannot start its PCP delete");
+			return;
+		}
+		/* A control point's Delete waits at most USER_DELETE_DEADLINE_MS (then 501 and the
+		 * mapping is kept); a delete iwfd decides itself is retransmitted until the server
+		 * confirms it: giving up would leave an orphan on the carrier. */
+		pcp_flow_delete(c->pcp, l->flow, to == LIFE_DELETING ? USER_DELETE_DEADLINE_MS : PCP_DELETE_NO_DEADLINE,
+				core_now(c));
+		return;
+	case LIFE_GONE:
+		if (l->flow)
+			pcp_flow_abandon(c->pcp, l->flow);
+		l->flow = NULL;
+		if (was_committed)
+			nat_apply(c, cur, false);
+		router_port_mark(c, cur->protocol, cur->router_port, false);
+		if (phase_committed(from) || was_committed)
+			core_log(c, IWF_LOG_INFO, "mapping %s %u -> %s:%u removed: %s", proto_name(m.protocol),
+				 m.external_port, ic, m.internal_port, why);
+		state_table_remove(c->table, l->id);
+		if (was_committed)
+			table_changed(c);
+		life_unregister(c, l);
+		free(l);
+		return;
+	case LIFE_ADDING:
+	case LIFE_PHASE_COUNT:
+		return; /* ADDING is only entered at creation (actions.c) */
+	}
+}
+
+/* ------------------------------------------------------------------ entry points */
+
+static void pcp_random(void *arg, void *buf, size_t len)
+{
+	struct iwf_core *c = arg;
+	c->env.random(c->env.arg, buf, len);
+}
+
+struct iwf_core *iwf_core_new(const struct iwf_config *cfg, const struct iwf_env *env,
+			      struct state_table *table, struct iwf_nat *nat)
+{
+	struct iwf_core *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->cfg = *cfg;
+	c->env = *env;
+	c->table = table;
+	c->nat = nat;
+	c->deferred_tail = &c->deferred_head;
+	c->start_at = UINT64_MAX;
+	c->replay_next = UINT64_MAX;
+	c->status_deadline = UINT64_MAX;
+	struct pcp_client_config pc = {
+		.random = pcp_random,
+		.random_arg = c,
+		.on_event = pcp_event_fn,
+		.event_arg = c,
+	};
+	c->pcp = pcp_client_new(&pc);
+	if (!c->pcp) {
+		free(c);
+		return NULL;
+	}
+	c->system_update_id = state_table_meta(table)->system_update_id;
+	sync_load(c);
+	return c;
+}
+
+void iwf_core_free(struct iwf_core *c)
+{
+	if (!c)
+		return;
+	size_t cur = 0;
+	for (struct life *l; (l = life_next(c, &cur));) {
+		answer_error(c, l->call, UPNP_E_ACTION_FAILED);
+		l->call = NULL;
+		if (l->range)
+			range_done(c, l->range, UPNP_E_ACTION_FAILED);
+		l->range = NULL;
+	}
+	status_answer_waiting(c, true);
+	flush(c);
+	pcp_client_free(c->pcp); /* flows and their user pointers go with it */
+	cur = 0;
+	for (struct life *l; (l = life_next(c, &cur));)
+		free(l);
+	state_table_sync(c->table, NULL, 0);
+	free(c->lives);
+	free(c->leases);
+	free(c->replay_q);
+	free(c->router_ports[0]);
+	free(c->router_ports[1]);
+	free(c);
+}
+
+struct pcp_client *iwf_core_pcp(struct iwf_core *c)
+{
+	return c->pcp;
+}
+
+void iwf_core_run(struct iwf_core *c)
+{
+	c->woken = false;
+	uint64_t now = core_now(c);
+	sync_run(c, now);
+	leases_run(c, now);
+	flush(c);
+}
+
+uint64_t iwf_core_next_deadline(const struct iwf_core *c)
+{
+	uint64_t next = leases_next((struct iwf_core *)c);
+	uint64_t s = sync_next_deadline(c);
+	return s < next ? s : next;
+}
+
+void iwf_core_set_rules(struct iwf_core *c, const struct iwf_rule *rules, size_t n)
+{
+	if (n > IWF_MAX_RULES)
+		n = IWF_MAX_RULES;
+	memcpy(c->cfg.rules, rules, n * sizeof(*rules));
+	c->cfg.n_rules = n;
+}
