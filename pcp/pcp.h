@@ -29,7 +29,8 @@
 #define PCP_CLIENT_PORT 5350 /* ANNOUNCE is sent to this port, RFC 6887 §14.1.3 */
 #define PCP_MAX_PACKET 1100  /* RFC 6887 §7 */
 #define PCP_NONCE_LEN 12
-#define PCP_MAX_FILTERS 8
+#define PCP_MAX_FILTERS 8    /* FILTER options in one message (codec) */
+#define PCP_FLOW_MAX_FILTERS 1 /* FILTER options a flow carries (pcp_flow_map) */
 #define PCP_DESCRIPTION_MAX 255
 #define PCP_HEADER_LEN 24    /* request and response header, RFC 6887 §7.1, §7.2 */
 #define PCP_MAP_LEN 36       /* MAP opcode-specific data, RFC 6887 §11.1 */
@@ -38,6 +39,7 @@
 #define PCP_MRT_MS 1024000   /* RFC 6887 §8.1.1 */
 #define PCP_DELETE_DEADLINE_MS 10000 /* pcp_flow_delete() default when deadline_ms is 0 */
 #define PCP_DELETE_NO_DEADLINE UINT32_MAX /* pcp_flow_delete(): retransmit until answered */
+#define PCP_UNSUPP_VERSION_RETRY_MS 1800000 /* re-send 30 min after UNSUPP_VERSION (§9, docs/pcp.md) */
 
 /* ---------------------------------------------------------------- constants */
 
@@ -172,9 +174,26 @@ enum pcp_err pcp_msg_encode(const struct pcp_msg *m, uint8_t *buf, size_t cap, s
  * valid for the opcode, or a FILTER has prefix length > 128 or there are more than
  * PCP_MAX_FILTERS; OPTION_UNKNOWN for an unknown code < 128. DESCRIPTION longer than
  * PCP_DESCRIPTION_MAX is truncated; an optional option not valid for the opcode is
- * skipped like an unknown one. Reserved fields are ignored (RFC 6887 §7).
+ * skipped like an unknown one. Reserved fields are ignored (RFC 6887 §7). A server's
+ * UNSUPP_VERSION answer in another version (or too short for its opcode) is refused
+ * here like any other message (VERSION / SHORT): recognise it with
+ * pcp_msg_is_unsupp_version (§9).
  */
 enum pcp_err pcp_msg_decode(const uint8_t *buf, size_t len, struct pcp_msg *m);
+
+/*
+ * RFC 6887 §9: is buf[0..len) a server's UNSUPP_VERSION answer, in whatever version?
+ * pcp_msg_decode refuses most of them (VERSION for a version other than 2; SHORT for
+ * NAT-PMP's 8 bytes or a bare 24-byte header answering a MAP), yet a version-2-only
+ * client must hear them. True when the length is a multiple of 4 and at most 1100, and:
+ *   - version 0 (a NAT-PMP server, RFC 6886 §3.5): at least 8 bytes, byte 1 is 0x00,
+ *     0x80 or 0x81 (both spellings are seen), bytes 2-3 (a 16-bit result) are 1;
+ *   - any other version: at least 24 bytes (the §7.2 header), R bit set, opcode MAP
+ *     (the only one we send), result (byte 3) 1.
+ * Nothing beyond the first four bytes is interpreted (fields of other versions are not
+ * ours to read). *version (may be NULL) = the version the server speaks. Pure.
+ */
+bool pcp_msg_is_unsupp_version(const uint8_t *buf, size_t len, uint8_t *version);
 
 /* Address helpers. */
 void pcp_addr_from_v4(struct in6_addr *out, const struct in_addr *v4);
@@ -232,14 +251,18 @@ enum pcp_event_type {
 	 * If the caller keeps the flow: after a deadline timeout it keeps retransmitting
 	 * (§8.1.1) and a late answer gives MAPPED or FAILED again; after a short-lived
 	 * error (pcp_result_is_short_lived) it is re-sent after the error Lifetime (at
-	 * least IRT) and may give FAILED again; after a long-lived error it stays idle. */
+	 * least IRT) and may give FAILED again; after UNSUPP_VERSION (the server does not
+	 * speak version 2, §9: every request outstanding at that server fails at once,
+	 * whatever version and format the answer had) it is re-sent after
+	 * PCP_UNSUPP_VERSION_RETRY_MS; after another long-lived error it stays idle. */
 	PCP_EVENT_FAILED,
 	/* A renewal failed for good (error result that is not short-lived, or the server
 	 * answered with a different external port/address, or the mapping expired with
 	 * no answer to its renewals or to its re-creation after lost state / refresh /
 	 * server change: timeout = true, reported once per grant). The flow stays alive: after a different port it is
 	 * mapped to the new one (fields carry it) and keeps renewing; after an error it is
-	 * idle; after expiry it keeps re-sending per §8.1.1 and a late answer gives
+	 * idle (UNSUPP_VERSION: re-sent after PCP_UNSUPP_VERSION_RETRY_MS, as for FAILED);
+	 * after expiry it keeps re-sending per §8.1.1 and a late answer gives
 	 * MAPPED (renewal = true). */
 	PCP_EVENT_RENEW_FAILED,
 	/* pcp_flow_delete() finished: confirmed by the server (result = the response's
@@ -290,6 +313,18 @@ struct pcp_client_config {
 	void *random_arg;
 	pcp_event_cb *on_event;
 	void *event_arg;
+	/* "Come and call pcp_client_output": called synchronously (keep it cheap, e.g.
+	 * activate an event) when the engine's next deadline becomes earlier than the one
+	 * pcp_client_next_deadline() last returned (a new flow is due now, a refresh, a
+	 * lost state ...). It is armed by pcp_client_next_deadline() (before the first call:
+	 * armed with "no timer") and disarmed by pcp_client_output() and by the wakeup
+	 * itself, so it fires at most once between two pcp_client_next_deadline() calls.
+	 * Called only when the outermost library call returns, never from inside an event
+	 * callback's nesting; it may call any pcp_client_* / pcp_flow_* function.
+	 * NULL = not told (the caller polls). pcp_event.h's adapter installs its own with
+	 * pcp_client_set_wakeup(). */
+	void (*on_wakeup)(void *arg);
+	void *wakeup_arg;
 };
 
 struct pcp_map_params {
@@ -301,15 +336,24 @@ struct pcp_map_params {
 	uint32_t lifetime;           /* requested lifetime in seconds (> 0) */
 	bool prefer_failure;         /* add PREFER_FAILURE (§13.2) */
 	bool third_party;            /* add THIRD_PARTY with internal_addr (§13.1) */
-	uint8_t n_filters;
-	struct pcp_filter filters[PCP_MAX_FILTERS];
-	const char *description;     /* NULL = no DESCRIPTION option */
-	const uint8_t *nonce;        /* PCP_NONCE_LEN bytes to reuse (restored mapping), NULL = new random nonce */
+	uint8_t n_filters;           /* 0 or 1 (PCP_FLOW_MAX_FILTERS) */
+	struct pcp_filter filters[PCP_FLOW_MAX_FILTERS];
+	/* PCP_NONCE_LEN bytes (borrowed, copied): the mapping's nonce, made and persisted by
+	 * the caller (iwfd's state/ does); NULL = a new random one (§11.1). */
+	const uint8_t *nonce;
 	uint32_t answer_deadline_ms; /* give up on the first answer after this long (FAILED, timeout); 0 = MRC/MRD only */
 };
+/* No DESCRIPTION (RFC 7220) on flows: iwfd never sends one (seed 004: the UPnP
+ * PortMappingDescription SHOULD NOT be propagated). The codec still encodes and decodes
+ * the option (struct pcp_msg). */
 
 /* New client. cfg is copied. Returns NULL on allocation failure. */
 struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg);
+/* Replace the config's on_wakeup / wakeup_arg (NULL: none), for an adapter that gets an
+ * already created client (pcp_io_new does this; pcp_io_free sets NULL). The wakeup is
+ * armed with "no timer", so when anything is scheduled cb is called once right away
+ * (from inside a library callback: when the outermost call returns). */
+void pcp_client_set_wakeup(struct pcp_client *c, void (*cb)(void *arg), void *arg);
 /* Free the client and all its flows, sending nothing. NULL is a no-op. */
 void pcp_client_free(struct pcp_client *c);
 
@@ -328,9 +372,13 @@ void pcp_client_set_source(struct pcp_client *c, const struct in6_addr *addr);
 void pcp_client_refresh_all(struct pcp_client *c, uint64_t now);
 
 /*
- * Start a mapping: queue a MAP request. Returns the flow (owned by the client, valid
- * until PCP_EVENT_DELETED or pcp_flow_abandon) or NULL on bad params / no memory.
- * Success or failure arrives later as an event carrying `user`.
+ * Start a mapping: queue a MAP request, due at once (on_wakeup tells the caller).
+ * Returns the flow (owned by the client, valid until PCP_EVENT_DELETED or
+ * pcp_flow_abandon) or NULL on bad params (lifetime 0, protocol 0 with a port, more
+ * than PCP_FLOW_MAX_FILTERS filters, a prefix length over 128) or no memory. Success or
+ * failure arrives later as an event carrying `user`. Several flows may share a nonce (e.g. a mapping re-added
+ * while the delete of its previous incarnation is outstanding): a response goes to the
+ * most recently created one it matches.
  */
 struct pcp_flow *pcp_flow_map(struct pcp_client *c, const struct pcp_map_params *p, void *user, uint64_t now);
 
@@ -341,8 +389,8 @@ void pcp_flow_set_lifetime(struct pcp_client *c, struct pcp_flow *f, uint32_t li
 void pcp_flow_refresh(struct pcp_client *c, struct pcp_flow *f, uint64_t now);
 /* Delete: MAP with lifetime 0 and the flow's nonce, retransmitted until answered or
  * deadline_ms passes (0 = PCP_DELETE_DEADLINE_MS); then PCP_EVENT_DELETED and the flow
- * is freed. The delete carries THIRD_PARTY when the flow does, not PREFER_FAILURE,
- * FILTER or DESCRIPTION. */
+ * is freed. The delete carries THIRD_PARTY when the flow does, not PREFER_FAILURE or
+ * FILTER. */
 void pcp_flow_delete(struct pcp_client *c, struct pcp_flow *f, uint32_t deadline_ms, uint64_t now);
 /* Forget the flow at once, sending nothing. */
 void pcp_flow_abandon(struct pcp_client *c, struct pcp_flow *f);
@@ -361,7 +409,16 @@ void pcp_flow_set_user(struct pcp_flow *f, void *user);
  * WRONG_SOURCE (not the server's address and port, or no server set), UNSOLICITED (a
  * PEER response, or a MAP response matching no flow with an outstanding request by
  * nonce, protocol, internal port, and THIRD_PARTY address when present; a SUCCESS with
- * non-zero lifetime does not answer a delete). Then the §8.5 Epoch check.
+ * non-zero lifetime does not answer a delete). Then the §8.5 Epoch check. The flow is
+ * found through a hash of the nonce (O(1)), then the checks above are applied.
+ * RFC 6887 §9: a datagram that does not decode but is an UNSUPP_VERSION answer
+ * (pcp_msg_is_unsupp_version: another version, NAT-PMP, a bare header) from the server
+ * is accepted (PCP_OK; UNSOLICITED when nothing is outstanding): every request
+ * outstanding at the server fails (FAILED, RENEW_FAILED or DELETED with result
+ * UNSUPP_VERSION; the flows are re-sent after PCP_UNSUPP_VERSION_RETRY_MS). It proves
+ * the server alive (pcp_client_last_response) but is not Epoch-checked and does not
+ * change reachability. A version-2 UNSUPP_VERSION that decodes is matched by nonce like
+ * any error answer and handled the same way for its flow.
  */
 enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t len,
 			      const struct in6_addr *from, uint16_t from_port, uint64_t now);
@@ -369,12 +426,23 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 /*
  * Run due timers and return the next packet to send to the server, if any: writes it to
  * buf (cap >= PCP_MAX_PACKET) and returns its length; 0 when nothing is to be sent now.
- * Call repeatedly until it returns 0.
+ * Call repeatedly until it returns 0, then pcp_client_next_deadline(). Visits only due
+ * flows (a timer heap): draining a burst of n packets costs O(n log n). A flow's packet
+ * counts as sent when it is returned here, so pull only what can be sent now (an
+ * adapter that cannot send stops pulling; the rest stays due).
  */
 size_t pcp_client_output(struct pcp_client *c, uint8_t *buf, size_t cap, uint64_t now);
 
-/* Monotonic ms when pcp_client_output must next be called; UINT64_MAX = no timer. */
-uint64_t pcp_client_next_deadline(const struct pcp_client *c);
+/* Monotonic ms when pcp_client_output must next be called; UINT64_MAX = no timer. O(1).
+ * Also arms the on_wakeup callback against this value. */
+uint64_t pcp_client_next_deadline(struct pcp_client *c);
+
+/* Tests and fuzzers: walks every flow, recomputing its next deadline from its timers
+ * with the plain formula (no cache), and checks the timer heap (order, back-indices,
+ * cached keys) and the nonce hash (every live flow findable, no dead one). Returns
+ * false on a broken invariant; else true with *scan = the earliest deadline found,
+ * which pcp_client_next_deadline() must equal. O(n). */
+bool pcp_client_check(const struct pcp_client *c, uint64_t *scan);
 
 /*
  * Server liveness, the input of RFC 7488 failover (pcp_event.h does it): the monotonic

@@ -6,11 +6,18 @@
  * mapping, each with its own nonce and one state machine (enum flow_state, names table,
  * flow_transition() arms its timers).
  *
+ * Scale (docs/pcp.md "Engine at scale"): every live flow sits in a binary min-heap keyed
+ * by its next deadline (flow_due; the flow keeps its heap index, and flow_rearm() is the
+ * one place that moves it after a timer change), so pcp_client_next_deadline() is O(1)
+ * and pcp_client_output() visits only due flows; and in a hash of nonces, so that
+ * pcp_client_input() finds the flow in O(1) before the full §8.3 match checks.
+ *
  * Re-entrancy: events are delivered synchronously. Every public entry point brackets
- * its work with client_enter()/client_leave(); flows deleted or abandoned meanwhile are
- * only marked dead and are freed by the sweep in the outermost client_leave(). Code
- * that emits an event finishes all state changes first and touches the flow afterwards
- * only after re-checking f->dead.
+ * its work with client_enter()/client_leave(); a flow deleted or abandoned meanwhile
+ * leaves the heap and the hash at once (no timer, no match) but stays allocated on the
+ * dead list until the outermost client_leave(), which also tells the caller (on_wakeup)
+ * when the next deadline moved earlier. Code that emits an event finishes all state
+ * changes first and touches the flow afterwards only after re-checking f->dead.
  */
 #include "pcp.h"
 
@@ -41,57 +48,63 @@ static const char *const flow_state_names[FLOW_STATE_COUNT] = {
 #define NEVER UINT64_MAX
 #define RENEW_MIN_GAP_MS 4000     /* RFC 6887 §11.2.1: renewals at least 4 s apart */
 #define ANNOUNCE_SPREAD_MS 5000   /* RFC 6887 §14.1.3: re-send within 0..5 s */
+#define HASH_MIN_BUCKETS 16
 
+/* Field order: 8-byte, then 16-byte addresses, then 4-, 2- and 1-byte fields, so that
+ * nothing is padded (docs/pcp.md: 192 bytes on LP64, was 624). */
 struct pcp_flow {
-	struct pcp_flow *next;
-	enum flow_state state;
-	bool dead;
-	void *user;
-	uint8_t nonce[PCP_NONCE_LEN];
-
-	/* what we ask for */
-	uint8_t protocol;
-	struct in6_addr internal_addr;
-	uint16_t internal_port;
-	uint16_t suggested_port;
-	struct in6_addr suggested_addr;
-	uint32_t req_lifetime;
-	bool prefer_failure, third_party;
-	uint8_t n_filters;
-	struct pcp_filter filters[PCP_MAX_FILTERS];
-	bool has_description;
-	char description[PCP_DESCRIPTION_MAX + 1];
-	uint32_t answer_deadline_ms;
-
 	/* timers (absolute monotonic ms, NEVER = unarmed) */
+	uint64_t due;       /* heap key: the earliest timer that matters in this state (flow_due) */
 	uint64_t next_send;
 	uint64_t deadline;  /* REQUESTING: first-answer deadline; DELETING: delete deadline */
 	uint64_t giveup_at; /* MRC / MRD exhausted */
+	uint64_t first_send, last_send;         /* §8.1.1 retransmission sequence */
+	uint64_t granted_at, expire_at;         /* the grant */
+	void *user;
+	struct pcp_flow *hnext; /* nonce hash chain; the list of dead flows once dead */
 
-	/* §8.1.1 retransmission sequence */
-	uint64_t first_send;
-	uint64_t rt_ms;
+	/* what we ask for */
+	struct in6_addr internal_addr;
+	struct in6_addr suggested_addr;
+	struct in6_addr ext_addr; /* the grant */
+	struct pcp_filter filter; /* valid when has_filter */
+
+	uint32_t heap_idx;     /* position in c->heap (live flows only) */
+	uint32_t req_lifetime;
+	uint32_t lifetime;     /* granted */
 	uint32_t tx_count;
-	bool awaiting;      /* a request is outstanding */
-	bool reported;      /* the timeout of this sequence was already reported */
-	uint64_t last_send;
-
-	/* the grant */
-	bool ever_mapped;
-	uint64_t granted_at, expire_at;
-	uint32_t lifetime;
+	uint32_t rt_ms;        /* current RT (§8.1.1), at most UINT32_MAX */
+	uint16_t internal_port;
+	uint16_t suggested_port;
 	uint16_t ext_port;
-	struct in6_addr ext_addr;
-	unsigned renew_k;
+	uint8_t nonce[PCP_NONCE_LEN];
+	uint8_t protocol;
+	uint8_t state;         /* enum flow_state */
+	uint8_t renew_k;       /* §11.2.1 attempt, 1..41 */
+	bool dead : 1;
+	bool prefer_failure : 1, third_party : 1, has_filter : 1;
+	bool awaiting : 1;     /* a request is outstanding */
+	bool reported : 1;     /* the timeout of this sequence was already reported */
+	bool ever_mapped : 1;
+	bool unsupp : 1;       /* an UNSUPP_VERSION answer is to be delivered (input_unsupp) */
 };
 
 enum reach { REACH_UNKNOWN, REACH_YES, REACH_NO };
 
 struct pcp_client {
 	struct pcp_client_config cfg;
-	struct pcp_flow *flows;
 	unsigned depth;
-	bool need_sweep;
+	unsigned bulk;             /* > 0: flow_rearm defers heap order to bulk_end */
+	struct pcp_flow *dead;     /* killed flows, freed when the outermost call returns */
+	uint64_t told;             /* wakeup armed against this deadline (0: disarmed) */
+
+	/* every live flow, a binary min-heap on flow->due */
+	struct pcp_flow **heap;
+	size_t heap_n, heap_cap;
+	/* every live flow, chained by nonce */
+	struct pcp_flow **buckets;
+	size_t n_buckets;          /* a power of two */
+	size_t n_unsupp;           /* flows with unsupp set */
 
 	bool has_server;
 	struct in6_addr server;
@@ -172,6 +185,219 @@ static uint64_t jitter(struct pcp_client *c, uint64_t v)
 	return v - v / 10 + rand_upto(c, v / 5);
 }
 
+/* ---------------------------------------------------------------- timer heap */
+
+/* When the flow needs pcp_client_output next: its next send and the timers flow_timers()
+ * acts on in its state (the others are unarmed or irrelevant there). */
+static uint64_t flow_due(const struct pcp_flow *f)
+{
+	uint64_t t = f->next_send;
+	switch (f->state) {
+	case FLOW_REQUESTING:
+	case FLOW_DELETING:
+		if (f->deadline < t)
+			t = f->deadline;
+		if (f->giveup_at < t)
+			t = f->giveup_at;
+		break;
+	case FLOW_REMAPPING:
+		if (f->giveup_at < t)
+			t = f->giveup_at;
+		if (!f->reported && f->expire_at < t)
+			t = f->expire_at;
+		break;
+	case FLOW_MAPPED:
+		if (f->expire_at < t)
+			t = f->expire_at;
+		break;
+	default:
+		break;
+	}
+	return t;
+}
+
+static void heap_set(struct pcp_client *c, size_t i, struct pcp_flow *f)
+{
+	c->heap[i] = f;
+	f->heap_idx = (uint32_t)i;
+}
+
+static void sift_up(struct pcp_client *c, size_t i)
+{
+	struct pcp_flow *f = c->heap[i];
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (c->heap[parent]->due <= f->due)
+			break;
+		heap_set(c, i, c->heap[parent]);
+		i = parent;
+	}
+	heap_set(c, i, f);
+}
+
+static void sift_down(struct pcp_client *c, size_t i)
+{
+	struct pcp_flow *f = c->heap[i];
+	size_t n = c->heap_n;
+	for (;;) {
+		size_t child = 2 * i + 1;
+		if (child >= n)
+			break;
+		if (child + 1 < n && c->heap[child + 1]->due < c->heap[child]->due)
+			child++;
+		if (f->due <= c->heap[child]->due)
+			break;
+		heap_set(c, i, c->heap[child]);
+		i = child;
+	}
+	heap_set(c, i, f);
+}
+
+/* Restore heap order after a bulk change of keys (Floyd, O(n)). */
+static void heap_build(struct pcp_client *c)
+{
+	for (size_t i = c->heap_n / 2; i-- > 0;)
+		sift_down(c, i);
+}
+
+static bool heap_insert(struct pcp_client *c, struct pcp_flow *f)
+{
+	if (c->heap_n == c->heap_cap) {
+		size_t cap = c->heap_cap ? 2 * c->heap_cap : 16;
+		if (cap > UINT32_MAX)
+			return false;
+		struct pcp_flow **h = realloc(c->heap, cap * sizeof *h);
+		if (!h)
+			return false;
+		c->heap = h;
+		c->heap_cap = cap;
+	}
+	heap_set(c, c->heap_n++, f);
+	if (!c->bulk)
+		sift_up(c, f->heap_idx);
+	return true;
+}
+
+static void heap_remove(struct pcp_client *c, struct pcp_flow *f)
+{
+	size_t i = f->heap_idx;
+	struct pcp_flow *last = c->heap[--c->heap_n];
+	if (last == f)
+		return;
+	heap_set(c, i, last);
+	if (c->bulk)
+		return;
+	if (i > 0 && c->heap[(i - 1) / 2]->due > last->due)
+		sift_up(c, i);
+	else
+		sift_down(c, i);
+}
+
+/* The one place a flow's position follows its timers: call after changing any of
+ * next_send, deadline, giveup_at, expire_at, reported or state. */
+static void flow_rearm(struct pcp_client *c, struct pcp_flow *f)
+{
+	if (f->dead)
+		return;
+	uint64_t due = flow_due(f), old = f->due;
+	if (due == old)
+		return;
+	f->due = due;
+	if (c->bulk)
+		return;
+	if (due < old)
+		sift_up(c, f->heap_idx);
+	else
+		sift_down(c, f->heap_idx);
+}
+
+/* Loops that re-arm many flows: keys change freely, order is restored once at the end
+ * (no event may be emitted in between). */
+static void bulk_begin(struct pcp_client *c)
+{
+	c->bulk++;
+}
+
+static void bulk_end(struct pcp_client *c)
+{
+	if (--c->bulk == 0)
+		heap_build(c);
+}
+
+static uint64_t heap_top(const struct pcp_client *c)
+{
+	return c->heap_n ? c->heap[0]->due : NEVER;
+}
+
+/* ---------------------------------------------------------------- nonce hash */
+
+static size_t nonce_hash(const uint8_t *nonce, size_t n_buckets)
+{
+	uint64_t a = 0, b = 0;
+	for (int i = 0; i < 8; i++)
+		a = a << 8 | nonce[i];
+	for (int i = 8; i < PCP_NONCE_LEN; i++)
+		b = b << 8 | nonce[i];
+	/* splitmix64 finaliser: nonces are random, but restored or test ones need not be */
+	uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull);
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return (size_t)h & (n_buckets - 1);
+}
+
+/* Re-bucket every live flow into n buckets; keeps the table as it is when out of memory
+ * (chains just get longer). Chain order (newest first) is kept. */
+static void hash_resize(struct pcp_client *c, size_t n)
+{
+	struct pcp_flow **b = calloc(n, sizeof *b);
+	if (!b)
+		return;
+	/* walk the old chains from their tails so that each new chain stays newest first */
+	for (size_t i = 0; i < c->n_buckets; i++) {
+		struct pcp_flow *rev = NULL, *f = c->buckets[i];
+		while (f) {
+			struct pcp_flow *next = f->hnext;
+			f->hnext = rev;
+			rev = f;
+			f = next;
+		}
+		while (rev) {
+			struct pcp_flow *next = rev->hnext;
+			size_t k = nonce_hash(rev->nonce, n);
+			rev->hnext = b[k];
+			b[k] = rev;
+			rev = next;
+		}
+	}
+	free(c->buckets);
+	c->buckets = b;
+	c->n_buckets = n;
+}
+
+static void hash_insert(struct pcp_client *c, struct pcp_flow *f)
+{
+	size_t k = nonce_hash(f->nonce, c->n_buckets);
+	f->hnext = c->buckets[k];
+	c->buckets[k] = f;
+	if (c->heap_n > c->n_buckets) /* load factor 1 (heap_n counts this flow) */
+		hash_resize(c, 2 * c->n_buckets);
+}
+
+static void hash_remove(struct pcp_client *c, struct pcp_flow *f)
+{
+	struct pcp_flow **pp = &c->buckets[nonce_hash(f->nonce, c->n_buckets)];
+	while (*pp && *pp != f)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = f->hnext;
+	f->hnext = NULL;
+	if (c->n_buckets > HASH_MIN_BUCKETS && c->heap_n < c->n_buckets / 8)
+		hash_resize(c, c->n_buckets / 2);
+}
+
 /* ---------------------------------------------------------------- events */
 
 static void client_enter(struct pcp_client *c)
@@ -181,23 +407,24 @@ static void client_enter(struct pcp_client *c)
 
 static void sweep(struct pcp_client *c)
 {
-	struct pcp_flow **pp = &c->flows;
-	while (*pp) {
-		struct pcp_flow *f = *pp;
-		if (f->dead) {
-			*pp = f->next;
-			free(f);
-		} else {
-			pp = &f->next;
-		}
+	while (c->dead) {
+		struct pcp_flow *f = c->dead;
+		c->dead = f->hnext;
+		free(f);
 	}
-	c->need_sweep = false;
 }
 
+/* The outermost call returns: free what died, and tell the caller when the next
+ * deadline moved before the one it knows (on_wakeup). */
 static void client_leave(struct pcp_client *c)
 {
-	if (--c->depth == 0 && c->need_sweep)
-		sweep(c);
+	if (--c->depth)
+		return;
+	sweep(c);
+	if (c->cfg.on_wakeup && heap_top(c) < c->told) {
+		c->told = 0; /* once, until pcp_client_next_deadline() is asked again */
+		c->cfg.on_wakeup(c->cfg.wakeup_arg);
+	}
 }
 
 static void emit(struct pcp_client *c, struct pcp_event *ev)
@@ -233,13 +460,22 @@ static void reach_set(struct pcp_client *c, bool yes)
 	emit(c, &ev);
 }
 
+/* Out of the heap and the hash at once (no timer, no match); freed by the outermost
+ * client_leave (readable until then). */
 static void flow_kill(struct pcp_client *c, struct pcp_flow *f)
 {
-	if (!f->dead) {
-		f->dead = true;
-		c->need_sweep = true;
-		c->stats.live_flows--;
+	if (f->dead)
+		return;
+	heap_remove(c, f);
+	hash_remove(c, f);
+	if (f->unsupp) {
+		f->unsupp = false;
+		c->n_unsupp--;
 	}
+	f->dead = true;
+	f->hnext = c->dead;
+	c->dead = f;
+	c->stats.live_flows--;
 }
 
 /* ---------------------------------------------------------------- state machine */
@@ -272,10 +508,11 @@ static void rtx_start(struct pcp_flow *f, uint64_t at)
  * The one transition function: sets the state and arms the flow's timers.
  * at: REQUESTING/REMAPPING/DELETING - when the first packet of the new sequence goes
  * out; FAILED - retry time (NEVER = stay idle); MAPPED - unused (the grant decides).
+ * Callers that adjust deadline or reported right after call flow_rearm again.
  */
 static void flow_transition(struct pcp_client *c, struct pcp_flow *f, enum flow_state to, uint64_t at)
 {
-	f->state = to;
+	f->state = (uint8_t)to;
 	switch (to) {
 	case FLOW_REQUESTING:
 	case FLOW_REMAPPING:
@@ -296,21 +533,24 @@ static void flow_transition(struct pcp_client *c, struct pcp_flow *f, enum flow_
 	case FLOW_STATE_COUNT:
 		abort();
 	}
+	flow_rearm(c, f);
 }
 
 /* Schedule after a packet of a §8.1.1 sequence went out at `now`. */
 static void rtx_sent(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 {
+	uint64_t rt;
 	if (f->tx_count == 0) {
 		f->first_send = now;
-		f->rt_ms = jitter(c, c->cfg.irt_ms); /* RT = (1 + RAND) * IRT */
+		rt = jitter(c, c->cfg.irt_ms); /* RT = (1 + RAND) * IRT */
 	} else {
 		/* RT = 2 * RTprev + RAND * RTprev; capped: RT = (1 + RAND) * MRT */
 		uint64_t prev = f->rt_ms;
-		f->rt_ms = 2 * prev - prev / 10 + rand_upto(c, prev / 5);
-		if (f->rt_ms > c->cfg.mrt_ms)
-			f->rt_ms = jitter(c, c->cfg.mrt_ms);
+		rt = 2 * prev - prev / 10 + rand_upto(c, prev / 5);
+		if (rt > c->cfg.mrt_ms)
+			rt = jitter(c, c->cfg.mrt_ms);
 	}
+	f->rt_ms = rt > UINT32_MAX ? UINT32_MAX : (uint32_t)rt;
 	f->tx_count++;
 	f->next_send = now + f->rt_ms;
 	if (c->cfg.mrc && f->tx_count >= c->cfg.mrc) {
@@ -377,11 +617,9 @@ static void flow_request(const struct pcp_client *c, const struct pcp_flow *f, s
 	}
 	if (!del) {
 		m->prefer_failure = f->prefer_failure; /* §13.2 */
-		m->n_filters = f->n_filters;           /* §13.3 */
-		memcpy(m->filters, f->filters, sizeof m->filters);
-		if (f->has_description) { /* RFC 7220 */
-			m->has_description = true;
-			memcpy(m->description, f->description, sizeof m->description);
+		if (f->has_filter) {                   /* §13.3 */
+			m->n_filters = 1;
+			m->filters[0] = f->filter;
 		}
 	}
 }
@@ -393,6 +631,12 @@ struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg)
 	struct pcp_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
+	c->buckets = calloc(HASH_MIN_BUCKETS, sizeof *c->buckets);
+	if (!c->buckets) {
+		free(c);
+		return NULL;
+	}
+	c->n_buckets = HASH_MIN_BUCKETS;
 	if (cfg)
 		c->cfg = *cfg;
 	if (!c->cfg.irt_ms)
@@ -403,6 +647,7 @@ struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg)
 		c->cfg.random = random_default;
 		c->cfg.random_arg = NULL;
 	}
+	c->told = NEVER;
 	c->reach = REACH_UNKNOWN;
 	c->unanswered_since = NEVER;
 	c->last_response_at = NEVER;
@@ -414,13 +659,25 @@ void pcp_client_free(struct pcp_client *c)
 {
 	if (!c)
 		return;
-	struct pcp_flow *f = c->flows;
-	while (f) {
-		struct pcp_flow *next = f->next;
-		free(f);
-		f = next;
-	}
+	for (size_t i = 0; i < c->heap_n; i++)
+		free(c->heap[i]);
+	sweep(c);
+	free(c->heap);
+	free(c->buckets);
 	free(c);
+}
+
+void pcp_client_set_wakeup(struct pcp_client *c, void (*cb)(void *arg), void *arg)
+{
+	if (!c)
+		return;
+	c->cfg.on_wakeup = cb;
+	c->cfg.wakeup_arg = arg;
+	c->told = NEVER;
+	if (cb && c->depth == 0 && heap_top(c) < c->told) {
+		c->told = 0;
+		cb(arg);
+	}
 }
 
 void pcp_client_set_source(struct pcp_client *c, const struct in6_addr *addr)
@@ -443,9 +700,9 @@ void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, ui
 	c->reach = REACH_UNKNOWN;
 	c->unanswered_since = NEVER; /* judge the new server on its own answers */
 	c->last_response_at = NEVER;
-	for (struct pcp_flow *f = c->flows; f; f = f->next) {
-		if (f->dead)
-			continue;
+	bulk_begin(c);
+	for (size_t i = 0; i < c->heap_n; i++) {
+		struct pcp_flow *f = c->heap[i];
 		if (f->ever_mapped) /* another CGN: its addresses differ; keep asking for the port */
 			memset(&f->suggested_addr, 0, sizeof f->suggested_addr);
 		switch (f->state) {
@@ -464,10 +721,12 @@ void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, ui
 			flow_transition(c, f, f->ever_mapped ? FLOW_REMAPPING : FLOW_REQUESTING, now);
 			f->reported = true; /* its failure was reported already */
 			break;
-		case FLOW_STATE_COUNT:
+		default:
 			abort();
 		}
+		flow_rearm(c, f);
 	}
+	bulk_end(c);
 	client_leave(c);
 }
 
@@ -475,15 +734,12 @@ void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, ui
 
 struct pcp_flow *pcp_flow_map(struct pcp_client *c, const struct pcp_map_params *p, void *user, uint64_t now)
 {
-	if (!c || !p || p->lifetime == 0 || p->n_filters > PCP_MAX_FILTERS)
+	if (!c || !p || p->lifetime == 0 || p->n_filters > PCP_FLOW_MAX_FILTERS)
 		return NULL;
 	if (p->protocol == 0 && p->internal_port != 0) /* §11.1: all protocols => port 0 */
 		return NULL;
-	if (p->description && strlen(p->description) > PCP_DESCRIPTION_MAX)
+	if (p->n_filters && p->filters[0].prefix_len > 128)
 		return NULL;
-	for (unsigned i = 0; i < p->n_filters; i++)
-		if (p->filters[i].prefix_len > 128)
-			return NULL;
 
 	struct pcp_flow *f = calloc(1, sizeof *f);
 	if (!f)
@@ -501,21 +757,24 @@ struct pcp_flow *pcp_flow_map(struct pcp_client *c, const struct pcp_map_params 
 	f->req_lifetime = p->lifetime;
 	f->prefer_failure = p->prefer_failure;
 	f->third_party = p->third_party;
-	f->n_filters = p->n_filters;
-	memcpy(f->filters, p->filters, sizeof f->filters);
-	if (p->description) {
-		f->has_description = true;
-		memcpy(f->description, p->description, strlen(p->description) + 1);
+	if (p->n_filters) {
+		f->has_filter = true;
+		f->filter = p->filters[0];
 	}
-	f->answer_deadline_ms = p->answer_deadline_ms;
 	f->expire_at = NEVER;
+	f->due = NEVER;
 
 	client_enter(c);
-	f->next = c->flows;
-	c->flows = f;
+	if (!heap_insert(c, f)) {
+		free(f);
+		client_leave(c);
+		return NULL;
+	}
+	hash_insert(c, f);
 	c->stats.live_flows++;
 	flow_transition(c, f, FLOW_REQUESTING, now);
 	f->deadline = p->answer_deadline_ms ? now + p->answer_deadline_ms : NEVER;
+	flow_rearm(c, f);
 	client_leave(c);
 	return f;
 }
@@ -536,6 +795,7 @@ void pcp_flow_refresh(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 		uint64_t dl = f->deadline;
 		flow_transition(c, f, FLOW_REQUESTING, now);
 		f->deadline = dl;
+		flow_rearm(c, f);
 	} else {
 		flow_transition(c, f, f->ever_mapped ? FLOW_REMAPPING : FLOW_REQUESTING, now);
 	}
@@ -547,8 +807,10 @@ void pcp_client_refresh_all(struct pcp_client *c, uint64_t now)
 	if (!c)
 		return;
 	client_enter(c);
-	for (struct pcp_flow *f = c->flows; f; f = f->next)
-		pcp_flow_refresh(c, f, now);
+	bulk_begin(c);
+	for (size_t i = 0; i < c->heap_n; i++)
+		pcp_flow_refresh(c, c->heap[i], now);
+	bulk_end(c);
 	client_leave(c);
 }
 
@@ -561,6 +823,7 @@ void pcp_flow_delete(struct pcp_client *c, struct pcp_flow *f, uint32_t deadline
 	f->awaiting = false; /* answers to earlier requests no longer count */
 	f->deadline = deadline_ms == PCP_DELETE_NO_DEADLINE ? NEVER
 		      : now + (deadline_ms ? deadline_ms : PCP_DELETE_DEADLINE_MS);
+	flow_rearm(c, f);
 	client_leave(c);
 }
 
@@ -580,7 +843,7 @@ const uint8_t *pcp_flow_nonce(const struct pcp_flow *f)
 
 const char *pcp_flow_state_name(const struct pcp_flow *f)
 {
-	return (unsigned)f->state < FLOW_STATE_COUNT ? flow_state_names[f->state] : "?";
+	return f->state < FLOW_STATE_COUNT ? flow_state_names[f->state] : "?";
 }
 
 void *pcp_flow_user(const struct pcp_flow *f)
@@ -609,6 +872,7 @@ static bool flow_timers(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 		/* caller's first-answer deadline: report, keep retransmitting */
 		f->deadline = NEVER;
 		f->reported = true;
+		flow_rearm(c, f);
 		emit_flow(c, f, PCP_EVENT_FAILED, 0, true, 0, false);
 		reach_set(c, false);
 		return true;
@@ -626,6 +890,7 @@ static bool flow_timers(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 	if (f->state == FLOW_REMAPPING && !f->reported && f->expire_at <= now) {
 		/* the old grant ran out while re-creating it: report once, keep re-sending */
 		f->reported = true;
+		flow_rearm(c, f);
 		emit_flow(c, f, PCP_EVENT_RENEW_FAILED, 0, true, 0, false);
 		reach_set(c, false);
 		return true;
@@ -634,6 +899,7 @@ static bool flow_timers(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 		/* the grant ran out with no renewal answered: re-create per §8.1.1 */
 		flow_transition(c, f, FLOW_REMAPPING, now);
 		f->reported = true;
+		flow_rearm(c, f);
 		emit_flow(c, f, PCP_EVENT_RENEW_FAILED, 0, true, 0, false);
 		reach_set(c, false);
 		return true;
@@ -641,7 +907,17 @@ static bool flow_timers(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 	return false;
 }
 
-static uint64_t flow_next_deadline(const struct pcp_flow *f)
+uint64_t pcp_client_next_deadline(struct pcp_client *c)
+{
+	if (!c)
+		return NEVER;
+	c->told = heap_top(c); /* arms on_wakeup against what the caller now knows */
+	return c->told;
+}
+
+/* The plain formula of the first version (every timer of every state), independent of
+ * flow_due(): the two must agree given the invariants of flow_transition(). */
+static uint64_t flow_scan_deadline(const struct pcp_flow *f)
 {
 	uint64_t t = f->next_send;
 	if (f->deadline < t)
@@ -653,19 +929,39 @@ static uint64_t flow_next_deadline(const struct pcp_flow *f)
 	return t;
 }
 
-uint64_t pcp_client_next_deadline(const struct pcp_client *c)
+bool pcp_client_check(const struct pcp_client *c, uint64_t *scan)
 {
-	uint64_t t = NEVER;
 	if (!c)
-		return t;
-	for (const struct pcp_flow *f = c->flows; f; f = f->next) {
-		if (f->dead)
-			continue;
-		uint64_t ft = flow_next_deadline(f);
-		if (ft < t)
-			t = ft;
+		return false;
+	uint64_t t = NEVER;
+	size_t chained = 0, unsupp = 0;
+	for (size_t i = 0; i < c->n_buckets; i++)
+		for (const struct pcp_flow *f = c->buckets[i]; f; f = f->hnext) {
+			if (f->dead || nonce_hash(f->nonce, c->n_buckets) != i || f->heap_idx >= c->heap_n ||
+			    c->heap[f->heap_idx] != f)
+				return false;
+			chained++;
+		}
+	if (chained != c->heap_n || c->stats.live_flows != c->heap_n)
+		return false;
+	for (size_t i = 0; i < c->heap_n; i++) {
+		const struct pcp_flow *f = c->heap[i];
+		if (f->dead || f->heap_idx != i || f->due != flow_due(f) || f->due != flow_scan_deadline(f))
+			return false;
+		if (i > 0 && c->heap[(i - 1) / 2]->due > f->due)
+			return false;
+		unsupp += f->unsupp;
+		if (f->due < t)
+			t = f->due;
 	}
-	return t;
+	if (unsupp != c->n_unsupp)
+		return false;
+	for (const struct pcp_flow *f = c->dead; f; f = f->hnext)
+		if (!f->dead)
+			return false;
+	if (scan)
+		*scan = t;
+	return true;
 }
 
 /* The flow's packet is due: build it (when a server is set) and advance its schedule.
@@ -674,7 +970,7 @@ static size_t flow_send(struct pcp_client *c, struct pcp_flow *f, uint8_t *buf, 
 {
 	size_t len = 0;
 	if (f->state == FLOW_FAILED) {
-		/* retry after a short-lived error's Lifetime (§7.4) */
+		/* retry after a short-lived error's Lifetime (§7.4) or UNSUPP_VERSION (§9) */
 		flow_transition(c, f, f->ever_mapped ? FLOW_REMAPPING : FLOW_REQUESTING, now);
 		f->reported = true;
 	}
@@ -697,6 +993,7 @@ static size_t flow_send(struct pcp_client *c, struct pcp_flow *f, uint8_t *buf, 
 		renew_sent(c, f);
 	else
 		rtx_sent(c, f, now);
+	flow_rearm(c, f);
 	return len;
 }
 
@@ -705,13 +1002,19 @@ size_t pcp_client_output(struct pcp_client *c, uint8_t *buf, size_t cap, uint64_
 	if (!c || !buf || cap < PCP_MAX_PACKET)
 		return 0;
 	client_enter(c);
-	for (struct pcp_flow *f = c->flows; f; f = f->next)
+	c->told = 0; /* the caller is pulling; it asks pcp_client_next_deadline() when done */
+	size_t len = 0;
+	/* Only due flows are visited: the top of the heap until it lies in the future. A
+	 * flow's timers run first (events; callbacks may change any flow), then its send.
+	 * Every step moves the flow's key past now, kills it or returns a packet. */
+	while (!len && c->heap_n && c->heap[0]->due <= now) {
+		struct pcp_flow *f = c->heap[0];
 		while (!f->dead && flow_timers(c, f, now))
 			;
-	size_t len = 0;
-	for (struct pcp_flow *f = c->flows; f && !len; f = f->next)
 		if (!f->dead && f->next_send <= now)
 			len = flow_send(c, f, buf, cap, now);
+		flow_rearm(c, f); /* a no-op unless a key went stale: never loop on one */
+	}
 	client_leave(c);
 	return len;
 }
@@ -743,22 +1046,27 @@ static bool epoch_valid(struct pcp_client *c, uint32_t server_time, uint64_t now
 /* The server lost state: re-create every mapped flow with its own nonce (§8.5, §14.1). */
 static void lost_state(struct pcp_client *c, const struct pcp_flow *except, uint64_t spread_ms, uint64_t now)
 {
-	for (struct pcp_flow *f = c->flows; f; f = f->next) {
-		if (f->dead || f == except)
+	bulk_begin(c);
+	for (size_t i = 0; i < c->heap_n; i++) {
+		struct pcp_flow *f = c->heap[i];
+		if (f == except)
 			continue;
 		if (f->state == FLOW_MAPPED || f->state == FLOW_REMAPPING)
 			flow_transition(c, f, FLOW_REMAPPING, now + (spread_ms ? rand_upto(c, spread_ms) : 0));
 	}
+	bulk_end(c);
 	c->stats.lost_state_events++;
 	struct pcp_event ev = { .type = PCP_EVENT_SERVER_LOST_STATE };
 	emit(c, &ev);
 }
 
+/* A flow with an outstanding request that m answers (§8.3, §11.4), found by nonce. When
+ * several flows share the nonce, the most recently created matching one. */
 static struct pcp_flow *flow_match(struct pcp_client *c, const struct pcp_msg *m)
 {
-	for (struct pcp_flow *f = c->flows; f; f = f->next) {
-		if (f->dead || !f->awaiting || memcmp(f->nonce, m->nonce, PCP_NONCE_LEN) != 0 ||
-		    f->protocol != m->protocol || f->internal_port != m->internal_port)
+	for (struct pcp_flow *f = c->buckets[nonce_hash(m->nonce, c->n_buckets)]; f; f = f->hnext) {
+		if (!f->awaiting || memcmp(f->nonce, m->nonce, PCP_NONCE_LEN) != 0 || f->protocol != m->protocol ||
+		    f->internal_port != m->internal_port)
 			continue;
 		if (m->has_third_party &&
 		    (!f->third_party || memcmp(&m->third_party, &f->internal_addr, sizeof m->third_party) != 0))
@@ -806,6 +1114,8 @@ static void flow_answer(struct pcp_client *c, struct pcp_flow *f, const struct p
 	uint64_t wait = (uint64_t)m->lifetime * 1000;
 	if (wait < c->cfg.irt_ms)
 		wait = c->cfg.irt_ms;
+	/* §9: a server without version 2 may be upgraded; ask again much later */
+	uint64_t retry = m->result == PCP_RESULT_UNSUPP_VERSION ? now + PCP_UNSUPP_VERSION_RETRY_MS : NEVER;
 	switch (f->state) {
 	case FLOW_MAPPED:
 		if (short_lived) {
@@ -814,9 +1124,10 @@ static void flow_answer(struct pcp_client *c, struct pcp_flow *f, const struct p
 			if (t < f->next_send)
 				t = f->next_send;
 			f->next_send = t >= f->expire_at ? NEVER : t;
+			flow_rearm(c, f);
 			return;
 		}
-		flow_transition(c, f, FLOW_FAILED, NEVER);
+		flow_transition(c, f, FLOW_FAILED, retry);
 		emit_flow(c, f, PCP_EVENT_RENEW_FAILED, m->result, false, m->lifetime, false);
 		return;
 	case FLOW_REMAPPING:
@@ -824,11 +1135,11 @@ static void flow_answer(struct pcp_client *c, struct pcp_flow *f, const struct p
 			flow_transition(c, f, FLOW_REMAPPING, now + wait);
 			return;
 		}
-		flow_transition(c, f, FLOW_FAILED, NEVER);
+		flow_transition(c, f, FLOW_FAILED, retry);
 		emit_flow(c, f, PCP_EVENT_RENEW_FAILED, m->result, false, m->lifetime, false);
 		return;
 	default:
-		flow_transition(c, f, FLOW_FAILED, short_lived ? now + wait : NEVER);
+		flow_transition(c, f, FLOW_FAILED, short_lived ? now + wait : retry);
 		emit_flow(c, f, PCP_EVENT_FAILED, m->result, false, m->lifetime, false);
 		return;
 	}
@@ -841,6 +1152,46 @@ static enum pcp_err drop(struct pcp_client *c, enum pcp_err why)
 	return why;
 }
 
+static bool from_server(const struct pcp_client *c, const struct in6_addr *from, uint16_t from_port)
+{
+	return c->has_server && memcmp(from, &c->server, sizeof *from) == 0 && from_port == c->server_port;
+}
+
+/*
+ * RFC 6887 §9: the server answered UNSUPP_VERSION in a form we cannot match to one
+ * request (another version, NAT-PMP, a bare header): every request outstanding at it
+ * fails. Flows are marked first, then answered one by one; event callbacks may change
+ * any flow (and the heap order) meanwhile, so passes repeat until no mark is left.
+ */
+static enum pcp_err input_unsupp(struct pcp_client *c, uint64_t now)
+{
+	for (size_t i = 0; i < c->heap_n; i++) {
+		struct pcp_flow *f = c->heap[i];
+		if (f->awaiting && !f->unsupp) {
+			f->unsupp = true;
+			c->n_unsupp++;
+		}
+	}
+	if (!c->n_unsupp)
+		return drop(c, PCP_ERR_UNSOLICITED);
+	c->unanswered_since = NEVER; /* it answered: alive, if useless (RFC 7488 failover) */
+	c->last_response_at = now;
+	struct pcp_msg m = { .version = PCP_VERSION, .response = true, .opcode = PCP_OPCODE_MAP,
+			     .result = PCP_RESULT_UNSUPP_VERSION };
+	while (c->n_unsupp) {
+		for (size_t i = 0; i < c->heap_n; i++) {
+			struct pcp_flow *f = c->heap[i];
+			if (!f->unsupp)
+				continue;
+			f->unsupp = false;
+			c->n_unsupp--;
+			if (f->awaiting)
+				flow_answer(c, f, &m, now);
+		}
+	}
+	return PCP_OK;
+}
+
 enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t len, const struct in6_addr *from,
 			      uint16_t from_port, uint64_t now)
 {
@@ -851,12 +1202,20 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 		return drop(c, PCP_ERR_INVAL);
 	struct pcp_msg m;
 	enum pcp_err err = pcp_msg_decode(pkt, len, &m);
-	if (err != PCP_OK)
-		return drop(c, err);
+	if (err != PCP_OK) {
+		if (!pcp_msg_is_unsupp_version(pkt, len, NULL))
+			return drop(c, err);
+		if (!from_server(c, from, from_port))
+			return drop(c, PCP_ERR_WRONG_SOURCE);
+		client_enter(c);
+		err = input_unsupp(c, now);
+		client_leave(c);
+		return err;
+	}
 	if (!m.response)
 		return drop(c, PCP_ERR_RBIT);
 	/* §8.3: only the server we asked may answer */
-	if (!c->has_server || memcmp(from, &c->server, sizeof *from) != 0 || from_port != c->server_port) {
+	if (!from_server(c, from, from_port)) {
 		/* §14.1.3: a restarted server multicasts ANNOUNCE to ff02::1, and IPv6 gives
 		 * such a datagram the server's link-local source, not the address we use. Such
 		 * an ANNOUNCE only brings the re-send of every mapping forward (within 0..5 s,

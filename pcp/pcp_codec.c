@@ -374,6 +374,30 @@ enum pcp_err pcp_msg_decode(const uint8_t *buf, size_t len, struct pcp_msg *m)
 	return err;
 }
 
+/*
+ * RFC 6887 §9: an UNSUPP_VERSION answer, whatever its version. Only the first four
+ * bytes are read, which every version keeps in place:
+ *   PCP (any version):  | Version | R | Opcode | Reserved (8) | Result (8) |  (+ >= 20 bytes)
+ *   NAT-PMP (RFC 6886 §3.5, version 0): | 0 | OP | Result (16) | Epoch (32) |
+ */
+bool pcp_msg_is_unsupp_version(const uint8_t *buf, size_t len, uint8_t *version)
+{
+	struct rd r = { buf, len, 0 };
+	uint8_t ver = 0, op = 0, b2 = 0, b3 = 0;
+	if (!buf || len % 4 || len > PCP_MAX_PACKET || !rd_u8(&r, &ver) || !rd_u8(&r, &op) || !rd_u8(&r, &b2) ||
+	    !rd_u8(&r, &b3))
+		return false;
+	bool ok;
+	if (ver == 0) /* NAT-PMP: OP drawn as 0 in RFC 6886, sent as 128 + opcode by others */
+		ok = len >= 8 && (op == 0x00 || op == 0x80 || op == (0x80 | PCP_OPCODE_MAP)) && b2 == 0 &&
+		     b3 == PCP_RESULT_UNSUPP_VERSION;
+	else
+		ok = len >= PCP_HEADER_LEN && op == (0x80 | PCP_OPCODE_MAP) && b3 == PCP_RESULT_UNSUPP_VERSION;
+	if (ok && version)
+		*version = ver;
+	return ok;
+}
+
 /* ---------------------------------------------------------------- encode */
 
 static void encode_option_header(struct wr *w, uint8_t code, uint16_t len)

@@ -17,6 +17,10 @@
 #include <unistd.h>
 
 #define IO_READ_BATCH 64 /* datagrams per read callback, then back to the loop */
+#define IO_WRITE_WAIT_MS 1000 /* EAGAIN: wait for EV_WRITE, but look again after this */
+#define IO_NOBUFS_WAIT_MS 10  /* ENOBUFS (a full device queue): try again after this */
+
+enum io_sent { IO_SENT, IO_WOULDBLOCK, IO_NOBUFS, IO_DROPPED };
 
 /* Where the server list in use comes from (the first non-empty one wins). */
 enum io_source { SRC_FILE, SRC_CONFIG, SRC_ROUTER };
@@ -35,7 +39,22 @@ struct pcp_io {
 	struct in6_addr source; /* what the connected socket sends from */
 	int fd; /* connected to the server, -1 = none */
 	struct event *ev_read;
-	struct event *ev_retired; /* the previous server's read event, freed from on_kick */
+	struct event *ev_write;  /* EV_WRITE on fd, added while a datagram waits in pending */
+	/* the previous servers' socket events: one may be running right now (a callback
+	 * switched servers), so they are freed from on_kick */
+	struct event **retired;
+	size_t n_retired, cap_retired;
+
+	/* A datagram the engine produced that the socket refused for now (EAGAIN, ENOBUFS):
+	 * sent before anything else is pulled, so nothing is lost and nothing counts as sent
+	 * before it is. */
+	uint8_t pending[PCP_MAX_PACKET];
+	size_t pending_len;
+	/* Answer-clocked pacing: send times of the requests in flight, oldest first (a
+	 * ring of flight_cap; 0 = unlimited). A datagram from the server retires the oldest,
+	 * so does age (PCP_IO_IN_FLIGHT_MS). While it is full nothing more is pulled. */
+	uint64_t *flight;
+	size_t flight_cap, flight_head, flight_n;
 
 	/* server lists: RFC 7488 order; the watched file's wins over the configured one;
 	 * with neither, the default router (RFC 6887 §8.1) */
@@ -241,20 +260,106 @@ bool pcp_io_default_router(const char *route_file, struct in6_addr *out)
 static void io_failover(struct pcp_io *io, uint64_t now);
 static uint64_t io_failover_at(const struct pcp_io *io);
 
+/* ---- answer-clocked pacing (docs/pcp.md "Sending") */
+
+static void flight_expire(struct pcp_io *io, uint64_t now)
+{
+	while (io->flight_n && io->flight[io->flight_head] + PCP_IO_IN_FLIGHT_MS <= now) {
+		io->flight_head = (io->flight_head + 1) % io->flight_cap;
+		io->flight_n--;
+	}
+}
+
+/* A datagram came from the server: it answers (we assume) the oldest request. */
+static void flight_ack(struct pcp_io *io)
+{
+	if (io->flight_n) {
+		io->flight_head = (io->flight_head + 1) % io->flight_cap;
+		io->flight_n--;
+	}
+}
+
+static void flight_push(struct pcp_io *io, uint64_t now)
+{
+	if (io->flight_cap && io->flight_n < io->flight_cap)
+		io->flight[(io->flight_head + io->flight_n++) % io->flight_cap] = now;
+}
+
+/* When the window opens again (0: it is open). */
+static uint64_t flight_blocked_until(const struct pcp_io *io)
+{
+	if (!io->flight_cap || io->flight_n < io->flight_cap)
+		return 0;
+	return io->flight[io->flight_head] + PCP_IO_IN_FLIGHT_MS;
+}
+
+/* One datagram on the connected socket. ECONNREFUSED is an earlier datagram's ICMP port
+ * unreachable reported now, and this one was not sent: once more. */
+static enum io_sent io_send(struct pcp_io *io, const uint8_t *buf, size_t len)
+{
+	for (int refused = 0;;) {
+		if (send(io->fd, buf, len, 0) >= 0)
+			return IO_SENT;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return IO_WOULDBLOCK;
+		if (errno == ENOBUFS)
+			return IO_NOBUFS;
+		if (errno == ECONNREFUSED && !refused++)
+			continue;
+		io_log(io, 3, "pcp: send: %s (the engine retransmits)", strerror(errno));
+		return IO_DROPPED;
+	}
+}
+
+/* Send everything due, as far as the socket and the pacing window allow; then arm the
+ * one timer. A refused datagram is kept and goes first next time (EV_WRITE or a timer
+ * brings us back); while blocked, nothing more is pulled from the engine, so its due
+ * flows stay due and count as sent only when they really leave. */
 static void io_flush(struct pcp_io *io)
 {
 	uint8_t buf[PCP_MAX_PACKET];
 	size_t len;
 	uint64_t now = pcp_io_now();
+	uint64_t blocked_until = 0; /* 0: not blocked */
 
 	io_failover(io, now);
-	while ((len = pcp_client_output(io->client, buf, sizeof buf, now)) > 0) {
+	flight_expire(io, now);
+	if (io->pending_len && io->fd >= 0) {
+		enum io_sent r = io_send(io, io->pending, io->pending_len);
+		if (r == IO_WOULDBLOCK) {
+			event_add(io->ev_write, NULL);
+			blocked_until = now + IO_WRITE_WAIT_MS;
+		} else if (r == IO_NOBUFS) {
+			blocked_until = now + IO_NOBUFS_WAIT_MS;
+		} else {
+			if (r == IO_SENT)
+				flight_push(io, now);
+			io->pending_len = 0;
+		}
+	}
+	while (!blocked_until) {
+		if (io->fd >= 0 && (blocked_until = flight_blocked_until(io)) != 0)
+			break;
+		if ((len = pcp_client_output(io->client, buf, sizeof buf, now)) == 0)
+			break;
 		if (io->fd < 0)
-			continue;
-		if (send(io->fd, buf, len, 0) < 0)
-			io_log(io, 3, "pcp: send: %s (the engine retransmits)", strerror(errno));
+			continue; /* no server yet: the engine skips it too */
+		enum io_sent r = io_send(io, buf, len);
+		if (r == IO_SENT) {
+			flight_push(io, now);
+		} else if (r == IO_WOULDBLOCK || r == IO_NOBUFS) {
+			memcpy(io->pending, buf, len);
+			io->pending_len = len;
+			if (r == IO_WOULDBLOCK)
+				event_add(io->ev_write, NULL);
+			blocked_until = now + (r == IO_WOULDBLOCK ? IO_WRITE_WAIT_MS : IO_NOBUFS_WAIT_MS);
+		}
 	}
 	uint64_t next = pcp_client_next_deadline(io->client);
+	if (next < blocked_until)
+		next = blocked_until; /* due flows wait for the socket or the window, not spin */
 	uint64_t fo = io_failover_at(io);
 	if (fo < next)
 		next = fo;
@@ -276,10 +381,25 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	io_flush(arg);
 }
 
-void pcp_io_kick(struct pcp_io *io)
+static void on_write(evutil_socket_t fd, short what, void *arg)
 {
-	if (io)
-		event_active(io->ev_kick, EV_TIMEOUT, 0);
+	(void)fd;
+	(void)what;
+	io_flush(arg);
+}
+
+/* Flush from the event loop (an immediately activated event): safe from anywhere,
+ * including the engine's callbacks; many calls before it runs make one flush. */
+static void io_kick(struct pcp_io *io)
+{
+	event_active(io->ev_kick, EV_TIMEOUT, 0);
+}
+
+/* The engine's on_wakeup (pcp_client_set_wakeup): it has something due earlier than
+ * the timer we armed. */
+static void on_wakeup(void *arg)
+{
+	io_kick(arg);
 }
 
 /* ---------------------------------------------------------------- input */
@@ -301,6 +421,8 @@ static void io_read(struct pcp_io *io, int fd, bool server, const char *what)
 		if (!from_sockaddr(&ss, &from, &port))
 			continue;
 		size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf;
+		if (server)
+			flight_ack(io); /* the server answered something: one more may go */
 		enum pcp_err err = pcp_client_input(io->client, buf, len, &from, port, pcp_io_now());
 		if (err != PCP_OK) {
 			char a[INET6_ADDRSTRLEN];
@@ -330,10 +452,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 	struct pcp_io *io = arg;
 	(void)fd;
 	(void)what;
-	if (io->ev_retired) {
-		event_free(io->ev_retired);
-		io->ev_retired = NULL;
-	}
+	while (io->n_retired)
+		event_free(io->retired[--io->n_retired]);
 	io_flush(io);
 }
 
@@ -420,6 +540,28 @@ const char *pcp_io_server_reason_name(enum pcp_io_server_reason why)
 	return (unsigned)why < sizeof reason_names / sizeof reason_names[0] ? reason_names[why] : "?";
 }
 
+/* Room to retire the two events of the current socket (false: out of memory). */
+static bool io_retire_room(struct pcp_io *io)
+{
+	if (io->cap_retired - io->n_retired >= 2)
+		return true;
+	size_t cap = io->cap_retired ? 2 * io->cap_retired : 4;
+	struct event **r = realloc(io->retired, cap * sizeof *r);
+	if (!r)
+		return false;
+	io->retired = r;
+	io->cap_retired = cap;
+	return true;
+}
+
+static void io_retire(struct pcp_io *io, struct event *ev)
+{
+	if (!ev)
+		return;
+	event_del(ev);
+	io->retired[io->n_retired++] = ev; /* io_retire_room made room */
+}
+
 /* Switch to server addr:port. Returns 0, or an errno value and nothing changed. */
 static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_t port,
 			 enum pcp_io_server_reason why)
@@ -434,25 +576,26 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 		return e ? e : EIO;
 	}
 	struct event *ev = event_new(io->base, fd, EV_READ | EV_PERSIST, on_read, io);
-	if (!ev || event_add(ev, NULL) < 0) {
+	struct event *evw = event_new(io->base, fd, EV_WRITE, on_write, io);
+	if (!ev || !evw || event_add(ev, NULL) < 0 || !io_retire_room(io)) {
 		if (ev)
 			event_free(ev);
+		if (evw)
+			event_free(evw);
 		close(fd);
 		return ENOMEM;
 	}
-	/* The old read event may be running right now (a callback switched servers):
-	 * stop it here, free it later from on_kick. */
-	if (io->ev_read) {
-		event_del(io->ev_read);
-		if (io->ev_retired)
-			event_free(io->ev_read); /* the running one, if any, is ev_retired */
-		else
-			io->ev_retired = io->ev_read;
-	}
+	/* The old socket's events may be running right now (a callback switched servers):
+	 * stop them here, free them later from on_kick. */
+	io_retire(io, io->ev_read);
+	io_retire(io, io->ev_write);
 	if (io->fd >= 0)
 		close(io->fd);
 	io->fd = fd;
 	io->ev_read = ev;
+	io->ev_write = evw;
+	io->pending_len = 0; /* built for the old socket; the engine re-sends every flow */
+	io->flight_n = 0;
 	bool same_server = io->has_server && memcmp(&io->server, addr, sizeof *addr) == 0 &&
 			   io->server_port == port;
 	bool new_source = memcmp(&io->source, &src, sizeof src) != 0;
@@ -472,7 +615,7 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 		struct pcp_server srv = { .addr = *addr, .port = port };
 		io->on_server(io->server_arg, &srv, why);
 	}
-	pcp_io_kick(io);
+	io_kick(io);
 	return 0;
 }
 
@@ -870,6 +1013,12 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 	io->ev_router = event_new(base, -1, EV_PERSIST, on_router_poll, io); /* periodic */
 	if (!io->ev_timer || !io->ev_kick || !io->ev_router)
 		goto fail;
+	if (cfg->max_in_flight != UINT32_MAX) {
+		io->flight_cap = cfg->max_in_flight ? cfg->max_in_flight : PCP_IO_MAX_IN_FLIGHT;
+		if (!(io->flight = calloc(io->flight_cap, sizeof *io->flight)))
+			goto fail;
+	}
+	pcp_client_set_wakeup(client, on_wakeup, io); /* pcp_io_kick is gone: the engine says */
 	if (cfg->route_file && !(io->route_file = strdup(cfg->route_file)))
 		goto fail;
 
@@ -894,7 +1043,7 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 		goto fail;
 	}
 	*err = 0;
-	pcp_io_kick(io);
+	io_kick(io);
 	return io;
 fail:;
 	int saved = errno;
@@ -907,11 +1056,16 @@ void pcp_io_free(struct pcp_io *io)
 {
 	if (!io)
 		return;
-	struct event *evs[] = { io->ev_read,  io->ev_retired, io->ev_announce4, io->ev_announce6,
-				io->ev_timer, io->ev_kick,    io->ev_router,    io->ev_watch };
+	pcp_client_set_wakeup(io->client, NULL, NULL);
+	struct event *evs[] = { io->ev_read,  io->ev_write, io->ev_announce4, io->ev_announce6,
+				io->ev_timer, io->ev_kick,  io->ev_router,    io->ev_watch };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);
+	while (io->n_retired)
+		event_free(io->retired[--io->n_retired]);
+	free(io->retired);
+	free(io->flight);
 	int fds[] = { io->fd, io->announce_fd4, io->announce_fd6 };
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)

@@ -9,6 +9,17 @@
  * its real source address and port. Built as its own static library (iwfpcp_event,
  * meson dependency pcp_event_dep) so that pcp/ itself needs only libc.
  *
+ * The application never pokes the adapter after pcp_flow_* calls: pcp_io_new() installs
+ * the engine's wakeup (pcp_client_set_wakeup), and the adapter flushes from the loop
+ * whenever the engine has something due earlier than the armed timer.
+ *
+ * Sending (docs/pcp.md "Sending"): a burst (a restore, a server change, lost state) is
+ * paced by the server's answers: at most max_in_flight requests are outstanding; each
+ * datagram from the server, or PCP_IO_IN_FLIGHT_MS of silence, lets one more go. A
+ * datagram the socket refuses (EAGAIN, ENOBUFS) is kept and sent first when the socket
+ * takes it (EV_WRITE); meanwhile nothing more is pulled from the engine. So nothing due
+ * is lost and nothing counts as sent before it leaves.
+ *
  * Ownership: the io borrows base and client (both must outlive it); cfg is copied
  * (server strings included).
  */
@@ -29,6 +40,8 @@ struct pcp_io;
 #define PCP_IO_ROUTER_POLL_MS 30000   /* default pcp_io_config.router_poll_ms */
 #define PCP_IO_WATCH_POLL_MS 2000     /* default poll of pcp_io_watch_servers_file() */
 #define PCP_IO_SERVERS_FILE_MAX 4096  /* a larger server file is ignored */
+#define PCP_IO_MAX_IN_FLIGHT 64       /* default pcp_io_config.max_in_flight */
+#define PCP_IO_IN_FLIGHT_MS 1000      /* an unanswered request stops counting as in flight */
 
 /* Why the adapter talks to a (new) server; pcp_io_config.on_server. */
 enum pcp_io_server_reason {
@@ -72,6 +85,10 @@ struct pcp_io_config {
 	uint32_t router_poll_ms; /* 0 = PCP_IO_ROUTER_POLL_MS */
 	pcp_io_server_cb *on_server; /* NULL = not told */
 	void *server_arg;
+	/* Pacing: requests sent and not yet answered (nor PCP_IO_IN_FLIGHT_MS old) at most;
+	 * 0 = PCP_IO_MAX_IN_FLIGHT (64: well inside a server's default 208 KiB socket
+	 * buffer, and ours), UINT32_MAX = no limit. */
+	uint32_t max_in_flight;
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC): the "now" to pass to pcp_flow_* calls. */
@@ -80,7 +97,8 @@ uint64_t pcp_io_now(void);
 /*
  * New adapter. Parses the servers, opens and connects a socket to the first one that
  * opens (then the next ...), sets the client's source and server (pcp_client_set_source
- * / pcp_client_set_server) and arms the timer. n_servers may be 0: the default router
+ * / pcp_client_set_server), installs its wakeup in the client (pcp_client_set_wakeup,
+ * replacing the config's on_wakeup) and arms the timer. n_servers may be 0: the default router
  * is used (none yet is not an error: it is looked for every router_poll_ms).
  * Returns NULL on failure with *err_out (may be NULL) = an errno value for strerror():
  * EINVAL (bad server string, more than PCP_MAX_SERVERS, NULL argument), ENOMEM, or the
@@ -89,11 +107,6 @@ uint64_t pcp_io_now(void);
  */
 struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, const struct pcp_io_config *cfg,
 			  int *err_out);
-
-/* Call after any pcp_flow_* call: flushes pcp_client_output() and re-arms the timer
- * from the event loop (an immediately activated event), so it is safe to call from
- * inside event callbacks, including the engine's. */
-void pcp_io_kick(struct pcp_io *io);
 
 /*
  * Replace the configured server list at run time without losing mappings. If the server
@@ -145,8 +158,10 @@ bool pcp_io_parse_server(const char *text, struct in6_addr *addr, uint16_t *port
  */
 bool pcp_io_default_router(const char *route_file, struct in6_addr *out);
 
-/* Close sockets and events. The client is not freed. NULL is a no-op. Not from inside
- * the engine's event callback (pcp_io_set_servers and pcp_io_kick are fine there). */
+/* Close sockets and events and remove the wakeup from the client (set to NULL); the
+ * client is not freed; a datagram still waiting for the socket is dropped (the engine
+ * counted it as sent and will retransmit it). NULL is a no-op. Not from inside the
+ * engine's event callback (pcp_io_set_servers is fine there). */
 void pcp_io_free(struct pcp_io *io);
 
 #endif

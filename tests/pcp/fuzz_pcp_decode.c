@@ -6,9 +6,10 @@
  * the only things not carried over). Then the input is fed to a client engine that has
  * one outstanding MAP whose nonce, protocol and internal port are taken from the input,
  * so that well-formed MAP responses reach the response handling, and the engine's
- * timers are run afterwards. The same bytes are also read as a DHCP hand-over server
- * file (pcp_servers_parse): every server it yields must format and parse back to itself.
- * Built with -fsanitize=fuzzer under clang; with other
+ * timers are run afterwards (timer heap and nonce hash checked after every step; an
+ * UNSUPP_VERSION answer of any version is recognised, RFC 6887 §9). The same bytes are
+ * also read as a DHCP hand-over server file (pcp_servers_parse): every server it yields
+ * must format and parse back to itself. Built with -fsanitize=fuzzer under clang; with other
  * compilers fuzz_replay_main.c replays the seed corpus through the same function.
  */
 #include "pcp.h"
@@ -57,8 +58,15 @@ static void round_trip(const uint8_t *data, size_t size)
 	struct pcp_msg m, again;
 	uint8_t out[PCP_MAX_PACKET];
 	size_t len = 0;
+	uint8_t version = 0;
+	bool unsupp = pcp_msg_is_unsupp_version(data, size, &version);
+	if (unsupp && (size < 8 || size % 4 || size > PCP_MAX_PACKET || version != data[0] || data[3] != 1))
+		abort();
 	if (pcp_msg_decode(data, size, &m) != PCP_OK)
 		return;
+	/* §9: a decodable version-2 MAP UNSUPP_VERSION answer is recognised too */
+	if (m.response && m.opcode == PCP_OPCODE_MAP && m.result == PCP_RESULT_UNSUPP_VERSION && !unsupp)
+		abort();
 	if (pcp_msg_encode(&m, out, sizeof out, &len) != PCP_OK)
 		abort();
 	if (len > size || len % 4 || pcp_msg_decode(out, len, &again) != PCP_OK)
@@ -66,6 +74,14 @@ static void round_trip(const uint8_t *data, size_t size)
 	normalise(&m);
 	normalise(&again);
 	if (memcmp(&m, &again, sizeof m) != 0)
+		abort();
+}
+
+/* The timer heap and nonce hash hold together, and next_deadline is the scan's. */
+static void check(struct pcp_client *client)
+{
+	uint64_t scan = 0;
+	if (!pcp_client_check(client, &scan) || scan != pcp_client_next_deadline(client))
 		abort();
 }
 
@@ -98,8 +114,11 @@ static void engine(const uint8_t *data, size_t size)
 	uint8_t buf[PCP_MAX_PACKET];
 	while (pcp_client_output(client, buf, sizeof buf, 1000) > 0)
 		;
+	check(client);
 	(void)pcp_client_input(client, data, size, &server, PCP_SERVER_PORT, 1500);
+	check(client);
 	(void)pcp_client_input(client, data, size, &server, PCP_SERVER_PORT, 400000); /* again, later */
+	check(client);
 	uint64_t now = 400000;
 	for (int i = 0; i < 8; i++) {
 		uint64_t next = pcp_client_next_deadline(client);
@@ -109,14 +128,17 @@ static void engine(const uint8_t *data, size_t size)
 			now = next;
 		while (pcp_client_output(client, buf, sizeof buf, now) > 0)
 			;
+		check(client);
 	}
 	struct pcp_client_stats st;
 	pcp_client_get_stats(client, &st);
 	if (f && st.live_flows && size % 2)
 		pcp_flow_delete(client, f, 0, now);
 	(void)pcp_client_input(client, data, size, &server, PCP_SERVER_PORT, now);
+	check(client);
 	while (pcp_client_output(client, buf, sizeof buf, now + 20000) > 0)
 		;
+	check(client);
 	pcp_client_free(client);
 }
 

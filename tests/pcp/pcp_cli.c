@@ -6,7 +6,7 @@
  *
  *   pcp_cli --server ADDR[:PORT] [--server ...] [--servers-file PATH]
  *           --internal ADDR --iport N [--protocol tcp|udp|N] [--eport N] [--lifetime S]
- *           [--prefer-failure] [--third-party] [--nonce HEX24] [--description TEXT]
+ *           [--prefer-failure] [--third-party] [--nonce HEX24]
  *           [--renewals N] [--hold-ms MS] [--delete | --delete-only] [--delete-ms MS]
  *           [--irt-ms MS] [--failover-ms MS] [--announce-port N] [--timeout-ms MS] [-v]
  *   pcp_cli --check-servers-file PATH     parse a DHCP hand-over file and print it
@@ -69,7 +69,6 @@ static void finish(struct cli *c, int rc, const char *why)
 static void start_delete(struct cli *c)
 {
 	pcp_flow_delete(c->client, c->flow, c->delete_ms, pcp_io_now());
-	pcp_io_kick(c->io);
 }
 
 /* Mapped and renewed enough: hold, delete, or finish. */
@@ -239,17 +238,27 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "server", required_argument, NULL, 's' },	  { "servers-file", required_argument, NULL, 'F' },
-		{ "internal", required_argument, NULL, 'i' },	  { "iport", required_argument, NULL, 'p' },
-		{ "protocol", required_argument, NULL, 'P' },	  { "eport", required_argument, NULL, 'e' },
-		{ "lifetime", required_argument, NULL, 'l' },	  { "prefer-failure", no_argument, NULL, 'f' },
-		{ "third-party", no_argument, NULL, 't' },	  { "nonce", required_argument, NULL, 'n' },
-		{ "description", required_argument, NULL, 'D' }, { "renewals", required_argument, NULL, 'r' },
-		{ "hold-ms", required_argument, NULL, 'H' },	  { "delete", no_argument, NULL, 'd' },
-		{ "delete-only", no_argument, NULL, 'o' },	  { "delete-ms", required_argument, NULL, 'm' },
-		{ "irt-ms", required_argument, NULL, 'I' },	  { "failover-ms", required_argument, NULL, 'O' },
-		{ "announce-port", required_argument, NULL, 'a' }, { "timeout-ms", required_argument, NULL, 'T' },
-		{ "verbose", no_argument, NULL, 'v' },		  { "check-servers-file", required_argument, NULL, 'C' },
+		{ "server", required_argument, NULL, 's' },
+		{ "servers-file", required_argument, NULL, 'F' },
+		{ "internal", required_argument, NULL, 'i' },
+		{ "iport", required_argument, NULL, 'p' },
+		{ "protocol", required_argument, NULL, 'P' },
+		{ "eport", required_argument, NULL, 'e' },
+		{ "lifetime", required_argument, NULL, 'l' },
+		{ "prefer-failure", no_argument, NULL, 'f' },
+		{ "third-party", no_argument, NULL, 't' },
+		{ "nonce", required_argument, NULL, 'n' },
+		{ "renewals", required_argument, NULL, 'r' },
+		{ "hold-ms", required_argument, NULL, 'H' },
+		{ "delete", no_argument, NULL, 'd' },
+		{ "delete-only", no_argument, NULL, 'o' },
+		{ "delete-ms", required_argument, NULL, 'm' },
+		{ "irt-ms", required_argument, NULL, 'I' },
+		{ "failover-ms", required_argument, NULL, 'O' },
+		{ "announce-port", required_argument, NULL, 'a' },
+		{ "timeout-ms", required_argument, NULL, 'T' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "check-servers-file", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *servers[PCP_MAX_SERVERS];
@@ -314,9 +323,6 @@ int main(int argc, char **argv)
 			if (!parse_nonce(optarg, nonce))
 				return usage();
 			p.nonce = nonce;
-			break;
-		case 'D':
-			p.description = optarg;
 			break;
 		case 'r':
 			if (!num(optarg, 1000, &c.renewals_wanted))
@@ -391,7 +397,6 @@ int main(int argc, char **argv)
 	}
 	if (c.delete_only) /* nothing sent yet: only the lifetime-0 request with this nonce goes out */
 		start_delete(&c);
-	pcp_io_kick(c.io);
 	c.rc = 3;
 	event_base_dispatch(c.base);
 

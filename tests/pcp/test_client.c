@@ -7,6 +7,7 @@
 #include "t.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #define NEVER UINT64_MAX
 
@@ -19,6 +20,7 @@ struct env {
 	uint64_t prng;
 	struct pcp_event evs[256];
 	size_t n_evs;
+	size_t n_type[PCP_EVENT_REACHABILITY + 1]; /* every event, by type (evs keeps the first 256) */
 	struct in6_addr server;
 	uint16_t port;
 	uint32_t epoch;            /* server epoch at now == 0 */
@@ -56,6 +58,7 @@ static void t_random(void *arg, void *buf, size_t len)
 static void t_event(void *arg, const struct pcp_event *ev)
 {
 	struct env *e = arg;
+	e->n_type[ev->type]++;
 	if (e->n_evs < sizeof e->evs / sizeof e->evs[0])
 		e->evs[e->n_evs++] = *ev;
 	if (e->hook)
@@ -194,7 +197,6 @@ static void test_map_request_fields(void)
 	struct env e;
 	env_init(&e, R_PRNG, NULL);
 	struct pcp_map_params p = params(8080);
-	p.description = "iwfd test";
 	p.n_filters = 1;
 	p.filters[0].prefix_len = 128;
 	CHECK(pcp_addr_parse(&p.filters[0].addr, "198.51.100.77"));
@@ -223,7 +225,8 @@ static void test_map_request_fields(void)
 	CHECK(memcmp(&m.third_party, &a, sizeof a) == 0);
 	CHECK(m.prefer_failure);
 	CHECK_EQ(m.n_filters, 1);
-	CHECK(strcmp(m.description, "iwfd test") == 0);
+	CHECK_EQ(m.filters[0].prefix_len, 128);
+	CHECK(!m.has_description); /* flows never carry DESCRIPTION (seed 004) */
 	CHECK(!out(&e, &m));
 
 	/* two flows get different nonces; a restored nonce is used as given */
@@ -251,7 +254,11 @@ static void test_map_request_fields(void)
 	bad.protocol = 0;
 	CHECK(pcp_flow_map(e.c, &bad, NULL, e.now) == NULL);
 	bad = params(1);
-	bad.n_filters = PCP_MAX_FILTERS + 1;
+	bad.n_filters = PCP_FLOW_MAX_FILTERS + 1; /* one FILTER per flow at most */
+	CHECK(pcp_flow_map(e.c, &bad, NULL, e.now) == NULL);
+	bad = params(1);
+	bad.n_filters = 1;
+	bad.filters[0].prefix_len = 129;
 	CHECK(pcp_flow_map(e.c, &bad, NULL, e.now) == NULL);
 	struct pcp_client_stats st;
 	pcp_client_get_stats(e.c, &st);
@@ -1185,6 +1192,540 @@ static void test_reentrancy(void)
 	pcp_client_free(NULL);
 }
 
+/* ---------------------------------------------------------------- scale (issue item 5) */
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static int nonce_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, PCP_NONCE_LEN);
+}
+
+static void check_invariants(struct env *e)
+{
+	uint64_t scan = 0;
+	CHECK(pcp_client_check(e->c, &scan));
+	CHECK_EQ(pcp_client_next_deadline(e->c), scan);
+}
+
+static void hook_user_is_slot(struct env *e, const struct pcp_event *ev)
+{
+	(void)e;
+	if (ev->flow)
+		CHECK(*(struct pcp_flow *const *)ev->user == ev->flow);
+}
+
+#define BURST 10000
+#define BURST_PKT 128 /* a MAP with THIRD_PARTY and PREFER_FAILURE is 84 bytes */
+
+/* A restore: 10,000 flows created at once are drained in one pass at the same now
+ * (exactly 10,000 packets, then 0); every answer finds its flow through the nonce hash;
+ * answers for unknown nonces are dropped. The time taken is printed, not asserted. */
+static void test_burst(void)
+{
+	static struct pcp_flow *flows[BURST];
+	static uint8_t pkts[BURST][BURST_PKT];
+	static size_t lens[BURST];
+	static uint8_t nonces[BURST][PCP_NONCE_LEN];
+	struct env e;
+	env_init(&e, R_PRNG, NULL);
+	e.hook = hook_user_is_slot;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned i = 0; i < BURST; i++) {
+		struct pcp_map_params p = params((uint16_t)(1 + i));
+		flows[i] = pcp_flow_map(e.c, &p, &flows[i], e.now);
+		CHECK(flows[i] != NULL);
+	}
+	double t_map = ms_since(&t0);
+	CHECK_EQ(pcp_client_next_deadline(e.c), e.now);
+	size_t n = 0;
+	uint8_t buf[PCP_MAX_PACKET];
+	size_t len;
+	while ((len = pcp_client_output(e.c, buf, sizeof buf, e.now)) > 0) {
+		if (n < BURST && len <= BURST_PKT) {
+			memcpy(pkts[n], buf, len);
+			lens[n] = len;
+		}
+		n++;
+	}
+	double t_drain = ms_since(&t0);
+	CHECK_EQ(n, BURST);
+	CHECK_EQ(pcp_client_output(e.c, buf, sizeof buf, e.now), 0);
+	CHECK(pcp_client_next_deadline(e.c) > e.now);
+	check_invariants(&e);
+	if (n != BURST)
+		goto out;
+	/* one packet per flow: 10,000 distinct nonces */
+	for (size_t i = 0; i < BURST; i++) {
+		struct pcp_msg m;
+		CHECK_EQ(pcp_msg_decode(pkts[i], lens[i], &m), PCP_OK);
+		memcpy(nonces[i], m.nonce, PCP_NONCE_LEN);
+	}
+	qsort(nonces, BURST, PCP_NONCE_LEN, nonce_cmp);
+	size_t dup = 0;
+	for (size_t i = 1; i < BURST; i++)
+		dup += memcmp(nonces[i - 1], nonces[i], PCP_NONCE_LEN) == 0;
+	CHECK_EQ(dup, 0);
+
+	/* answers in reverse order, with unknown nonces in between */
+	e.now += 20;
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	size_t unknown = 0;
+	for (size_t i = BURST; i-- > 0;) {
+		struct pcp_msg m;
+		CHECK_EQ(pcp_msg_decode(pkts[i], lens[i], &m), PCP_OK);
+		CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 3600, m.internal_port, "203.0.113.5"), PCP_OK);
+		if (i % 10 == 0) {
+			m.nonce[i % PCP_NONCE_LEN] ^= 0x5a;
+			CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 3600, m.internal_port, "203.0.113.5"),
+				 PCP_ERR_UNSOLICITED);
+			unknown++;
+		}
+	}
+	double t_answer = ms_since(&t1);
+	CHECK_EQ(e.n_type[PCP_EVENT_MAPPED], BURST);
+	for (size_t i = 0; i < BURST; i += 997)
+		CHECK(strcmp(pcp_flow_state_name(flows[i]), "mapped") == 0);
+	struct pcp_client_stats st;
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.sent, BURST);
+	CHECK_EQ(st.retransmitted, 0);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_UNSOLICITED], unknown);
+	CHECK_EQ(st.live_flows, BURST);
+	check_invariants(&e);
+	/* an answer again: nothing outstanding any more */
+	{
+		struct pcp_msg m;
+		CHECK_EQ(pcp_msg_decode(pkts[17], lens[17], &m), PCP_OK);
+		CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 3600, m.internal_port, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	}
+
+	/* delete half, abandon the rest: the tables shrink back and stay consistent */
+	for (size_t i = 0; i < BURST; i += 2)
+		pcp_flow_delete(e.c, flows[i], 0, e.now);
+	n = 0;
+	while ((len = pcp_client_output(e.c, buf, sizeof buf, e.now)) > 0) {
+		struct pcp_msg m;
+		CHECK_EQ(pcp_msg_decode(buf, len, &m), PCP_OK);
+		CHECK_EQ(m.lifetime, 0);
+		CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 0, 0, "203.0.113.5"), PCP_OK);
+		n++;
+	}
+	CHECK_EQ(n, BURST / 2);
+	CHECK_EQ(e.n_type[PCP_EVENT_DELETED], BURST / 2);
+	check_invariants(&e);
+	for (size_t i = 1; i < BURST; i += 2)
+		pcp_flow_abandon(e.c, flows[i]);
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.live_flows, 0);
+	CHECK(pcp_client_next_deadline(e.c) == NEVER);
+	check_invariants(&e);
+	fprintf(stderr,
+		"  engine, %d flows: pcp_flow_map %.1f ms, + draining output %.1f ms in all (%.2f us/flow); "
+		"%d answers %.1f ms\n",
+		BURST, t_map, t_drain, t_drain * 1000 / BURST, BURST, t_answer);
+out:
+	env_free(&e);
+}
+
+/* ---- randomized model: several thousand operations, next_deadline against a scan */
+
+#define MODEL_FLOWS 300
+#define MODEL_SENT 64
+
+struct model {
+	struct env e; /* first: the event hook gets the env */
+	struct pcp_flow *flows[MODEL_FLOWS];
+	struct pcp_msg sent[MODEL_SENT]; /* recent requests, to answer */
+	size_t n_sent;
+	struct in6_addr servers[2];
+	unsigned server;
+};
+
+static uint64_t model_rand(struct model *md, uint64_t n)
+{
+	md->e.prng ^= md->e.prng << 13;
+	md->e.prng ^= md->e.prng >> 7;
+	md->e.prng ^= md->e.prng << 17;
+	return n ? md->e.prng % n : 0;
+}
+
+static void model_forget(struct model *md, const struct pcp_flow *f)
+{
+	for (size_t i = 0; i < MODEL_FLOWS; i++)
+		if (md->flows[i] == f)
+			md->flows[i] = NULL;
+}
+
+static void model_hook(struct env *e, const struct pcp_event *ev)
+{
+	struct model *md = (struct model *)e;
+	if (!ev->flow)
+		return;
+	if (ev->type == PCP_EVENT_DELETED) {
+		model_forget(md, ev->flow);
+		return;
+	}
+	/* re-entrancy: act on this or another flow from inside the event */
+	uint64_t r = model_rand(md, 20);
+	if (r == 0) {
+		pcp_flow_abandon(e->c, ev->flow);
+		model_forget(md, ev->flow);
+	} else if (r == 1) {
+		pcp_flow_delete(e->c, ev->flow, 3000, e->now);
+	} else if (r == 2) {
+		struct pcp_flow *g = md->flows[model_rand(md, MODEL_FLOWS)];
+		if (g)
+			pcp_flow_refresh(e->c, g, e->now);
+	}
+}
+
+static struct pcp_flow *model_pick(struct model *md)
+{
+	for (int k = 0; k < 8; k++) {
+		struct pcp_flow *f = md->flows[model_rand(md, MODEL_FLOWS)];
+		if (f)
+			return f;
+	}
+	return NULL;
+}
+
+static void model_drain(struct model *md)
+{
+	struct pcp_msg m;
+	while (out(&md->e, &m))
+		md->sent[md->n_sent++ % MODEL_SENT] = m;
+	CHECK(pcp_client_next_deadline(md->e.c) > md->e.now); /* nothing left due */
+}
+
+static void model_answer(struct model *md)
+{
+	size_t have = md->n_sent < MODEL_SENT ? md->n_sent : MODEL_SENT;
+	if (!have)
+		return;
+	struct pcp_msg m = md->sent[model_rand(md, have)];
+	uint64_t r = model_rand(md, 100);
+	if (r < 55)
+		(void)answer(&md->e, &m, PCP_RESULT_SUCCESS, m.lifetime,
+			     model_rand(md, 10) ? m.internal_port : 9999, "203.0.113.5");
+	else if (r < 65)
+		(void)answer(&md->e, &m, PCP_RESULT_NO_RESOURCES, (uint32_t)model_rand(md, 60), 0, "::");
+	else if (r < 72)
+		(void)answer(&md->e, &m, PCP_RESULT_NOT_AUTHORIZED, 600, 0, "::");
+	else if (r < 76)
+		(void)answer(&md->e, &m, PCP_RESULT_UNSUPP_VERSION, 0, 0, "::");
+	else if (r < 80)
+		(void)answer(&md->e, &m, PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, 30, 0, "::");
+	else if (r < 85) {
+		m.nonce[0] ^= 1; /* nobody's */
+		CHECK_EQ(answer(&md->e, &m, PCP_RESULT_SUCCESS, 60, 1, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	} else if (r < 87) {
+		/* §9: a version-1 server */
+		uint8_t v1[24] = { 1, 0x81, 0, PCP_RESULT_UNSUPP_VERSION };
+		(void)pcp_client_input(md->e.c, v1, sizeof v1, &md->e.server, md->e.port, md->e.now);
+	} else {
+		(void)answer(&md->e, &m, PCP_RESULT_SUCCESS, m.lifetime, m.internal_port, "203.0.113.5");
+	}
+}
+
+static void model_step(struct model *md)
+{
+	struct env *e = &md->e;
+	uint64_t r = model_rand(md, 100);
+	struct pcp_flow *f;
+	if (r < 22) {
+		size_t slot = model_rand(md, MODEL_FLOWS);
+		if (md->flows[slot])
+			return;
+		struct pcp_map_params p = params((uint16_t)(1 + model_rand(md, 50)));
+		p.protocol = model_rand(md, 2) ? 6 : 17;
+		p.lifetime = (uint32_t)(5 + model_rand(md, 200));
+		p.prefer_failure = model_rand(md, 2);
+		p.third_party = model_rand(md, 2);
+		if (model_rand(md, 4) == 0) {
+			p.n_filters = 1;
+			p.filters[0].prefix_len = 128;
+		}
+		p.answer_deadline_ms = model_rand(md, 3) ? 0 : (uint32_t)(1000 + model_rand(md, 20000));
+		struct pcp_flow *twin = model_rand(md, 10) == 0 ? model_pick(md) : NULL;
+		if (twin) /* the same nonce twice (a mapping re-added before its delete is done) */
+			p.nonce = pcp_flow_nonce(twin);
+		md->flows[slot] = pcp_flow_map(e->c, &p, &md->flows[slot], e->now);
+		CHECK(md->flows[slot] != NULL);
+	} else if (r < 28) {
+		if ((f = model_pick(md)) != NULL) {
+			uint64_t k = model_rand(md, 3);
+			pcp_flow_delete(e->c, f, k == 0 ? 0 : k == 1 ? 5000 : PCP_DELETE_NO_DEADLINE, e->now);
+		}
+	} else if (r < 32) {
+		if ((f = model_pick(md)) != NULL) {
+			pcp_flow_abandon(e->c, f);
+			model_forget(md, f);
+		}
+	} else if (r < 36) {
+		if ((f = model_pick(md)) != NULL)
+			pcp_flow_refresh(e->c, f, e->now);
+	} else if (r < 37) {
+		pcp_client_refresh_all(e->c, e->now);
+	} else if (r < 38) {
+		md->server ^= 1;
+		e->server = md->servers[md->server];
+		pcp_client_set_server(e->c, &e->server, e->port, e->now);
+	} else if (r < 40) {
+		if ((f = model_pick(md)) != NULL)
+			pcp_flow_set_lifetime(e->c, f, (uint32_t)(1 + model_rand(md, 100)));
+	} else if (r < 42) {
+		if (model_rand(md, 2))
+			e->epoch -= 1000; /* a restarted server: the §8.5 check fails */
+		(void)announce(e, server_epoch(e), NULL, 0);
+	} else if (r < 65) {
+		model_answer(md);
+	} else {
+		uint64_t next = pcp_client_next_deadline(e->c);
+		uint64_t to = model_rand(md, 2) && next != NEVER && next <= e->now + 7200000
+				      ? next
+				      : e->now + model_rand(md, 5000);
+		if (to > e->now) {
+			size_t before = e->n_evs;
+			struct pcp_msg m;
+			uint64_t keep = e->now;
+			e->now = to - 1; /* not a millisecond early */
+			if (to - 1 < next) {
+				CHECK(!out(e, &m));
+				CHECK_EQ(e->n_evs, before);
+			} else {
+				model_drain(md);
+			}
+			(void)keep;
+			e->now = to;
+		}
+		model_drain(md);
+	}
+}
+
+static void test_model_random(void)
+{
+	static struct model md;
+	for (unsigned round = 0; round < 4; round++) {
+		memset(&md, 0, sizeof md);
+		env_init(&md.e, round % 2 ? R_PRNG : R_MID, NULL);
+		md.e.prng ^= 0x1234567ull * (round + 1);
+		md.e.hook = model_hook;
+		md.servers[0] = md.e.server;
+		CHECK(pcp_addr_parse(&md.servers[1], "198.51.100.2"));
+		for (unsigned i = 0; i < 5000; i++) {
+			model_step(&md);
+			check_invariants(&md.e);
+		}
+		struct pcp_client_stats st;
+		pcp_client_get_stats(md.e.c, &st);
+		CHECK(st.sent > 1000);
+		env_free(&md.e);
+	}
+}
+
+/* ---------------------------------------------------------------- wakeup */
+
+static void on_wake(void *arg)
+{
+	(*(unsigned *)arg)++;
+}
+
+static unsigned hook_wakes_seen;
+static unsigned *hook_wakes;
+
+static void hook_map_on_mapped(struct env *e, const struct pcp_event *ev)
+{
+	if (ev->type != PCP_EVENT_MAPPED)
+		return;
+	struct pcp_map_params p = params(6000);
+	CHECK(pcp_flow_map(e->c, &p, NULL, e->now) != NULL);
+	hook_wakes_seen = *hook_wakes; /* not called from inside the event */
+}
+
+static void test_wakeup(void)
+{
+	unsigned wakes = 0;
+	struct pcp_client_config cfg = { .on_wakeup = on_wake, .wakeup_arg = &wakes };
+	struct env e;
+	env_init(&e, R_MID, &cfg);
+	CHECK_EQ(wakes, 0); /* setting the server with no flow: nothing due */
+	struct pcp_map_params p = params(8080);
+	struct pcp_flow *f1 = pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK_EQ(wakes, 1); /* a new flow is due now */
+	p = params(8081);
+	struct pcp_flow *f2 = pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK_EQ(wakes, 1); /* once until the caller asks again */
+	CHECK_EQ(pcp_client_next_deadline(e.c), e.now);
+	p = params(8082);
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK_EQ(wakes, 1); /* due now, as known: not earlier */
+	pcp_flow_set_lifetime(e.c, f1, 100);
+	CHECK_EQ(wakes, 1);
+	struct pcp_msg m1, m;
+	CHECK(out(&e, &m1));
+	CHECK_EQ(drain(&e), 2);
+	uint64_t t = pcp_client_next_deadline(e.c);
+	CHECK_EQ(t, e.now + 3000);
+	/* an answer schedules a renewal far away: nothing earlier */
+	CHECK_EQ(answer(&e, &m1, PCP_RESULT_SUCCESS, 3600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(wakes, 1);
+	/* a dropped datagram changes nothing */
+	struct pcp_msg bad = m1;
+	bad.nonce[0] ^= 1;
+	CHECK_EQ(answer(&e, &bad, PCP_RESULT_SUCCESS, 3600, 8080, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	CHECK_EQ(wakes, 1);
+	pcp_flow_abandon(e.c, f2);
+	CHECK_EQ(wakes, 1); /* a flow gone: nothing earlier */
+	e.now += 100;
+	p = params(8083);
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK_EQ(wakes, 2); /* due at now < t */
+	CHECK_EQ(pcp_client_next_deadline(e.c), e.now);
+	CHECK(out(&e, &m));
+	CHECK(!out(&e, &m));
+	t = pcp_client_next_deadline(e.c);
+	pcp_flow_refresh(e.c, f1, e.now); /* the mapped flow is re-sent now */
+	CHECK_EQ(wakes, 3);
+	CHECK(out(&e, &m));
+	CHECK(memcmp(m.nonce, pcp_flow_nonce(f1), PCP_NONCE_LEN) == 0);
+	(void)pcp_client_next_deadline(e.c);
+	/* a flow mapped from inside an event: the wakeup comes after the outermost call */
+	e.hook = hook_map_on_mapped;
+	hook_wakes = &wakes;
+	hook_wakes_seen = 99;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 3600, 8080, "203.0.113.5"), PCP_OK);
+	CHECK_EQ(hook_wakes_seen, 3);
+	CHECK_EQ(wakes, 4);
+	e.hook = NULL;
+	/* an adapter hooking in later hears at once that something is scheduled */
+	unsigned other = 0;
+	pcp_client_set_wakeup(e.c, on_wake, &other);
+	CHECK_EQ(other, 1);
+	pcp_client_set_wakeup(e.c, NULL, NULL);
+	p = params(8084);
+	pcp_flow_map(e.c, &p, NULL, e.now - 1000);
+	CHECK_EQ(other, 1);
+	CHECK_EQ(wakes, 4);
+	env_free(&e);
+}
+
+/* ---------------------------------------------------------------- §9 version negotiation */
+
+static enum pcp_err feed(struct env *e, const char *hex, const struct in6_addr *from)
+{
+	uint8_t buf[PCP_MAX_PACKET + 8];
+	size_t len = t_hex(hex, buf, sizeof buf);
+	return pcp_client_input(e->c, buf, len, from ? from : &e->server, e->port, e->now);
+}
+
+/* A server that does not speak version 2 answers UNSUPP_VERSION in its own version
+ * (RFC 6887 §9) or as NAT-PMP (RFC 6886 §3.5): every outstanding request fails at once
+ * with result UNSUPP_VERSION; the flows are re-sent after PCP_UNSUPP_VERSION_RETRY_MS. */
+static void test_unsupp_version(void)
+{
+	/* version 1, R + MAP, result 1, Lifetime 1800, Epoch 0x1234 */
+	static const char v1[] = "01 81 00 01  00 00 07 08  00 00 12 34  00000000 00000000 00000000";
+	/* NAT-PMP "Unsupported Version": version 0, 128 + 1, result 1 (16 bits), epoch */
+	static const char natpmp[] = "00 81 00 01  00 00 ab cd";
+	/* version 2, but only the header (the server could not read our MAP data) */
+	static const char v2_bare[] = "02 81 00 01  00 00 00 00  00 00 00 05  00000000 00000000 00000000";
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg m, ra;
+	struct pcp_flow *b = mapped(&e, 8081, 3600, NULL);
+	struct pcp_flow *d = mapped(&e, 8082, 3600, NULL);
+	struct pcp_flow *q = mapped(&e, 8083, 7200, NULL);
+	struct pcp_map_params p = params(8080);
+	struct pcp_flow *a = pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK(out(&e, &ra));
+	e.now = pcp_client_next_deadline(e.c) - 1000; /* before a's retransmission */
+	pcp_flow_refresh(e.c, b, e.now);              /* b's re-MAP is outstanding */
+	pcp_flow_delete(e.c, d, 0, e.now);            /* d's delete is outstanding */
+	CHECK_EQ(drain(&e), 2);
+	size_t reach = e.n_type[PCP_EVENT_REACHABILITY], failed = e.n_type[PCP_EVENT_FAILED];
+	struct in6_addr stranger;
+	CHECK(pcp_addr_parse(&stranger, "192.0.2.99"));
+	CHECK_EQ(feed(&e, v1, &stranger), PCP_ERR_WRONG_SOURCE);
+	e.now += 5;
+	CHECK_EQ(feed(&e, v1, NULL), PCP_OK);
+	CHECK_EQ(e.n_type[PCP_EVENT_FAILED], failed + 1);
+	CHECK(last(&e, PCP_EVENT_FAILED)->flow == a);
+	CHECK_EQ(last(&e, PCP_EVENT_FAILED)->result, PCP_RESULT_UNSUPP_VERSION);
+	CHECK(!last(&e, PCP_EVENT_FAILED)->timeout);
+	CHECK(last(&e, PCP_EVENT_RENEW_FAILED)->flow == b);
+	CHECK_EQ(last(&e, PCP_EVENT_RENEW_FAILED)->result, PCP_RESULT_UNSUPP_VERSION);
+	CHECK(last(&e, PCP_EVENT_DELETED)->flow == d);
+	CHECK_EQ(last(&e, PCP_EVENT_DELETED)->result, PCP_RESULT_UNSUPP_VERSION);
+	CHECK(strcmp(pcp_flow_state_name(a), "failed") == 0);
+	CHECK(strcmp(pcp_flow_state_name(b), "failed") == 0);
+	CHECK(strcmp(pcp_flow_state_name(q), "mapped") == 0); /* nothing outstanding: untouched */
+	CHECK_EQ(e.n_type[PCP_EVENT_REACHABILITY], reach);     /* alive, but not usable */
+	CHECK(pcp_client_last_response(e.c) == e.now);
+	CHECK(pcp_client_unanswered_since(e.c) == NEVER);
+	check_invariants(&e);
+	/* the same again: nothing is outstanding any more */
+	CHECK_EQ(feed(&e, v1, NULL), PCP_ERR_UNSOLICITED);
+	/* not retransmitted every RT: next send 30 min later (q renews after that) */
+	uint64_t t0 = e.now;
+	CHECK_EQ(pcp_client_next_deadline(e.c), t0 + PCP_UNSUPP_VERSION_RETRY_MS);
+	CHECK_EQ(drain(&e), 0);
+	e.now = t0 + PCP_UNSUPP_VERSION_RETRY_MS;
+	CHECK(out(&e, &m));
+	CHECK(out(&e, &ra));
+	CHECK(!out(&e, &m) || memcmp(m.nonce, pcp_flow_nonce(q), PCP_NONCE_LEN) == 0);
+	CHECK(strcmp(pcp_flow_state_name(a), "requesting") == 0);
+	CHECK(strcmp(pcp_flow_state_name(b), "remapping") == 0);
+	/* NAT-PMP says the same in 8 bytes */
+	size_t renew_failed = e.n_type[PCP_EVENT_RENEW_FAILED];
+	failed = e.n_type[PCP_EVENT_FAILED];
+	CHECK_EQ(feed(&e, natpmp, NULL), PCP_OK);
+	CHECK_EQ(e.n_type[PCP_EVENT_FAILED], failed + 1);
+	CHECK_EQ(e.n_type[PCP_EVENT_RENEW_FAILED], renew_failed + 1);
+	/* and a bare version-2 header */
+	pcp_flow_refresh(e.c, a, e.now);
+	CHECK(out(&e, &m));
+	CHECK_EQ(feed(&e, v2_bare, NULL), PCP_OK);
+	CHECK_EQ(e.n_type[PCP_EVENT_FAILED], failed + 2);
+	/* not an UNSUPP_VERSION: a version-1 SUCCESS is a decode error as before */
+	pcp_flow_refresh(e.c, a, e.now);
+	CHECK(out(&e, &m));
+	CHECK_EQ(feed(&e, "01 81 00 00  00 00 07 08  00 00 12 34  00000000 00000000 00000000", NULL),
+		 PCP_ERR_VERSION);
+	CHECK(strcmp(pcp_flow_state_name(a), "requesting") == 0);
+	/* a version-2 UNSUPP_VERSION that decodes: matched by nonce, only that flow fails */
+	p = params(9000);
+	struct pcp_flow *c2 = pcp_flow_map(e.c, &p, NULL, e.now);
+	struct pcp_msg mc;
+	while (out(&e, &m))
+		if (memcmp(m.nonce, pcp_flow_nonce(c2), PCP_NONCE_LEN) == 0)
+			mc = m;
+	CHECK_EQ(answer(&e, &mc, PCP_RESULT_UNSUPP_VERSION, 0, 0, "::"), PCP_OK);
+	CHECK(last(&e, PCP_EVENT_FAILED)->flow == c2);
+	CHECK_EQ(last(&e, PCP_EVENT_FAILED)->result, PCP_RESULT_UNSUPP_VERSION);
+	CHECK(strcmp(pcp_flow_state_name(a), "requesting") == 0);
+	t0 = e.now;
+	while (pcp_client_next_deadline(e.c) < t0 + PCP_UNSUPP_VERSION_RETRY_MS) {
+		e.now = pcp_client_next_deadline(e.c);
+		while (out(&e, &m))
+			CHECK(memcmp(m.nonce, pcp_flow_nonce(c2), PCP_NONCE_LEN) != 0);
+	}
+	e.now = t0 + PCP_UNSUPP_VERSION_RETRY_MS;
+	bool resent = false;
+	while (out(&e, &m))
+		resent |= memcmp(m.nonce, pcp_flow_nonce(c2), PCP_NONCE_LEN) == 0;
+	CHECK(resent);
+	check_invariants(&e);
+	env_free(&e);
+}
+
 int main(void)
 {
 	T_RUN(test_map_request_fields);
@@ -1207,5 +1748,9 @@ int main(void)
 	T_RUN(test_server_switch);
 	T_RUN(test_no_server);
 	T_RUN(test_reentrancy);
+	T_RUN(test_wakeup);
+	T_RUN(test_unsupp_version);
+	T_RUN(test_burst);
+	T_RUN(test_model_random);
 	return t_failures != 0;
 }

@@ -333,6 +333,64 @@ static void test_addr_and_names(void)
 	CHECK(!pcp_result_is_short_lived(PCP_RESULT_SUCCESS));
 }
 
+/* RFC 6887 §9: UNSUPP_VERSION answers in any version, which pcp_msg_decode refuses. */
+static bool unsupp(const char *hex, int want_version)
+{
+	uint8_t buf[PCP_MAX_PACKET + 8];
+	size_t len = t_hex(hex, buf, sizeof buf);
+	uint8_t v = 0xee;
+	bool yes = pcp_msg_is_unsupp_version(buf, len, &v);
+	if (yes)
+		CHECK_EQ(v, want_version);
+	else
+		CHECK_EQ(v, 0xee); /* untouched */
+	return yes;
+}
+
+static void test_unsupp_version(void)
+{
+	uint8_t buf[PCP_MAX_PACKET + 8];
+	struct pcp_msg m;
+	/* version 1 header: R, MAP, result 1, Lifetime 1800, Epoch 0x1234 */
+	const char *v1 = "01 81 00 01  00000708  00001234  000000000000000000000000";
+	CHECK(unsupp(v1, 1));
+	CHECK_EQ(pcp_msg_decode(buf, t_hex(v1, buf, sizeof buf), &m), PCP_ERR_VERSION);
+	/* a version-3 server echoing a whole MAP */
+	CHECK(unsupp("03 81 00 01  00000000 00000005 000000000000000000000000 " MAP_RESP_DATA, 3));
+	/* version 2, just the header: too short for a MAP to decode */
+	const char *v2 = "02 81 00 01  00000000  00000005  000000000000000000000000";
+	CHECK(unsupp(v2, 2));
+	CHECK_EQ(pcp_msg_decode(buf, t_hex(v2, buf, sizeof buf), &m), PCP_ERR_SHORT);
+	/* NAT-PMP (RFC 6886 §3.5): 8 bytes, a 16-bit result; OP 0, 128 or 128 + 1 */
+	const char *pmp = "00 81 0001  0000abcd";
+	CHECK(unsupp(pmp, 0));
+	CHECK_EQ(pcp_msg_decode(buf, t_hex(pmp, buf, sizeof buf), &m), PCP_ERR_SHORT);
+	CHECK(unsupp("00 00 0001  0000abcd", 0));
+	CHECK(unsupp("00 80 0001  0000abcd", 0));
+	CHECK(unsupp("00 81 0001  0000abcd 00000000", 0));
+	/* not UNSUPP_VERSION answers */
+	CHECK(!unsupp("00 82 0001  0000abcd", 0));                  /* NAT-PMP answer to opcode 2 */
+	CHECK(!unsupp("00 81 0101  0000abcd", 0));                  /* result 257 */
+	CHECK(!unsupp("00 81 0000  0000abcd", 0));                  /* success */
+	CHECK(!unsupp("00 81 0001  0000ab", 0));                    /* 7 bytes */
+	CHECK(!unsupp("00 81 0001", 0));                            /* 4 bytes */
+	CHECK(!unsupp("01 01 00 01  00000708 00001234 000000000000000000000000", 0)); /* a request */
+	CHECK(!unsupp("01 82 00 01  00000708 00001234 000000000000000000000000", 0)); /* PEER */
+	CHECK(!unsupp("01 80 00 01  00000708 00001234 000000000000000000000000", 0)); /* ANNOUNCE */
+	CHECK(!unsupp("01 81 00 02  00000708 00001234 000000000000000000000000", 0)); /* NOT_AUTHORIZED */
+	CHECK(!unsupp("01 81 00 01  00000708 00001234 0000000000000000", 0));         /* 20 bytes */
+	CHECK(!unsupp("01 81 00 01  00000708 00001234 000000000000000000000000 0000", 0)); /* 26 */
+	memset(buf, 0, sizeof buf);
+	buf[0] = 1;
+	buf[1] = 0x81;
+	buf[3] = 1;
+	CHECK(pcp_msg_is_unsupp_version(buf, PCP_MAX_PACKET, NULL));
+	CHECK(!pcp_msg_is_unsupp_version(buf, PCP_MAX_PACKET + 4, NULL)); /* over 1100 */
+	CHECK(!pcp_msg_is_unsupp_version(NULL, 24, NULL));
+	/* a version-2 UNSUPP_VERSION that decodes is also one (the engine matches it by nonce) */
+	CHECK(unsupp("02 81 00 01 00000000 0000012c 000000000000000000000000 " MAP_RESP_DATA, 2));
+}
+
 int main(void)
 {
 	T_RUN(test_map_request);
@@ -347,5 +405,6 @@ int main(void)
 	T_RUN(test_malformed);
 	T_RUN(test_encode_errors);
 	T_RUN(test_addr_and_names);
+	T_RUN(test_unsupp_version);
 	return t_failures != 0;
 }
