@@ -324,6 +324,12 @@ void iwf_free(struct iwf *w)
 	w->io = NULL;
 	iwf_core_free(w->core);
 	w->core = NULL;
+	if (w->table) {
+		/* A clean stop leaves a fresh snapshot: the next start reads the least. */
+		char detail[256];
+		if (state_table_compact(w->table, detail, sizeof(detail)) != STATE_OK)
+			iwf_log(w->log, IWF_LOG_ERROR, "state not saved at exit: %s", detail);
+	}
 	upnp_server_free(w->upnp);
 	if (w->ev_run)
 		event_free(w->ev_run);

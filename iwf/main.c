@@ -239,6 +239,16 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 		fprintf(stderr, "iwfd: %s\n", detail);
 		return 2;
 	}
+	/* Paths are resolved now: daemon() changes to "/" before they are used. */
+	if (cfg->state_file[0] && cfg->state_file[0] != '/') {
+		char cwd[4096], abs[sizeof(cfg->state_file)];
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, cfg->state_file) >= sizeof(abs)) {
+			fprintf(stderr, "iwfd: --state: path too long once made absolute\n");
+			return 2;
+		}
+		memcpy(cfg->state_file, abs, sizeof(abs));
+	}
 	return 0;
 }
 

@@ -41,9 +41,11 @@ void sync_load(struct iwf_core *c)
 	for (const struct state_mapping *m; (m = state_table_next(c->table, &cur));)
 		if (!(m->flags & STATE_F_INTENT))
 			lease_arm(c, m);
-	if (committed || intents)
-		core_log(c, IWF_LOG_INFO, "restored %zu mappings%s", committed,
-			 intents ? " and requests that were in flight at the last stop (to delete)" : "");
+	if (committed)
+		core_log(c, IWF_LOG_INFO, "restored %zu mappings; re-created after PCP_SERVICE_WAIT", committed);
+	if (intents)
+		core_log(c, IWF_LOG_INFO, "%zu requests were in flight at the last stop: deleting them with their nonces",
+			 intents);
 }
 
 void iwf_core_start(struct iwf_core *c)

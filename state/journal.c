@@ -486,10 +486,37 @@ enum state_err state_table_compact(struct state_table *t, char *detail, size_t d
 	return compact(t, detail, detail_cap);
 }
 
+/*
+ * Is the file at the journal's path still the one we append to? Not when it was deleted or
+ * moved away, or a filesystem was mounted over its directory (a router remounting its
+ * storage). Then the directory is looked up again by name and the table written anew.
+ */
+static bool still_at_path(struct state_table *t)
+{
+	struct stat at_path, ours, dir_at_path, dir_ours;
+	if (t->path[0] != '/' || fstat(t->fd, &ours) != 0)
+		return true; /* relative paths are looked up through the directory held open */
+	char *slash = strrchr(t->path, '/');
+	*slash = '\0';
+	const char *dir = slash == t->path ? "/" : t->path;
+	if (stat(dir, &dir_at_path) == 0 && fstat(t->dirfd, &dir_ours) == 0 &&
+	    (dir_at_path.st_dev != dir_ours.st_dev || dir_at_path.st_ino != dir_ours.st_ino)) {
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			close(t->dirfd);
+			t->dirfd = dfd;
+		}
+	}
+	*slash = '/';
+	return stat(t->path, &at_path) == 0 && at_path.st_dev == ours.st_dev && at_path.st_ino == ours.st_ino;
+}
+
 enum state_err state_table_sync(struct state_table *t, char *detail, size_t detail_cap)
 {
 	if (t->fd < 0 || (!t->pending && !t->compact_due))
 		return STATE_OK;
+	if (!still_at_path(t))
+		t->compact_due = true;
 	enum state_err rc = STATE_OK;
 	uint64_t snap = snapshot_size(t), bound = snap * 4 > COMPACT_MIN ? snap * 4 : COMPACT_MIN;
 	if (t->compact_due || t->stats.journal_bytes > bound) {

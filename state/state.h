@@ -156,6 +156,11 @@ void state_table_stats(const struct state_table *t, struct state_stats *out);
 
 /* ------------------------------------------------------------------ records */
 
+/* Mutations (add, update, remove, set_meta) change the table in memory and append their
+ * journal record. A failed append does not fail the mutation: it is counted
+ * (state_stats.write_errors), appending stops, and the next state_table_sync rewrites the
+ * whole journal (compaction) - returning STATE_ERR_IO with a detail if that fails too. */
+
 /* Committed records (intents not counted). */
 size_t state_table_count(const struct state_table *t);
 /* Every record, intents included. */

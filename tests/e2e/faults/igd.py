@@ -23,7 +23,8 @@ run inside a LAN host namespace by tests/e2e/run.py:
                   join 239.255.255.250:1900 and wait for ssdp:byebye NOTIFYs.
   igd.py status   --url U [--expect Connected|Disconnected] [--within S]
   igd.py table    --url U          print iwfd's table
-  igd.py statefile --path F [--expect PROTO:EPORT:CLIENT:IPORT]... [--intents N]
+  igd.py statefile --path F [--expect PROTO:EPORT:CLIENT:IPORT]... [--absent PROTO:EPORT]...
+                   [--intents N]
                   [--mark FILE | --newer-than FILE]   check iwfd's state file
   igd.py mem      --pid P          VmRSS / VmHWM / open fds of a process
 
@@ -31,7 +32,10 @@ Exit status: 0 verdict holds, 1 it does not (the reason is printed), 2 usage/har
 """
 import argparse
 import http.client
+import ipaddress
 import json
+import struct
+import zlib
 import os
 import random
 import re
@@ -497,6 +501,46 @@ def cmd_table(a):
     out(fmt(Igd(a.url).table()))
 
 
+def read_state_file(path):
+    """iwfd's state file as a dict like the 0.1 JSON document: the journal of
+    docs/architecture.md ("Storage: a journal") replayed, or an old JSON file as it is."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.lstrip()[:1] == b"{":
+        return json.loads(data.decode())
+    if data[:8] != b"IWFDJRNL" or len(data) < 16:
+        raise SystemExit(f"FAIL: {path} is neither a journal nor a JSON state file")
+    version = struct.unpack(">I", data[8:12])[0]
+    recs, meta, off, torn = {}, {}, 16, 0
+    while off < len(data):
+        if off + 8 > len(data):
+            torn = len(data) - off
+            break
+        plen, rtype = struct.unpack(">HB", data[off:off + 3])
+        end = off + 4 + plen
+        if end + 4 > len(data) or zlib.crc32(data[off:end]) != struct.unpack(">I", data[end:end + 4])[0]:
+            torn = len(data) - off
+            break
+        p = data[off + 4:end]
+        if rtype == 1:
+            rid, proto, flags, eport, iport, rport = struct.unpack(">IBBHHH", p[:12])
+            addrs = [ipaddress.IPv6Address(p[28 + 16 * i:44 + 16 * i]) for i in range(4)]
+            ic = addrs[1].ipv4_mapped or addrs[1]
+            recs[rid] = {"protocol": {6: "TCP", 17: "UDP"}.get(proto, str(proto)), "external_port": eport,
+                         "internal_client": str(ic), "internal_port": iport, "router_port": rport,
+                         "intent": bool(flags & 2), "nonce": p[92:104].hex(),
+                         "description": p[104:].decode(errors="replace")}
+        elif rtype == 2:
+            recs.pop(struct.unpack(">I", p[:4])[0], None)
+        elif rtype == 3:
+            meta = {"boot_id": struct.unpack(">I", p[48:52])[0],
+                    "system_update_id": struct.unpack(">I", p[52:56])[0]}
+        off = end + 4
+    return {"version": version, "boot_id": meta.get("boot_id"), "torn_bytes": torn,
+            "mappings": [m for m in recs.values() if not m["intent"]],
+            "intents": [m for m in recs.values() if m["intent"]]}
+
+
 def cmd_statefile(a):
     """Check iwfd's state file: it parses, holds the --expect'ed mappings; --mark FILE records
     its modification time, --newer-than FILE requires it to have been rewritten since."""
@@ -511,16 +555,20 @@ def cmd_statefile(a):
         if st.st_mtime_ns <= before:
             fail(f"{a.path} was not rewritten (mtime {st.st_mtime_ns} <= {before})")
         out(f"rewritten: mtime {before} -> {st.st_mtime_ns}")
-    with open(a.path) as f:
-        doc = json.load(f)
+    doc = read_state_file(a.path)
     have = {(m["protocol"], m["external_port"]): (m["internal_client"], m["internal_port"])
             for m in doc.get("mappings", [])}
     out(f"state file: version {doc.get('version')}, boot_id {doc.get('boot_id')}, "
-        f"{len(have)} mappings: {fmt(have)}, {len(doc.get('intents', []))} intents")
+        f"{len(have)} mappings: {fmt(have)}, {len(doc.get('intents', []))} intents"
+        + (f", {doc['torn_bytes']} bytes of torn tail" if doc.get("torn_bytes") else ""))
     for e in a.expect or []:
         proto, eport, client, iport = e.split(":")
         if have.get((proto, int(eport))) != (client, int(iport)):
             fail(f"state file lacks {e}")
+    for e in a.absent or []:
+        proto, eport = e.split(":")
+        if (proto, int(eport)) in have:
+            fail(f"state file still holds {e}")
     if a.intents is not None and len(doc.get("intents", [])) != a.intents:
         fail(f"{len(doc.get('intents', []))} intents in the state file, expected {a.intents}")
     out("VERDICT PASS: state file as expected")
@@ -584,6 +632,7 @@ def main():
     p = sub.add_parser("statefile")
     p.add_argument("--path", required=True)
     p.add_argument("--expect", action="append", help="PROTO:EPORT:CLIENT:IPORT")
+    p.add_argument("--absent", action="append", help="PROTO:EPORT that must not be there")
     p.add_argument("--intents", type=int)
     p.add_argument("--mark")
     p.add_argument("--newer-than")

@@ -3,14 +3,18 @@
 
   statedir.py --pid PID --dir DIR tmpfs [--size 16k]   a small tmpfs over DIR (current files
                                                        copied in), seen only by iwfd
-  statedir.py --pid PID --dir DIR ro | rw              remount that tmpfs read-only / read-write
+  statedir.py --pid PID --dir DIR ro | rw              cover DIR with a read-only copy of it / take
+                                                       the cover away again
   statedir.py --pid PID --dir DIR fill | unfill        fill it to ENOSPC with a filler file /
                                                        remove the filler
 
 `ip netns exec` gives every command its own mount namespace, so a mount made by a scenario
 step would not be seen by iwfd: this enters iwfd's (nsenter -t PID -m) instead.  Files inside
 are reached through /proc/PID/root/DIR.  Root ignores permission bits, so "read-only" has to be
-a read-only mount, and "full" a file system that is full (a tiny tmpfs).
+a read-only mount, and "full" a file system that is full (a tiny tmpfs).  iwfd keeps its
+journal open for writing, and Linux refuses to remount a file system read-only while a file
+on it is open for writing ("mount point is busy"), so "ro" mounts a read-only copy of the
+directory over it (what iwfd then finds at the path is read-only) and "rw" unmounts it.
 """
 import argparse
 import errno
@@ -47,9 +51,22 @@ def main():
             with open(os.path.join(inside, name), "wb") as f:
                 f.write(data)
         print(f"tmpfs of {a.size} on {a.dir} in iwfd's mount namespace; copied {sorted(saved)}")
-    elif a.what in ("ro", "rw"):
-        nsenter(a.pid, "mount", "-o", f"remount,{a.what}", a.dir)
-        print(f"{a.dir} remounted {a.what}")
+    elif a.what == "ro":
+        saved = {}
+        for name in os.listdir(inside):
+            p = os.path.join(inside, name)
+            if os.path.isfile(p):
+                with open(p, "rb") as f:
+                    saved[name] = f.read()
+        nsenter(a.pid, "mount", "-t", "tmpfs", "-o", f"size={a.size},mode=0755", "iwfd-state-ro", a.dir)
+        for name, data in saved.items():
+            with open(os.path.join(inside, name), "wb") as f:
+                f.write(data)
+        nsenter(a.pid, "mount", "-o", "remount,ro", a.dir)
+        print(f"{a.dir} covered by a read-only copy of {sorted(saved)}")
+    elif a.what == "rw":
+        nsenter(a.pid, "umount", "-l", a.dir)  # iwfd may hold the covered directory open
+        print(f"{a.dir}: read-only cover removed")
     elif a.what == "fill":
         n = 0
         try:
