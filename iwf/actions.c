@@ -95,8 +95,10 @@ static void refresh(struct iwf_core *c, struct life *l, struct upnp_call *call, 
 	m.flags = (uint8_t)(pm->enabled ? m.flags | STATE_F_ENABLED : m.flags & ~STATE_F_ENABLED);
 	if (rec_update(c, &m))
 		lease_arm(c, life_rec(c, l));
-	if (l->flow)
+	if (l->flow) {
 		pcp_flow_set_lifetime(c->pcp, l->flow, life_pcp_lifetime(c, life_rec(c, l)));
+		pcp_flow_set_end(c->pcp, l->flow, life_rec(c, l)->lease_end_ms);
+	}
 	if (l->phase == LIFE_PENDING)
 		sync_replay_one(c, l);
 	answer_durable(c, call, 0, life_rec(c, l)->external_port);

@@ -379,6 +379,8 @@ bool life_start_flow(struct iwf_core *c, struct life *l, bool prefer_failure, ui
 	if (l->flow)
 		pcp_flow_abandon(c->pcp, l->flow);
 	l->flow = pcp_flow_map(c->pcp, &p, l, core_now(c));
+	if (l->flow)
+		pcp_flow_set_end(c->pcp, l->flow, m->lease_end_ms); /* renewals never outlast the lease */
 	l->started = l->flow != NULL;
 	return l->flow != NULL;
 }

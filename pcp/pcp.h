@@ -385,6 +385,9 @@ struct pcp_flow *pcp_flow_map(struct pcp_client *c, const struct pcp_map_params 
 /* Change the lifetime requested at the next renewal (e.g. capped by a UPnP lease).
  * 0 is ignored (a delete is pcp_flow_delete). */
 void pcp_flow_set_lifetime(struct pcp_client *c, struct pcp_flow *f, uint32_t lifetime);
+/* The mapping is not wanted past end_ms (monotonic ms; 0 = no end, the default): every
+ * later request asks for at most the seconds left until then (e.g. a UPnP lease end). */
+void pcp_flow_set_end(struct pcp_client *c, struct pcp_flow *f, uint64_t end_ms);
 /* Re-send MAP now with the same nonce (e.g. after the caller learnt of lost state). */
 void pcp_flow_refresh(struct pcp_client *c, struct pcp_flow *f, uint64_t now);
 /* Delete: MAP with lifetime 0 and the flow's nonce, retransmitted until answered or

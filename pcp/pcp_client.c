@@ -60,6 +60,7 @@ struct pcp_flow {
 	uint64_t giveup_at; /* MRC / MRD exhausted */
 	uint64_t first_send, last_send;         /* §8.1.1 retransmission sequence */
 	uint64_t granted_at, expire_at;         /* the grant */
+	uint64_t end_ms;        /* not wanted past this (pcp_flow_set_end); 0 = no end */
 	void *user;
 	struct pcp_flow *hnext; /* nonce hash chain; the list of dead flows once dead */
 
@@ -587,13 +588,19 @@ static bool addr_no_preference(const struct in6_addr *a)
 	return addr_is_zero(a) || memcmp(a->s6_addr, v4any, 16) == 0;
 }
 
-static void flow_request(const struct pcp_client *c, const struct pcp_flow *f, struct pcp_msg *m)
+static void flow_request(const struct pcp_client *c, const struct pcp_flow *f, struct pcp_msg *m, uint64_t now)
 {
 	memset(m, 0, sizeof *m);
 	m->version = PCP_VERSION;
 	m->opcode = PCP_OPCODE_MAP;
 	bool del = f->state == FLOW_DELETING;
 	m->lifetime = del ? 0 : f->req_lifetime; /* §15: delete = lifetime 0, same nonce */
+	if (!del && f->end_ms) {
+		/* Never ask for longer than the mapping is wanted (at least 1 s: 0 deletes). */
+		uint64_t left = f->end_ms > now ? (f->end_ms - now + 999) / 1000 : 1;
+		if (left < m->lifetime)
+			m->lifetime = (uint32_t)left;
+	}
 	m->client_addr = c->source;              /* §7.1, §8.1: the source we send from */
 	memcpy(m->nonce, f->nonce, PCP_NONCE_LEN);
 	m->protocol = f->protocol;
@@ -786,6 +793,13 @@ void pcp_flow_set_lifetime(struct pcp_client *c, struct pcp_flow *f, uint32_t li
 		f->req_lifetime = lifetime;
 }
 
+void pcp_flow_set_end(struct pcp_client *c, struct pcp_flow *f, uint64_t end_ms)
+{
+	(void)c;
+	if (f && !f->dead)
+		f->end_ms = end_ms;
+}
+
 void pcp_flow_refresh(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 {
 	if (!c || !f || f->dead || f->state == FLOW_DELETING)
@@ -976,7 +990,7 @@ static size_t flow_send(struct pcp_client *c, struct pcp_flow *f, uint8_t *buf, 
 	}
 	if (c->has_server) {
 		struct pcp_msg m;
-		flow_request(c, f, &m);
+		flow_request(c, f, &m, now);
 		if (pcp_msg_encode(&m, buf, cap, &len) != PCP_OK)
 			len = 0;
 	}

@@ -599,6 +599,17 @@ static void test_renewal_success_and_moved(void)
 	e.now = pcp_client_next_deadline(e.c);
 	CHECK(out(&e, &m));
 	CHECK_EQ(m.lifetime, 50);
+	/* pcp_flow_set_end caps every later request at the seconds left until the end */
+	pcp_flow_set_end(e.c, f, e.now + 20500);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 50, 8080, "203.0.113.5"), PCP_OK);
+	e.now = pcp_client_next_deadline(e.c);
+	uint64_t end = e.now; /* whatever the renewal time, it asks at most what is left */
+	CHECK(out(&e, &m));
+	CHECK(m.lifetime >= 1 && (uint64_t)m.lifetime * 1000 <= 20500 + 999);
+	pcp_flow_set_end(e.c, f, end - 1); /* already past: 1 s, never 0 (a delete) */
+	pcp_flow_refresh(e.c, f, e.now);
+	CHECK(out(&e, &m));
+	CHECK_EQ(m.lifetime, 1);
 	env_free(&e);
 }
 
