@@ -24,6 +24,7 @@ void iwf_config_init(struct iwf_config *cfg)
 	cfg->replay_rate = 20;
 	cfg->listen_announce = true;
 	snprintf(cfg->nat_mode, sizeof(cfg->nat_mode), "none");
+	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", IWF_DEFAULT_STATE_FILE);
 	cfg->nat_port_min = 1024;
 	cfg->nat_port_max = 65535;
 }

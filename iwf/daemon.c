@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct iwf {
@@ -166,6 +167,19 @@ static void open_state(struct iwf *w)
 	char detail[512];
 	struct state_open_report rep;
 	enum state_err e = state_table_open(w->table, w->cfg.state_file, &rep, detail, sizeof(detail));
+	if (e == STATE_ERR_IO && errno == ENOENT) {
+		/* The state directory does not exist yet (first start, tmpfs /var): make it. */
+		char dir[sizeof(w->cfg.state_file)];
+		snprintf(dir, sizeof(dir), "%s", w->cfg.state_file);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (mkdir(dir, 0700) == 0) {
+				iwf_log(w->log, IWF_LOG_INFO, "created the state directory %s", dir);
+				e = state_table_open(w->table, w->cfg.state_file, &rep, detail, sizeof(detail));
+			}
+		}
+	}
 	if (e == STATE_ERR_FORMAT || e == STATE_ERR_VERSION) {
 		char moved[600] = "";
 		if (state_quarantine(w->cfg.state_file, env_wall(w), moved, sizeof(moved)) == STATE_OK)

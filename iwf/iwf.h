@@ -23,6 +23,9 @@ struct event_base;
 #define IWF_MAX_LAN_IFS 8
 #define IWF_MAX_PCP_SERVERS 4
 #define IWF_MAX_RULES 32
+/* Where the mapping table is kept unless told otherwise (seed 004 §5.4: SHOULD be stored
+ * permanently; without it every reboot orphans the carrier's mappings). */
+#define IWF_DEFAULT_STATE_FILE "/var/lib/iwfd/state"
 
 enum iwf_err {
 	IWF_OK = 0,
@@ -57,7 +60,7 @@ struct iwf_config {
 	char pcp_servers[IWF_MAX_PCP_SERVERS][80]; /* "ADDR", "ADDR:PORT", "[V6]:PORT" */
 	size_t n_pcp_servers;        /* 0 = the IPv4 default router (RFC 6887 §8.1) */
 	char pcp_servers_file[256];  /* DHCP hand-over file (RFC 7291 options), "" = none */
-	char state_file[256];     /* "" = no persistence */
+	char state_file[256];     /* default IWF_DEFAULT_STATE_FILE; "" = no persistence */
 	int igd_version;          /* 1 or 2 */
 	bool ppp;                 /* WANPPPConnection:1 instead of WANIPConnection */
 	bool foreground;

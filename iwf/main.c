@@ -40,6 +40,9 @@ static void usage(FILE *out)
 		"  --pcp-servers-file FILE   PCP servers handed over by the DHCP client (RFC 7291),\n"
 		"                         one per line, watched while running; wins when not empty\n"
 		"  --state FILE           where the mapping table is kept across restarts\n"
+		"                         (default " IWF_DEFAULT_STATE_FILE ")\n"
+		"  --no-state             keep the table in memory only (a restart orphans the\n"
+		"                         carrier's mappings until they expire)\n"
 		"  --igd 1|2              device version: IGD:1 (default) or IGD:2\n"
 		"  --foreground           stay in the foreground and log to stderr\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
@@ -55,7 +58,7 @@ static void usage(FILE *out)
 
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
        OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF,
-       OPT_PCP_SERVERS_FILE };
+       OPT_PCP_SERVERS_FILE, OPT_NO_STATE };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -64,6 +67,7 @@ static const struct option long_opts[] = {
 	{"http-port", required_argument, NULL, OPT_HTTP_PORT},
 	{"pcp-server", required_argument, NULL, OPT_PCP_SERVER},
 	{"state", required_argument, NULL, OPT_STATE},
+	{"no-state", no_argument, NULL, OPT_NO_STATE},
 	{"igd", required_argument, NULL, OPT_IGD},
 	{"foreground", no_argument, NULL, OPT_FOREGROUND},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -141,6 +145,9 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 			break;
 		case OPT_STATE:
 			c->state = optarg;
+			break;
+		case OPT_NO_STATE:
+			c->state = "";
 			break;
 		case OPT_IGD:
 			if (strcmp(optarg, "1") && strcmp(optarg, "2")) {

@@ -229,8 +229,7 @@ class Iwfd:
             with open(cfg_path, "w", encoding="utf-8") as fh:
                 json.dump(self.config, fh)
             args += ["--config", cfg_path]
-        if self.state:
-            args += ["--state", self.state]
+        args += ["--state", self.state] if self.state else ["--no-state"]
         args += self.extra_args
         self.logfile = open(self.log_path(), "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.logfile,
