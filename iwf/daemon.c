@@ -5,6 +5,7 @@
  */
 #include "core.h"
 
+#include "netwatch.h"
 #include "pcp_event.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@ struct iwf {
 	struct iwf_core *core;
 	struct pcp_io *io;
 	struct upnp_server *upnp;
+	struct iwf_netwatch *netwatch;
 	struct event *ev_run, *ev_timer;
 	char root_url[128];
 };
@@ -150,6 +152,17 @@ static void pcp_server_cb(void *arg, const struct pcp_server *server, enum pcp_i
 	pcp_addr_format(&server->addr, text, sizeof(text));
 	iwf_log(w->log, IWF_LOG_INFO, "PCP server %s port %u (%s)", text, server->port,
 		pcp_io_server_reason_name(why));
+}
+
+/* An address or route of the router changed (renumbering of the WAN, a new B4 prefix): the
+ * PCP socket is reopened; if our source address changed, every mapping is re-sent at once
+ * from the new one with its own nonce (pcp_io_reconnect -> pcp_client_refresh_all). */
+static void on_net_changed(void *arg)
+{
+	struct iwf *w = arg;
+	int rc = pcp_io_reconnect(w->io);
+	if (rc != 0 && rc != ENOENT)
+		iwf_log(w->log, IWF_LOG_WARN, "network changed; PCP socket not reopened: %s", strerror(rc));
 }
 
 const char *iwf_err_name(enum iwf_err err)
@@ -283,6 +296,11 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		}
 	}
 
+	int nwerr;
+	w->netwatch = iwf_netwatch_new(base, on_net_changed, w, &nwerr);
+	if (!w->netwatch)
+		iwf_log(w->log, IWF_LOG_WARN, "address changes will not be noticed (rtnetlink: %s)", strerror(nwerr));
+
 	char uuids[3][UPNP_UUID_TEXT];
 	upnp_uuid_format(meta.uuid_igd, uuids[0]);
 	upnp_uuid_format(meta.uuid_wan_device, uuids[1]);
@@ -334,6 +352,7 @@ void iwf_free(struct iwf *w)
 		return;
 	/* Order: the WAN side closes, the core answers pending calls (501) while the LAN side
 	 * still exists, then the LAN side says goodbye. */
+	iwf_netwatch_free(w->netwatch);
 	pcp_io_free(w->io); /* the adapter borrows the core's engine: it goes first */
 	w->io = NULL;
 	iwf_core_free(w->core);
