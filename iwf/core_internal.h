@@ -94,6 +94,8 @@ struct iwf_core {
 	uint64_t replay_next;    /* pacing of the replay; UINT64_MAX = nothing waits */
 	uint32_t *replay_q;      /* ids waiting for their replay (or their stored delete) */
 	size_t replay_head, replay_n, replay_cap;
+	uint64_t replay_last;    /* last paced tick (UINT64_MAX: none yet) */
+	uint64_t replay_credit;  /* requests allowed, in thousandths */
 	struct pcp_flow *probe;  /* the external-address probe (§4.1), or NULL */
 
 	/* what the control points see */

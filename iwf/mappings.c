@@ -493,6 +493,8 @@ struct iwf_core *iwf_core_new(const struct iwf_config *cfg, const struct iwf_env
 	c->deferred_tail = &c->deferred_head;
 	c->start_at = UINT64_MAX;
 	c->replay_next = UINT64_MAX;
+	c->replay_last = UINT64_MAX;
+	c->replay_credit = 1000; /* the first one at once */
 	c->status_deadline = UINT64_MAX;
 	struct pcp_client_config pc = {
 		.random = pcp_random,

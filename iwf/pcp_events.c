@@ -186,9 +186,11 @@ void pcp_event_fn(void *arg, const struct pcp_event *ev)
 	struct iwf_core *c = arg;
 	switch (ev->type) {
 	case PCP_EVENT_REACHABILITY:
-		c->reach_known = true;
 		set_connected(c, ev->reachable);
-		status_answer_waiting(c, false);
+		if (!ev->reachable) { /* silent: tell the waiting status questions so */
+			c->reach_known = true;
+			status_answer_waiting(c, false);
+		} /* reachable: the response's own event follows, with the external address */
 		return;
 	case PCP_EVENT_SERVER_LOST_STATE: {
 		/* pcp/ has scheduled a MAP with its nonce for every mapped flow (RFC 6887 §8.5). */

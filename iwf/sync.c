@@ -122,22 +122,42 @@ void sync_probe(struct iwf_core *c)
 	c->probe = pcp_flow_map(c->pcp, &p, &c->probe, core_now(c));
 }
 
+/* Paced at cfg.replay_rate per second (0 = all at once): credit accrues with the time since
+ * the last tick (in thousandths of a request), one request is due at once, and ticks come
+ * every REPLAY_TICK_MS - or every 1/rate s for rates under 10/s - so no 1 s window holds
+ * more than replay_rate requests. */
 static void replay_tick(struct iwf_core *c, uint64_t now)
 {
-	size_t budget = c->cfg.replay_rate ? (c->cfg.replay_rate * REPLAY_TICK_MS + 999) / 1000 : SIZE_MAX;
-	while (c->replay_head < c->replay_n && budget) {
+	uint32_t rate = c->cfg.replay_rate;
+	size_t budget = SIZE_MAX;
+	if (rate) {
+		if (c->replay_last != UINT64_MAX)
+			c->replay_credit += (uint64_t)rate * (now - c->replay_last);
+		c->replay_last = now;
+		uint64_t cap = (uint64_t)rate * REPLAY_TICK_MS + 1000;
+		if (c->replay_credit > cap)
+			c->replay_credit = cap;
+		budget = (size_t)(c->replay_credit / 1000);
+	}
+	size_t sent = 0;
+	while (c->replay_head < c->replay_n && sent < budget) {
 		struct life *l = life_get(c, c->replay_q[c->replay_head++]);
 		if (!l || l->flow || (l->phase != LIFE_PENDING && l->phase != LIFE_DISCARD))
 			continue;
-		budget--;
+		sent++;
 		sync_replay_one(c, l);
 	}
+	if (rate)
+		c->replay_credit -= (uint64_t)sent * 1000;
 	if (c->replay_head < c->replay_n) {
-		c->replay_next = now + REPLAY_TICK_MS;
+		uint64_t tick = rate >= 1000 / REPLAY_TICK_MS ? REPLAY_TICK_MS : 1000 / rate;
+		c->replay_next = now + tick;
 		core_wakeup(c);
 	} else {
 		c->replay_head = c->replay_n = 0;
 		c->replay_next = UINT64_MAX;
+		c->replay_last = UINT64_MAX;
+		c->replay_credit = 1000;
 	}
 }
 
