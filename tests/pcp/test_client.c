@@ -4,7 +4,7 @@
  * ANNOUNCE (§14.1.3), response validation (§8.3), errors (§7.4), delete, re-entrancy.
  */
 #include "pcp.h"
-#include "t.h"
+#include "../testutil.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -1633,7 +1633,7 @@ static void test_wakeup(void)
 static enum pcp_err feed(struct env *e, const char *hex, const struct in6_addr *from)
 {
 	uint8_t buf[PCP_MAX_PACKET + 8];
-	size_t len = t_hex(hex, buf, sizeof buf);
+	size_t len = tu_hex(hex, buf, sizeof buf);
 	return pcp_client_input(e->c, buf, len, from ? from : &e->server, e->port, e->now);
 }
 
@@ -1739,29 +1739,29 @@ static void test_unsupp_version(void)
 
 int main(void)
 {
-	T_RUN(test_map_request_fields);
-	T_RUN(test_map_success);
-	T_RUN(test_liveness);
-	T_RUN(test_retransmit_schedule);
-	T_RUN(test_lost_requests_then_success);
-	T_RUN(test_answer_deadline);
-	T_RUN(test_mrc_mrd);
-	T_RUN(test_renewal_schedule);
-	T_RUN(test_renewal_success_and_moved);
-	T_RUN(test_errors);
-	T_RUN(test_validation_drops);
-	T_RUN(test_epoch_rule);
-	T_RUN(test_epoch_on_map_response);
-	T_RUN(test_announce);
-	T_RUN(test_announce_link_local);
-	T_RUN(test_delete);
-	T_RUN(test_delete_no_deadline);
-	T_RUN(test_server_switch);
-	T_RUN(test_no_server);
-	T_RUN(test_reentrancy);
-	T_RUN(test_wakeup);
-	T_RUN(test_unsupp_version);
-	T_RUN(test_burst);
-	T_RUN(test_model_random);
-	return t_failures != 0;
+	TU_RUN(test_map_request_fields);
+	TU_RUN(test_map_success);
+	TU_RUN(test_liveness);
+	TU_RUN(test_retransmit_schedule);
+	TU_RUN(test_lost_requests_then_success);
+	TU_RUN(test_answer_deadline);
+	TU_RUN(test_mrc_mrd);
+	TU_RUN(test_renewal_schedule);
+	TU_RUN(test_renewal_success_and_moved);
+	TU_RUN(test_errors);
+	TU_RUN(test_validation_drops);
+	TU_RUN(test_epoch_rule);
+	TU_RUN(test_epoch_on_map_response);
+	TU_RUN(test_announce);
+	TU_RUN(test_announce_link_local);
+	TU_RUN(test_delete);
+	TU_RUN(test_delete_no_deadline);
+	TU_RUN(test_server_switch);
+	TU_RUN(test_no_server);
+	TU_RUN(test_reentrancy);
+	TU_RUN(test_wakeup);
+	TU_RUN(test_unsupp_version);
+	TU_RUN(test_burst);
+	TU_RUN(test_model_random);
+	return tu_finish(__FILE__);
 }

@@ -4,7 +4,7 @@
  * malformed case with the exact reason it is refused.
  */
 #include "pcp.h"
-#include "t.h"
+#include "../testutil.h"
 
 #include <arpa/inet.h>
 
@@ -34,11 +34,11 @@ static bool addr_eq(const struct in6_addr *a, const char *text)
 static enum pcp_err vec(const char *hex, enum pcp_err want, struct pcp_msg *m, bool exact)
 {
 	uint8_t in[2048], out[PCP_MAX_PACKET];
-	size_t n = t_hex(hex, in, sizeof in);
+	size_t n = tu_hex(hex, in, sizeof in);
 	enum pcp_err err = pcp_msg_decode(in, n, m);
 	if (err != want) {
 		fprintf(stderr, "  vector %.40s...: got %s, want %s\n", hex, pcp_err_name(err), pcp_err_name(want));
-		t_failures++;
+		tu_failures++;
 		return err;
 	}
 	if (err == PCP_OK) {
@@ -337,7 +337,7 @@ static void test_addr_and_names(void)
 static bool unsupp(const char *hex, int want_version)
 {
 	uint8_t buf[PCP_MAX_PACKET + 8];
-	size_t len = t_hex(hex, buf, sizeof buf);
+	size_t len = tu_hex(hex, buf, sizeof buf);
 	uint8_t v = 0xee;
 	bool yes = pcp_msg_is_unsupp_version(buf, len, &v);
 	if (yes)
@@ -354,17 +354,17 @@ static void test_unsupp_version(void)
 	/* version 1 header: R, MAP, result 1, Lifetime 1800, Epoch 0x1234 */
 	const char *v1 = "01 81 00 01  00000708  00001234  000000000000000000000000";
 	CHECK(unsupp(v1, 1));
-	CHECK_EQ(pcp_msg_decode(buf, t_hex(v1, buf, sizeof buf), &m), PCP_ERR_VERSION);
+	CHECK_EQ(pcp_msg_decode(buf, tu_hex(v1, buf, sizeof buf), &m), PCP_ERR_VERSION);
 	/* a version-3 server echoing a whole MAP */
 	CHECK(unsupp("03 81 00 01  00000000 00000005 000000000000000000000000 " MAP_RESP_DATA, 3));
 	/* version 2, just the header: too short for a MAP to decode */
 	const char *v2 = "02 81 00 01  00000000  00000005  000000000000000000000000";
 	CHECK(unsupp(v2, 2));
-	CHECK_EQ(pcp_msg_decode(buf, t_hex(v2, buf, sizeof buf), &m), PCP_ERR_SHORT);
+	CHECK_EQ(pcp_msg_decode(buf, tu_hex(v2, buf, sizeof buf), &m), PCP_ERR_SHORT);
 	/* NAT-PMP (RFC 6886 §3.5): 8 bytes, a 16-bit result; OP 0, 128 or 128 + 1 */
 	const char *pmp = "00 81 0001  0000abcd";
 	CHECK(unsupp(pmp, 0));
-	CHECK_EQ(pcp_msg_decode(buf, t_hex(pmp, buf, sizeof buf), &m), PCP_ERR_SHORT);
+	CHECK_EQ(pcp_msg_decode(buf, tu_hex(pmp, buf, sizeof buf), &m), PCP_ERR_SHORT);
 	CHECK(unsupp("00 00 0001  0000abcd", 0));
 	CHECK(unsupp("00 80 0001  0000abcd", 0));
 	CHECK(unsupp("00 81 0001  0000abcd 00000000", 0));
@@ -393,18 +393,18 @@ static void test_unsupp_version(void)
 
 int main(void)
 {
-	T_RUN(test_map_request);
-	T_RUN(test_map_request_bare);
-	T_RUN(test_map_response);
-	T_RUN(test_map_error_response);
-	T_RUN(test_filter);
-	T_RUN(test_peer);
-	T_RUN(test_announce);
-	T_RUN(test_unknown_optional_skipped);
-	T_RUN(test_description_long_truncated);
-	T_RUN(test_malformed);
-	T_RUN(test_encode_errors);
-	T_RUN(test_addr_and_names);
-	T_RUN(test_unsupp_version);
-	return t_failures != 0;
+	TU_RUN(test_map_request);
+	TU_RUN(test_map_request_bare);
+	TU_RUN(test_map_response);
+	TU_RUN(test_map_error_response);
+	TU_RUN(test_filter);
+	TU_RUN(test_peer);
+	TU_RUN(test_announce);
+	TU_RUN(test_unknown_optional_skipped);
+	TU_RUN(test_description_long_truncated);
+	TU_RUN(test_malformed);
+	TU_RUN(test_encode_errors);
+	TU_RUN(test_addr_and_names);
+	TU_RUN(test_unsupp_version);
+	return tu_finish(__FILE__);
 }

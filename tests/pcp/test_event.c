@@ -9,7 +9,7 @@
  */
 #include "pcp.h"
 #include "pcp_event.h"
-#include "t.h"
+#include "../testutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -952,15 +952,15 @@ static void test_burst_send_refused(void)
 
 int main(void)
 {
-	T_RUN(test_parse_server);
-	T_RUN(test_loopback);
-	T_RUN(test_retransmit_over_udp);
-	T_RUN(test_new_errors);
-	T_RUN(test_default_router);
-	T_RUN(test_failover);
-	T_RUN(test_default_router_mode);
-	T_RUN(test_servers_file);
-	T_RUN(test_burst);
-	T_RUN(test_burst_send_refused);
-	return t_failures != 0;
+	TU_RUN(test_parse_server);
+	TU_RUN(test_loopback);
+	TU_RUN(test_retransmit_over_udp);
+	TU_RUN(test_new_errors);
+	TU_RUN(test_default_router);
+	TU_RUN(test_failover);
+	TU_RUN(test_default_router_mode);
+	TU_RUN(test_servers_file);
+	TU_RUN(test_burst);
+	TU_RUN(test_burst_send_refused);
+	return tu_finish(__FILE__);
 }

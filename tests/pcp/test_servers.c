@@ -3,7 +3,7 @@
  * entry) and pcp_servers_parse (the DHCP hand-over file, docs/pcp.md).
  */
 #include "pcp.h"
-#include "t.h"
+#include "../testutil.h"
 
 struct vec {
 	const char *text;
@@ -173,7 +173,7 @@ static void test_file(void)
 
 int main(void)
 {
-	T_RUN(test_vectors);
-	T_RUN(test_file);
-	return t_failures != 0;
+	TU_RUN(test_vectors);
+	TU_RUN(test_file);
+	return tu_finish(__FILE__);
 }

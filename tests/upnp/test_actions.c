@@ -1,7 +1,7 @@
 /* test_actions.c - invariants of the dispatch table, the state variable table and the
  * error table of upnp/ (the tables are the spec; this keeps them consistent). */
 #include "content.h"
-#include "t.h"
+#include "../testutil.h"
 
 #include <string.h>
 
@@ -163,5 +163,5 @@ int main(void)
 	CHECK(strcmp(upnp_error_description_or(899), "Vendor Error") == 0);
 	CHECK(strcmp(upnp_err_name(UPNP_OK), "ok") == 0);
 	CHECK(strcmp(upnp_err_name((enum upnp_err)99), "unknown error") == 0);
-	return t_done("test_actions");
+	return tu_finish("test_actions");
 }

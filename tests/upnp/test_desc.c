@@ -2,7 +2,7 @@
  * device tree and service list of IGD:1 / IGD:2 (with WANIPConnection or WANPPPConnection),
  * URLs, UDNs, escaping, and SCPD action lists equal to the dispatch table. */
 #include "content.h"
-#include "t.h"
+#include "../testutil.h"
 #include "xmltree.h"
 
 #include <stdio.h>
@@ -207,5 +207,5 @@ int main(void)
 	upnp_buf_add(&b, "");
 	CHECK(b.failed);
 	upnp_buf_free(&b);
-	return t_done("test_desc");
+	return tu_finish("test_desc");
 }

@@ -2,7 +2,7 @@
  * NULL-safety of the public functions. (Requests are exercised end to end by
  * test_clients.py.) */
 #include "upnp.h"
-#include "t.h"
+#include "../testutil.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -106,5 +106,5 @@ int main(void)
 	CHECK(strcmp(upnp_server_root_url(NULL), "") == 0);
 	CHECK(upnp_server_http_port(NULL) == 0);
 	event_base_free(base);
-	return t_done("test_server");
+	return tu_finish("test_server");
 }

@@ -3,7 +3,7 @@
  * argument typing, the syntax-level UPnP errors, and the formatting of responses, faults
  * and the PortListing document (escaping of & < > " '). */
 #include "content.h"
-#include "t.h"
+#include "../testutil.h"
 #include "xmltree.h"
 
 #include <stdio.h>
@@ -424,5 +424,5 @@ int main(void)
 	test_clients();
 	test_types();
 	test_output();
-	return t_done("test_soap");
+	return tu_finish("test_soap");
 }

@@ -3,7 +3,7 @@
  * response/fault must be formatted. With gcc this is also the replay driver of the fuzz
  * corpus (fuzz_soap.c's inputs use the same format). */
 #include "soap_case.h"
-#include "t.h"
+#include "../testutil.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -94,5 +94,5 @@ int main(int argc, char **argv)
 	}
 	printf("%d files\n", files);
 	CHECK(files >= 200);
-	return t_done("test_soap_corpus");
+	return tu_finish("test_soap_corpus");
 }
