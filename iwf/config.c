@@ -59,10 +59,13 @@ static bool get_uint(json_t *v, json_int_t max, uint32_t *out)
 
 bool iwf_log_level_parse(const char *s, enum iwf_log_level *out)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
-	for (int i = 0; i < 4; i++) {
-		if (strcmp(s, names[i]) == 0) {
-			*out = (enum iwf_log_level)i;
+	static const struct {
+		const char *name;
+		enum iwf_log_level level;
+	} names[] = {{"error", IWF_LOG_ERROR}, {"warn", IWF_LOG_WARN}, {"info", IWF_LOG_INFO}, {"debug", IWF_LOG_DEBUG}};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(s, names[i].name) == 0) {
+			*out = names[i].level;
 			return true;
 		}
 	}

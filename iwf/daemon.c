@@ -3,6 +3,7 @@
  * wake-up from libevent; the PCP adapter (pcp_event.h) owns the PCP sockets; upnp/ owns SSDP
  * and HTTP; state/ the journal. The public daemon API of iwf.h (iwf_new / iwf_free).
  */
+#include <syslog.h>
 #include "core.h"
 
 #include "netwatch.h"
@@ -130,9 +131,9 @@ static void upnp_action_cb(void *arg, struct upnp_call *call, enum upnp_action a
 
 static const struct upnp_ops iwf_upnp_ops = {.action = upnp_action_cb};
 
-static void upnp_log_cb(void *arg, enum upnp_log_level level, const char *fmt, va_list ap)
+static void upnp_log_cb(void *arg, int level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
-static void upnp_log_cb(void *arg, enum upnp_log_level level, const char *fmt, va_list ap)
+static void upnp_log_cb(void *arg, int level, const char *fmt, va_list ap)
 {
 	struct iwf *w = arg;
 	iwf_vlog(w->log, (enum iwf_log_level)level, fmt, ap);

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <syslog.h>
 
 #include "upnp.h"
 
@@ -37,7 +38,9 @@ enum iwf_err {
 };
 const char *iwf_err_name(enum iwf_err err);
 
-enum iwf_log_level { IWF_LOG_ERROR = 0, IWF_LOG_WARN, IWF_LOG_INFO, IWF_LOG_DEBUG };
+/* THE log-level vocabulary of every module: syslog priorities (<syslog.h>). pcp/ and upnp/
+ * take an int priority in their log callbacks (LOG_ERR .. LOG_DEBUG); iwf/ names them. */
+enum iwf_log_level { IWF_LOG_ERROR = LOG_ERR, IWF_LOG_WARN = LOG_WARNING, IWF_LOG_INFO = LOG_INFO, IWF_LOG_DEBUG = LOG_DEBUG };
 
 /* A permission rule as a router administrator writes it (seed 004 §7, miniupnpd-like):
  * allow or deny mapping external ports ext_lo..ext_hi to clients in client/prefix with

@@ -7,15 +7,17 @@
 #include <syslog.h>
 #include <time.h>
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
-static const int syslog_levels[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+static const char *level_name(enum iwf_log_level level)
+{
+	return level <= IWF_LOG_ERROR ? "error" : level <= IWF_LOG_WARN ? "warn" : level <= IWF_LOG_INFO ? "info" : "debug";
+}
 
 void iwf_vlog(const struct iwf_logger *lg, enum iwf_log_level level, const char *fmt, va_list ap)
 {
 	if (!lg || level > lg->level)
 		return;
 	if (lg->syslog) {
-		vsyslog(syslog_levels[level], fmt, ap);
+		vsyslog((int)level, fmt, ap);
 		return;
 	}
 	struct timespec ts;
@@ -25,7 +27,7 @@ void iwf_vlog(const struct iwf_logger *lg, enum iwf_log_level level, const char 
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
 	flockfile(stderr);
-	fprintf(stderr, "%s.%03ld iwfd %s: ", stamp, ts.tv_nsec / 1000000, level_names[level]);
+	fprintf(stderr, "%s.%03ld iwfd %s: ", stamp, ts.tv_nsec / 1000000, level_name(level));
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	funlockfile(stderr);

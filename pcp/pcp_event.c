@@ -12,6 +12,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -308,7 +309,7 @@ static enum io_sent io_send(struct pcp_io *io, const uint8_t *buf, size_t len)
 			return IO_NOBUFS;
 		if (errno == ECONNREFUSED && !refused++)
 			continue;
-		io_log(io, 3, "pcp: send: %s (the engine retransmits)", strerror(errno));
+		io_log(io, LOG_DEBUG, "pcp: send: %s (the engine retransmits)", strerror(errno));
 		return IO_DROPPED;
 	}
 }
@@ -413,7 +414,7 @@ static void io_read(struct pcp_io *io, int fd, bool server, const char *what)
 		ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&ss, &sl);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				io_log(io, 3, "pcp: recv on %s socket: %s", what, strerror(errno));
+				io_log(io, LOG_DEBUG, "pcp: recv on %s socket: %s", what, strerror(errno));
 			break;
 		}
 		struct in6_addr from;
@@ -426,7 +427,7 @@ static void io_read(struct pcp_io *io, int fd, bool server, const char *what)
 		enum pcp_err err = pcp_client_input(io->client, buf, len, &from, port, pcp_io_now());
 		if (err != PCP_OK) {
 			char a[INET6_ADDRSTRLEN];
-			io_log(io, 3, "pcp: dropped %zd-byte datagram from %s port %u on %s socket: %s", n,
+			io_log(io, LOG_DEBUG, "pcp: dropped %zd-byte datagram from %s port %u on %s socket: %s", n,
 			       pcp_addr_format(&from, a, sizeof a), port, what, pcp_err_name(err));
 		}
 		if (server && fd != io->fd)
@@ -487,7 +488,7 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0) {
-		io_log(io, 1, "pcp: ANNOUNCE socket: %s", strerror(errno));
+		io_log(io, LOG_WARNING, "pcp: ANNOUNCE socket: %s", strerror(errno));
 		return -1;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -503,7 +504,7 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 		rc = bind(fd, (struct sockaddr *)&sin6, sizeof sin6);
 	}
 	if (rc < 0) {
-		io_log(io, 1, "pcp: cannot bind UDP port %u for ANNOUNCE (%s): %s", port,
+		io_log(io, LOG_WARNING, "pcp: cannot bind UDP port %u for ANNOUNCE (%s): %s", port,
 		       family == AF_INET ? "IPv4" : "IPv6", strerror(errno));
 		close(fd);
 		return -1;
@@ -515,7 +516,7 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 		mr.imr_multiaddr.s_addr = htonl(0xe0000001); /* 224.0.0.1 */
 		mr.imr_interface.s_addr = htonl(INADDR_ANY);
 		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
-			io_log(io, 2, "pcp: join 224.0.0.1: %s", strerror(errno));
+			io_log(io, LOG_INFO, "pcp: join 224.0.0.1: %s", strerror(errno));
 	} else {
 		struct ipv6_mreq mr6;
 		memset(&mr6, 0, sizeof mr6);
@@ -523,7 +524,7 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 		mr6.ipv6mr_multiaddr.s6_addr[1] = 0x02;
 		mr6.ipv6mr_multiaddr.s6_addr[15] = 0x01; /* ff02::1 */
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr6, sizeof mr6) < 0)
-			io_log(io, 2, "pcp: join ff02::1: %s", strerror(errno));
+			io_log(io, LOG_INFO, "pcp: join ff02::1: %s", strerror(errno));
 	}
 	return fd;
 }
@@ -571,7 +572,7 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 	char a[INET6_ADDRSTRLEN];
 	if (fd < 0) {
 		int e = errno;
-		io_log(io, 0, "pcp: cannot reach server %s port %u: %s", pcp_addr_format(addr, a, sizeof a), port,
+		io_log(io, LOG_ERR, "pcp: cannot reach server %s port %u: %s", pcp_addr_format(addr, a, sizeof a), port,
 		       strerror(e));
 		return e ? e : EIO;
 	}
@@ -604,7 +605,7 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 	io->server_port = port;
 	io->source = src;
 	char s[INET6_ADDRSTRLEN];
-	io_log(io, 2, "pcp: server %s port %u (%s), client address %s", pcp_addr_format(addr, a, sizeof a), port,
+	io_log(io, LOG_INFO, "pcp: server %s port %u (%s), client address %s", pcp_addr_format(addr, a, sizeof a), port,
 	       pcp_io_server_reason_name(why), pcp_addr_format(&src, s, sizeof s));
 	pcp_client_set_source(io->client, &src); /* §8.1: the address we really send from */
 	if (same_server && new_source)
@@ -641,7 +642,7 @@ static int io_check_router(struct pcp_io *io)
 {
 	struct in6_addr gw;
 	if (!pcp_io_default_router(io->route_file, &gw)) {
-		io_log(io, 3, "pcp: no server configured and no IPv4 default router");
+		io_log(io, LOG_DEBUG, "pcp: no server configured and no IPv4 default router");
 		return ENOENT;
 	}
 	if (io->has_server && memcmp(&io->server, &gw, sizeof gw) == 0 && io->server_port == PCP_SERVER_PORT)
@@ -735,7 +736,7 @@ static void io_failover(struct pcp_io *io, uint64_t now)
 	uint64_t since = pcp_client_unanswered_since(io->client);
 	io->failover_seen = since;
 	char a[INET6_ADDRSTRLEN];
-	io_log(io, 1, "pcp: server %s port %u has not answered for %llu ms",
+	io_log(io, LOG_WARNING, "pcp: server %s port %u has not answered for %llu ms",
 	       pcp_addr_format(&io->server, a, sizeof a), io->server_port, (unsigned long long)(now - since));
 	if (io->source_kind == SRC_ROUTER) {
 		(void)io_check_router(io);
@@ -751,7 +752,7 @@ static void io_failover(struct pcp_io *io, uint64_t now)
 	if (next == io->round_start && io->rounds < 16)
 		io->rounds++;
 	if (io_try_from(io, l, n, next, PCP_IO_SERVER_FAILOVER) != 0)
-		io_log(io, 0, "pcp: no server of the list can be reached");
+		io_log(io, LOG_ERR, "pcp: no server of the list can be reached");
 }
 
 /* Parse server strings into out[]; EINVAL on any bad one or more than PCP_MAX_SERVERS. */
@@ -836,7 +837,7 @@ static void on_bad_line(void *arg, unsigned line, enum pcp_err why)
 {
 	struct bad_line_ctx *b = arg;
 	b->bad++;
-	io_log(b->io, 1, "pcp: %s line %u: %s, line ignored", b->path, line, pcp_err_name(why));
+	io_log(b->io, LOG_WARNING, "pcp: %s line %u: %s, line ignored", b->path, line, pcp_err_name(why));
 }
 
 static bool same_identity(const struct stat *a, const struct stat *b)
@@ -852,7 +853,7 @@ static void io_watch_check(struct pcp_io *io)
 	struct stat st;
 	if (stat(io->watch_path, &st) < 0) {
 		if (errno != ENOENT) {
-			io_log(io, 3, "pcp: %s: %s", io->watch_path, strerror(errno));
+			io_log(io, LOG_DEBUG, "pcp: %s: %s", io->watch_path, strerror(errno));
 			return; /* keep what we have */
 		}
 		if (io->watch_known && !io->watch_exists)
@@ -860,7 +861,7 @@ static void io_watch_check(struct pcp_io *io)
 		io->watch_known = true;
 		io->watch_exists = false;
 		if (io->n_file) {
-			io_log(io, 2, "pcp: %s is gone: back to the %s", io->watch_path,
+			io_log(io, LOG_INFO, "pcp: %s is gone: back to the %s", io->watch_path,
 			       io->n_config ? "configured servers" : "default router");
 			io->n_file = 0;
 			(void)io_apply(io, PCP_IO_SERVER_CONFIGURED);
@@ -872,7 +873,7 @@ static void io_watch_check(struct pcp_io *io)
 	io->watch_known = io->watch_exists = true;
 	io->watch_st = st;
 	if (!S_ISREG(st.st_mode) || st.st_size > PCP_IO_SERVERS_FILE_MAX) {
-		io_log(io, 1, "pcp: %s: not a regular file of at most %d bytes, ignored", io->watch_path,
+		io_log(io, LOG_WARNING, "pcp: %s: not a regular file of at most %d bytes, ignored", io->watch_path,
 		       PCP_IO_SERVERS_FILE_MAX);
 		return;
 	}
@@ -880,7 +881,7 @@ static void io_watch_check(struct pcp_io *io)
 	size_t len = 0;
 	int fd = open(io->watch_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		io_log(io, 1, "pcp: %s: %s", io->watch_path, strerror(errno));
+		io_log(io, LOG_WARNING, "pcp: %s: %s", io->watch_path, strerror(errno));
 		io->watch_known = false;
 		return;
 	}
@@ -894,7 +895,7 @@ static void io_watch_check(struct pcp_io *io)
 		if (len == sizeof text) {
 			char extra;
 			if (read(fd, &extra, 1) > 0) {
-				io_log(io, 1, "pcp: %s grew beyond %d bytes, ignored", io->watch_path,
+				io_log(io, LOG_WARNING, "pcp: %s grew beyond %d bytes, ignored", io->watch_path,
 				       PCP_IO_SERVERS_FILE_MAX);
 				close(fd);
 				return;
@@ -907,13 +908,13 @@ static void io_watch_check(struct pcp_io *io)
 	struct bad_line_ctx b = { io, io->watch_path, 0 };
 	size_t n = pcp_servers_parse(text, len, list, PCP_MAX_SERVERS, on_bad_line, &b);
 	if (n == 0 && b.bad) {
-		io_log(io, 1, "pcp: %s holds no usable server: keeping the current one", io->watch_path);
+		io_log(io, LOG_WARNING, "pcp: %s holds no usable server: keeping the current one", io->watch_path);
 		return;
 	}
 	if (n == 0) { /* nothing but blanks and comments: DHCP offered no PCP server */
 		if (io->n_file) {
 			io->n_file = 0;
-			io_log(io, 2, "pcp: %s is empty: back to the %s", io->watch_path,
+			io_log(io, LOG_INFO, "pcp: %s is empty: back to the %s", io->watch_path,
 			       io->n_config ? "configured servers" : "default router");
 			(void)io_apply(io, PCP_IO_SERVER_CONFIGURED);
 		}
@@ -927,9 +928,9 @@ static void io_watch_check(struct pcp_io *io)
 		return;
 	memcpy(io->file_list, list, sizeof list);
 	io->n_file = n;
-	io_log(io, 2, "pcp: %s: %zu server%s", io->watch_path, n, n == 1 ? "" : "s");
+	io_log(io, LOG_INFO, "pcp: %s: %zu server%s", io->watch_path, n, n == 1 ? "" : "s");
 	if (io_apply(io, PCP_IO_SERVER_FILE) != 0)
-		io_log(io, 0, "pcp: none of the servers in %s can be reached", io->watch_path);
+		io_log(io, LOG_ERR, "pcp: none of the servers in %s can be reached", io->watch_path);
 }
 
 static void on_watch(evutil_socket_t fd, short what, void *arg)

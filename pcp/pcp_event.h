@@ -71,7 +71,7 @@ struct pcp_io_config {
 	 * works) to receive ANNOUNCE. Failure to bind or join is logged, not fatal. */
 	bool listen_announce;
 	uint16_t announce_port; /* 0 = PCP_CLIENT_PORT (5350); tests use another */
-	/* level: 0 error, 1 warn, 2 info, 3 debug. NULL = silent. */
+	/* level: a syslog priority, LOG_ERR .. LOG_DEBUG (<syslog.h>). NULL = silent. */
 	void (*log)(void *arg, int level, const char *fmt, va_list ap);
 	void *log_arg;
 	/* RFC 7488 failover: when the server in use has left a request unanswered for this

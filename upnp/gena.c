@@ -8,6 +8,7 @@
  * failed deliveries. At most one NOTIFY per subscriber is in flight; changes that happen
  * meanwhile are collected and sent next, so SEQ order is also delivery order.
  */
+#include <syslog.h>
 #include "upnp_internal.h"
 
 #include <errno.h>
@@ -140,7 +141,7 @@ static void expire_cb(evutil_socket_t fd, short what, void *arg)
 	for (; s != NULL; s = next) {
 		next = s->next;
 		if (s->expires_ms <= now) {
-			upnp_log(&g->cfg.logger, UPNP_LOG_DEBUG, "gena: %s expired", s->sid);
+			upnp_log(&g->cfg.logger, LOG_DEBUG, "gena: %s expired", s->sid);
 			sub_drop(g, s);
 		}
 	}
@@ -182,7 +183,7 @@ static void notify_done(void *arg, int status)
 	if (status >= 200 && status < 300) {
 		sub->failures = 0;
 	} else if (++sub->failures >= GENA_MAX_FAILURES) {
-		upnp_log(&g->cfg.logger, UPNP_LOG_INFO,
+		upnp_log(&g->cfg.logger, LOG_INFO,
 			 "gena: dropping %s after %u failed deliveries", sub->sid, sub->failures);
 		sub_drop(g, sub);
 		return;
@@ -396,7 +397,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		char ip[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
-		upnp_log(&g->cfg.logger, UPNP_LOG_WARN,
+		upnp_log(&g->cfg.logger, LOG_WARNING,
 			 "gena: refusing callback to %s: not the subscriber", ip);
 		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
 		return;
@@ -415,7 +416,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 			if (!q->gone && q->cb_addr.sin_addr.s_addr == addr.sin_addr.s_addr)
 				mine++;
 		if (mine >= per_host) {
-			upnp_log(&g->cfg.logger, UPNP_LOG_WARN,
+			upnp_log(&g->cfg.logger, LOG_WARNING,
 				 "gena: one host holds %zu subscriptions: refused", mine);
 			http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
 			return;

@@ -17,6 +17,7 @@
  * code running on the stack ever sees a freed connection. An orphaned exchange is freed
  * by http_exchange_respond(), which the handler must call exactly once anyway.
  */
+#include <syslog.h>
 #include "upnp_internal.h"
 
 #include <errno.h>
@@ -751,7 +752,7 @@ static void conn_parse(struct http_conn *c)
 			int status = parse_error_status(c, e, v.iov_base, v.iov_len);
 
 			evbuffer_drain(c->in, evbuffer_get_length(c->in));
-			upnp_log(&s->cfg.logger, UPNP_LOG_DEBUG, "http: bad request (%s): %d",
+			upnp_log(&s->cfg.logger, LOG_DEBUG, "http: bad request (%s): %d",
 				 http_errno_name(e), status);
 			c->in_parse = false;
 			conn_reply_error(c, status);
@@ -816,7 +817,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_timer_arm(c, c->srv->cfg.idle_timeout_ms);
 		return;
 	}
-	upnp_log(&c->srv->cfg.logger, UPNP_LOG_DEBUG, "http: idle timeout, closing");
+	upnp_log(&c->srv->cfg.logger, LOG_DEBUG, "http: idle timeout, closing");
 	conn_close(c);
 }
 
@@ -865,13 +866,13 @@ static int conn_add(struct http_server *s, evutil_socket_t fd, const struct sock
 		if (c->phase != CONN_LINGER && same_host(&c->peer, sa)) /* answered ones don't count */
 			mine++;
 	if (mine >= per_host) {
-		upnp_log(&s->cfg.logger, UPNP_LOG_WARN, "http: one client holds %zu connections: refused",
+		upnp_log(&s->cfg.logger, LOG_WARNING, "http: one client holds %zu connections: refused",
 			 mine);
 		refuse_busy(s, fd);
 		return -1;
 	}
 	if (s->n_conns >= s->cfg.max_connections) {
-		upnp_log(&s->cfg.logger, UPNP_LOG_WARN, "http: connection limit %zu reached",
+		upnp_log(&s->cfg.logger, LOG_WARNING, "http: connection limit %zu reached",
 			 s->cfg.max_connections);
 		refuse_busy(s, fd);
 		return -1;
@@ -981,7 +982,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
 					 LEV_OPT_REUSEABLE, 32, (struct sockaddr *)&sin, sizeof(sin));
 	if (s->lst == NULL) {
-		upnp_log(&s->cfg.logger, UPNP_LOG_ERROR, "http: cannot listen on port %u: %s",
+		upnp_log(&s->cfg.logger, LOG_ERR, "http: cannot listen on port %u: %s",
 			 (unsigned)cfg->port, strerror(errno));
 		goto fail;
 	}

@@ -11,7 +11,7 @@
 
 #include <event2/util.h>
 
-void upnp_log(const struct upnp_logger *lg, enum upnp_log_level level, const char *fmt, ...)
+void upnp_log(const struct upnp_logger *lg, int level, const char *fmt, ...)
 {
 	va_list ap;
 

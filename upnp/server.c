@@ -10,6 +10,7 @@
  * server (call->srv = NULL, call->x = NULL) without freeing them: the application's later
  * upnp_call_reply()/upnp_call_error() on them only frees them.
  */
+#include <syslog.h>
 #include "content.h"
 #include "upnp_internal.h"
 
@@ -116,7 +117,7 @@ void upnp_call_reply(struct upnp_call *call, const struct upnp_reply *reply)
 		upnp_buf_init(&b);
 		upnp_soap_response(&b, call->def, call->ns, &r);
 		if (b.failed) {
-			upnp_log(&s->logger, UPNP_LOG_ERROR, "upnp: cannot format %s response",
+			upnp_log(&s->logger, LOG_ERR, "upnp: cannot format %s response",
 				 call->def->name);
 			respond_fault(call->x, 501);
 		} else {
@@ -135,7 +136,7 @@ void upnp_call_error(struct upnp_call *call, enum upnp_error code)
 	if (call == NULL)
 		return;
 	if (call->x != NULL && call->srv != NULL) {
-		upnp_log(&call->srv->logger, UPNP_LOG_DEBUG, "upnp: %s -> error %d",
+		upnp_log(&call->srv->logger, LOG_DEBUG, "upnp: %s -> error %d",
 			 call->def->name, upnp_error_code);
 		respond_fault(call->x, upnp_error_code);
 	}
@@ -251,7 +252,7 @@ static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 	rc = upnp_soap_parse(req->body != NULL ? req->body : "", req->body_len,
 			     http_request_header(req, "SOAPACTION"), fl, &sr);
 	if (rc != 0) {
-		upnp_log(&s->logger, UPNP_LOG_DEBUG, "upnp: rejected %s on %s: %d",
+		upnp_log(&s->logger, LOG_DEBUG, "upnp: rejected %s on %s: %d",
 			 sr.def ? sr.def->name : "request", req->path, rc);
 		respond_fault(x, rc);
 		return;
@@ -277,7 +278,7 @@ static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 	if (s->calls != NULL)
 		s->calls->prev = c;
 	s->calls = c;
-	upnp_log(&s->logger, UPNP_LOG_DEBUG, "upnp: %s", sr.def->name);
+	upnp_log(&s->logger, LOG_DEBUG, "upnp: %s", sr.def->name);
 	s->ops->action(s->ops_arg, c, sr.def->action, &sr.args,
 		       (const struct sockaddr *)&req->peer);
 	/* c may be freed here */
@@ -594,7 +595,7 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 			goto fail;
 		}
 	}
-	upnp_log(&s->logger, UPNP_LOG_INFO, "upnp: IGD:%d%s at %s", s->igd_version,
+	upnp_log(&s->logger, LOG_INFO, "upnp: IGD:%d%s at %s", s->igd_version,
 		 cfg->ppp ? " (WANPPPConnection)" : "", s->root_url);
 	if (err != NULL)
 		*err = UPNP_OK;

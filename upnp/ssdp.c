@@ -14,6 +14,7 @@
  * "uuid:X::NT" names the USN explicitly, a bare "uuid:X" is its own USN, and any other NT
  * is announced with USN root_uuid::NT.
  */
+#include <syslog.h>
 #include "upnp_internal.h"
 
 #include <errno.h>
@@ -342,7 +343,7 @@ static void send_on(struct ssdp *s, const struct ssdp_iface *ifc, struct in_addr
 		setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr));
 	}
 	if (sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		upnp_log(&s->logger, UPNP_LOG_DEBUG, "ssdp: send on %s: %s", ifc->name,
+		upnp_log(&s->logger, LOG_DEBUG, "ssdp: send on %s: %s", ifc->name,
 			 strerror(errno));
 }
 
@@ -512,14 +513,14 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		return;
 	}
 	if (!on_subnet(&s->ifaces[ii], from->sin_addr) || from->sin_port == 0) {
-		upnp_log(&s->logger, UPNP_LOG_DEBUG, "ssdp: ignoring %s: not on %s's subnet", ip,
+		upnp_log(&s->logger, LOG_DEBUG, "ssdp: ignoring %s: not on %s's subnet", ip,
 			 s->ifaces[ii].name);
 		return;
 	}
 	if (len < 9 || strncasecmp(buf, "M-SEARCH ", 9) != 0)
 		return; /* NOTIFYs of other devices, responses: not for us */
 	if (msearch_parse(buf, len, &m, NULL, 0) != 0) {
-		upnp_log(&s->logger, UPNP_LOG_DEBUG, "ssdp: malformed M-SEARCH from %s", ip);
+		upnp_log(&s->logger, LOG_DEBUG, "ssdp: malformed M-SEARCH from %s", ip);
 		return;
 	}
 	if (multicast) {
@@ -546,7 +547,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		    : bucket_take(&s->global, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n))) {
 		if (now - s->last_limit_log_ms >= 1000) { /* the log must not flood either */
 			s->last_limit_log_ms = now;
-			upnp_log(&s->logger, UPNP_LOG_INFO, "ssdp: rate limit, not answering %s", ip);
+			upnp_log(&s->logger, LOG_INFO, "ssdp: rate limit, not answering %s", ip);
 		}
 		return;
 	}
@@ -826,7 +827,7 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 	for (size_t i = 0; i < cfg->n_ifnames; i++) {
 		e = iface_lookup(&s->ifaces[i], cfg->ifnames[i]);
 		if (e != UPNP_OK) {
-			upnp_log(&s->logger, UPNP_LOG_ERROR,
+			upnp_log(&s->logger, LOG_ERR,
 				 "ssdp: LAN interface %s not found or without IPv4 address",
 				 cfg->ifnames[i]);
 			goto fail;
@@ -860,7 +861,7 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 		mr.imr_ifindex = (int)s->ifaces[i].index;
 		if (setsockopt(s->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0 &&
 		    errno != EADDRINUSE) {
-			upnp_log(&s->logger, UPNP_LOG_ERROR, "ssdp: join %s on %s: %s", SSDP_GROUP,
+			upnp_log(&s->logger, LOG_ERR, "ssdp: join %s on %s: %s", SSDP_GROUP,
 				 s->ifaces[i].name, strerror(errno));
 			goto fail;
 		}
@@ -877,7 +878,7 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 		*err = UPNP_OK;
 	return s;
 sockfail:
-	upnp_log(&s->logger, UPNP_LOG_ERROR, "ssdp: socket on port %u: %s", (unsigned)s->port,
+	upnp_log(&s->logger, LOG_ERR, "ssdp: socket on port %u: %s", (unsigned)s->port,
 		 strerror(errno));
 fail:
 	if (s->ev_read) {

@@ -206,7 +206,6 @@ struct upnp_state {
 	const char *possible_connection_types; /* "IP_Routed" */
 };
 
-enum upnp_log_level { UPNP_LOG_ERROR, UPNP_LOG_WARN, UPNP_LOG_INFO, UPNP_LOG_DEBUG };
 
 struct upnp_config {
 	int igd_version;             /* 1 (default) or 2 */
@@ -225,7 +224,8 @@ struct upnp_config {
 	size_t max_connections, max_header_bytes, max_body_bytes, max_subscriptions;
 	uint32_t idle_timeout_ms;
 	const struct upnp_ops *ops; void *ops_arg;
-	void (*log)(void *arg, enum upnp_log_level level, const char *fmt, va_list ap);
+	/* priority: a syslog priority, LOG_ERR .. LOG_DEBUG (<syslog.h>) */
+	void (*log)(void *arg, int priority, const char *fmt, va_list ap);
 	void *log_arg;
 };
 

@@ -23,10 +23,10 @@ struct event_base;
 
 /* Logging helper used inside upnp/: forwards to cfg->log if set. */
 struct upnp_logger {
-	void (*log)(void *arg, enum upnp_log_level level, const char *fmt, va_list ap);
+	void (*log)(void *arg, int level, const char *fmt, va_list ap);
 	void *arg;
 };
-void upnp_log(const struct upnp_logger *lg, enum upnp_log_level level, const char *fmt, ...)
+void upnp_log(const struct upnp_logger *lg, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ http.c */

@@ -12,6 +12,7 @@
  * "hold-forever" is held until exit: completed only after upnp_server_free(), which must be
  * safe (lifecycle tests).
  */
+#include <syslog.h>
 #include "upnp.h"
 
 #include <event2/event.h>
@@ -316,10 +317,10 @@ static void on_action(void *arg, struct upnp_call *call, enum upnp_action action
 }
 
 __attribute__((format(printf, 3, 0)))
-static void on_log(void *arg, enum upnp_log_level level, const char *fmt, va_list ap)
+static void on_log(void *arg, int level, const char *fmt, va_list ap)
 {
 	(void)arg;
-	if (level > UPNP_LOG_INFO && getenv("UPNP_ECHO_DEBUG") == NULL)
+	if (level > LOG_INFO && getenv("UPNP_ECHO_DEBUG") == NULL)
 		return;
 	fprintf(stderr, "upnp_echo: ");
 	vfprintf(stderr, fmt, ap);

@@ -43,7 +43,7 @@ static struct gena *gena;
 static struct event_base *base;
 
 __attribute__((format(printf, 3, 0)))
-static void log_cb(void *arg, enum upnp_log_level level, const char *fmt, va_list ap)
+static void log_cb(void *arg, int level, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "harness[%d]: ", (int)level);
 	vfprintf(stderr, fmt, ap);
