@@ -22,6 +22,7 @@ void iwf_config_init(struct iwf_config *cfg)
 	cfg->answer_deadline_ms = 4000;
 	cfg->pcp_service_wait_s = 5;
 	cfg->replay_rate = 20;
+	cfg->announce_spread_s = 5;
 	cfg->listen_announce = true;
 	snprintf(cfg->nat_mode, sizeof(cfg->nat_mode), "none");
 	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", IWF_DEFAULT_STATE_FILE);
@@ -270,6 +271,8 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 					cfg->pcp_service_wait_s = u;
 				else if (strcmp(k2, "replay_rate") == 0 && get_uint(v2, 100000, &u))
 					cfg->replay_rate = u;
+				else if (strcmp(k2, "announce_spread_s") == 0 && get_uint(v2, 3600, &u) && u >= 1)
+					cfg->announce_spread_s = u;
 				else if (strcmp(k2, "listen_announce") == 0 && json_is_boolean(v2))
 					cfg->listen_announce = json_is_true(v2);
 				else {

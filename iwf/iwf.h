@@ -74,7 +74,8 @@ struct iwf_config {
 	uint32_t pcp_lifetime;       /* lifetime requested in MAP when the lease is longer, s */
 	uint32_t answer_deadline_ms; /* a UPnP call waits at most this long for PCP */
 	uint32_t pcp_service_wait_s; /* seed 004 §5.10 PCP_SERVICE_WAIT */
-	uint32_t replay_rate;        /* replayed MAP requests per second after start/lost state */
+	uint32_t replay_rate;        /* replayed MAP requests per second after start */
+	uint32_t announce_spread_s;  /* re-send window after a server's ANNOUNCE (RFC 6887 §14.1.3: 5) */
 	bool listen_announce;        /* receive ANNOUNCE on UDP 5350 */
 
 	/* Cascaded NAT (seed 004 §5.6) */

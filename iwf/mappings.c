@@ -497,6 +497,7 @@ struct iwf_core *iwf_core_new(const struct iwf_config *cfg, const struct iwf_env
 	c->replay_credit = 1000; /* the first one at once */
 	c->status_deadline = UINT64_MAX;
 	struct pcp_client_config pc = {
+		.announce_spread_ms = cfg->announce_spread_s * 1000,
 		.random = pcp_random,
 		.random_arg = c,
 		.on_event = pcp_event_fn,

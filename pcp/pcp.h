@@ -39,6 +39,7 @@
 #define PCP_MRT_MS 1024000   /* RFC 6887 §8.1.1 */
 #define PCP_DELETE_DEADLINE_MS 10000 /* pcp_flow_delete() default when deadline_ms is 0 */
 #define PCP_DELETE_NO_DEADLINE UINT32_MAX /* pcp_flow_delete(): retransmit until answered */
+#define PCP_ANNOUNCE_SPREAD_MS 5000 /* RFC 6887 §14.1.3: re-send within 0..5 s of an ANNOUNCE */
 #define PCP_UNSUPP_VERSION_RETRY_MS 1800000 /* re-send 30 min after UNSUPP_VERSION (§9, docs/pcp.md) */
 
 /* ---------------------------------------------------------------- constants */
@@ -307,6 +308,10 @@ struct pcp_client_config {
 	uint32_t mrt_ms;  /* max retransmission time, default 1024000 */
 	uint32_t mrc;     /* max retransmission count, 0 = unlimited */
 	uint32_t mrd_ms;  /* max retransmission duration, 0 = unlimited */
+	/* After an ANNOUNCE (server restart) every mapping is re-sent at a random time within
+	 * this window; 0 = PCP_ANNOUNCE_SPREAD_MS (RFC 6887 §14.1.3). An operator of a large
+	 * fleet widens it so a restarted server is not flooded (bench/fleet.md). */
+	uint32_t announce_spread_ms;
 	/* Source of randomness for nonces and RAND jitter; NULL = getrandom(). Tests
 	 * pass a deterministic one. Must fill buf[0..len). */
 	void (*random)(void *arg, void *buf, size_t len);

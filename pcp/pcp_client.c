@@ -47,7 +47,6 @@ static const char *const flow_state_names[FLOW_STATE_COUNT] = {
 
 #define NEVER UINT64_MAX
 #define RENEW_MIN_GAP_MS 4000     /* RFC 6887 §11.2.1: renewals at least 4 s apart */
-#define ANNOUNCE_SPREAD_MS 5000   /* RFC 6887 §14.1.3: re-send within 0..5 s */
 #define HASH_MIN_BUCKETS 16
 
 /* Field order: 8-byte, then 16-byte addresses, then 4-, 2- and 1-byte fields, so that
@@ -650,6 +649,8 @@ struct pcp_client *pcp_client_new(const struct pcp_client_config *cfg)
 		c->cfg.irt_ms = PCP_IRT_MS;
 	if (!c->cfg.mrt_ms)
 		c->cfg.mrt_ms = PCP_MRT_MS;
+	if (!c->cfg.announce_spread_ms)
+		c->cfg.announce_spread_ms = PCP_ANNOUNCE_SPREAD_MS;
 	if (!c->cfg.random) {
 		c->cfg.random = random_default;
 		c->cfg.random_arg = NULL;
@@ -1237,10 +1238,10 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 		 * server's answers to the re-sends go through every check as usual. */
 		if (m.opcode == PCP_OPCODE_ANNOUNCE && c->has_server && !pcp_addr_is_v4(&c->server) &&
 		    IN6_IS_ADDR_LINKLOCAL(from) && from_port == c->server_port &&
-		    (c->foreign_announce_at == NEVER || now >= c->foreign_announce_at + ANNOUNCE_SPREAD_MS)) {
+		    (c->foreign_announce_at == NEVER || now >= c->foreign_announce_at + PCP_ANNOUNCE_SPREAD_MS)) {
 			c->foreign_announce_at = now;
 			client_enter(c);
-			lost_state(c, NULL, ANNOUNCE_SPREAD_MS, now);
+			lost_state(c, NULL, c->cfg.announce_spread_ms, now);
 			client_leave(c);
 			return PCP_OK;
 		}
@@ -1262,7 +1263,7 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 	bool valid = epoch_valid(c, m.epoch, now); /* §8.5, on every response */
 	reach_set(c, true);
 	if (!valid)
-		lost_state(c, f, m.opcode == PCP_OPCODE_ANNOUNCE ? ANNOUNCE_SPREAD_MS : 0, now);
+		lost_state(c, f, m.opcode == PCP_OPCODE_ANNOUNCE ? c->cfg.announce_spread_ms : 0, now);
 	/* a callback above may have deleted, abandoned or refreshed f */
 	if (f && !f->dead && f->awaiting)
 		flow_answer(c, f, &m, now);

@@ -896,6 +896,23 @@ static void test_announce(void)
 	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 4);
 	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 1);
 	env_free(&e);
+
+	/* an operator's wider window (announce_spread_ms, bench/fleet.md): the re-send lands in
+	 * it, not in the first 5 s */
+	struct pcp_client_config wide = { .announce_spread_ms = 60000 };
+	env_init(&e, R_MID, &wide);
+	mapped(&e, 8080, 3600, &ra);
+	e.now += 11000;
+	t0 = e.now;
+	e.epoch = (uint32_t)(3 - t0 / 1000);
+	CHECK_EQ(announce(&e, server_epoch(&e), NULL, 0), PCP_OK);
+	CHECK_EQ(pcp_client_next_deadline(e.c), t0 + 30000); /* mid-point of 0..60 s */
+	e.now = t0 + 5000;
+	CHECK(!out(&e, &m));
+	e.now = t0 + 30000;
+	CHECK(out(&e, &m));
+	CHECK(!memcmp(m.nonce, ra.nonce, PCP_NONCE_LEN));
+	env_free(&e);
 }
 
 /* §14.1.3 over IPv6: a restarted AFTR multicasts ANNOUNCE from its link-local address. */
