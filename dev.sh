@@ -31,6 +31,19 @@ build() {
   ninja -C "$dir" >"$dir.ninja.log" 2>&1 || { cat "$dir.ninja.log"; echo "0 passed, 1 failed"; exit 1; }
 }
 
+# run_tests DIR LABEL [meson test options]: the whole log goes to DIR/test-output.txt, meson's
+# own logs to DIR/meson-logs/testlog[-SETUP].{txt,json}; printed
+# here are meson's closing block and the time taken (tests/summary.py then prints the tails of
+# the failed tests' logs, the slowest tests and the summary line).
+run_tests() {
+  local dir=$1 label=$2 t0=$SECONDS; shift 2
+  rm -f "$dir"/meson-logs/testlog*.json    # never count an earlier run's results
+  meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@" \
+    >"$dir/test-output.txt" 2>&1 || rc=1
+  echo "== $label: meson test -C $dir $* (--num-processes $jobs): $((SECONDS - t0)) s"
+  awk '/^(Summary of Failures:|Ok: )/ { p = 1 } p && NF' "$dir/test-output.txt"
+}
+
 case "${1:-}" in
 demo)
   install_deps
@@ -41,19 +54,20 @@ test)
   install_deps
   werror=()
   [ -n "${CI:-}" ] && werror=(-Dwerror=true)
+  # Most tests (e2e scenarios in namespaces, simulator scripts) wait on timers and the network,
+  # so more processes than cores; every test that is not parallel-safe says is_parallel : false.
+  jobs=${IWFD_TEST_JOBS:-6}
   rc=0
-  # 1. The release-like build (gcc), every suite.
   build build "${werror[@]}"
-  meson test -C build --print-errorlogs --num-processes 2 >build/test-output.txt 2>&1 || rc=$?
-  tail -n 25 build/test-output.txt
-  # 2. The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang), which
-  #    also builds and runs the libFuzzer targets for a bounded time (suite "fuzz").
   CC=clang build build-asan -Db_sanitize=address,undefined -Db_lundef=false "${werror[@]}"
-  UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
-    meson test -C build-asan --print-errorlogs --num-processes 2 >build-asan/test-output.txt 2>&1 || rc=$?
-  tail -n 25 build-asan/test-output.txt
+  # 1. The release-like build (gcc): every suite, valgrind_e2e included.
+  run_tests build gcc
+  # 2. clang AddressSanitizer + UndefinedBehaviorSanitizer, test setup 'asan' (tests/meson.build):
+  #    unit tests, libFuzzer targets for a bounded time (suite 'fuzz'), simulator scripts and
+  #    the e2e-core scenarios; what runs where and why: tests/README.md.
+  run_tests build-asan asan --setup asan
   /usr/bin/python3 tests/summary.py gcc=build/meson-logs/testlog.json \
-    asan=build-asan/meson-logs/testlog.json || rc=1
+    asan=build-asan/meson-logs/testlog-asan.json || rc=1
   exit $rc
   ;;
 *)

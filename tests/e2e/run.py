@@ -116,7 +116,8 @@ class Runner:
                              f"(output so far: {e.stdout!r})")
         took = time.monotonic() - t0
         self.last = {"rc": rc, "output": text, "took": took}
-        self.out(f"    $ {cmd}   [{role}, rc={rc}, {took:.1f}s]")
+        bound = f" of {float(within):g}s bound" if within is not None else ""
+        self.out(f"    $ {cmd}   [{role}, rc={rc}, {took:.1f}s{bound}]")
         if self.verbose or st.get("show", False):
             self.out(indent(text, "      | "))
         exp = st.get("expect_rc", 0)

@@ -449,13 +449,46 @@ class Env:
         return out
 
 
+# ------------------------------------------------------------------ isolation
+
+CLONE_NEWNET = 0x40000000
+
+
+def private_netns():
+    """Move this process (and so everything it starts) into a network namespace of its own,
+    with only `lo` up.  Every iwfd binds UDP 5350 (PCP ANNOUNCE, SO_REUSEADDR) and SSDP 1900
+    on 127.0.0.1; two scripts sharing the root namespace would receive each other's unicast
+    ANNOUNCE (the kernel hands it to one of the sockets), race for "free" ports, and send
+    SSDP/ANNOUNCE multicast towards the host's default route.  In a namespace of their own
+    the scripts can run in parallel (meson is_parallel) and nothing leaves loopback.
+    The namespace is anonymous: it disappears with the last process in it, even after a
+    SIGKILL, so there is nothing to clean up.  Returns a note for the log, or None when the
+    scripts stay in the current namespace (not root, IWFSIM_NETNS=0, or unshare refused)."""
+    if os.environ.get("IWFSIM_NETNS", "1") == "0":
+        return "IWFSIM_NETNS=0: running in the current network namespace"
+    if os.geteuid() != 0:
+        return "not root: running in the current network namespace (not parallel-safe)"
+    if threading.active_count() != 1:   # unshare() moves only the calling thread
+        return "threads already running: staying in the current network namespace"
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        return "unshare(CLONE_NEWNET) failed (%s): running in the current namespace" \
+            % os.strerror(ctypes.get_errno())
+    ip = shutil.which("ip") or "/usr/sbin/ip"
+    subprocess.run([ip, "link", "set", "lo", "up"], check=True)
+    return None
+
+
 # ------------------------------------------------------------------ a tiny runner
 
 def main(ns):
     """Run every test_* function of module namespace `ns` (or those named in argv[2:]).
 
     argv[1] (or $IWFD) is the iwfd binary.  Exit 0 if all passed, 77 if all skipped, else 1.
+    Runs in a private network namespace when it can (private_netns()).
     """
+    note = private_netns()
+    print("network namespace: %s" % (note or "private (unshare), lo only"), flush=True)
     argv = sys.argv[1:]
     exe = os.environ.get("IWFD")
     if argv and not argv[0].startswith("test_"):

@@ -157,9 +157,16 @@ try:
                 "X-Whatever: yes\\r\\nUSER-AGENT: test\\r\\n\\r\\n")
     check(len(rs) == 1 and rs[0]["headers"].get("usn") == ROOT + "::upnp:rootdevice",
           "lower-case headers without spaces, extra headers -> reply")
-    rs = search(L, GROUP, msearch("ssdp:all", mx="3"), seconds=3.8)
-    check(len(rs) == 10 and max(r["t"] for r in rs) > 0.05,
-          "MX 3: replies spread over the delay")
+    # MX 3: all answers to one search wait one random delay in [0, 3 s); a draw under 50 ms
+    # (1 in 60) would fail a single try, so up to three searches; 5 s leaves room for load.
+    spread = []
+    for _ in range(3):
+        rs = search(L, GROUP, msearch("ssdp:all", mx="3"), seconds=5)
+        spread.append((len(rs), max((r["t"] for r in rs), default=0.0)))
+        if len(rs) == 10 and spread[-1][1] > 0.05:
+            break
+    check(any(n == 10 and t > 0.05 for n, t in spread),
+          "MX 3: replies spread over the delay (count, latest: %r)" % spread)
 
     for what, msg in (("no MX", msearch("ssdp:all", mx=None)),
                       ("MAN without quotes", msearch("ssdp:all", man="ssdp:discover")),
