@@ -69,6 +69,13 @@ for label, name, result, output in failures:
     if not output:
         continue
     lines = output.rstrip().splitlines()
+    # A sanitizer report's head (the error and its first stack frames) is what explains it;
+    # its tail is the variable list of the frame. Show the head even when it is not in the tail.
+    head = [i for i, l in enumerate(lines) if "ERROR: AddressSanitizer" in l or "runtime error:" in l
+            or "ERROR: LeakSanitizer" in l]
+    if head and head[0] < len(lines) - TAIL:
+        print(f"---- {label}: {name}: {result}: the sanitizer report's first 30 lines ----")
+        print("\n".join(lines[head[0]:head[0] + 30]))
     print(f"---- {label}: {name}: {result}: last {min(TAIL, len(lines))} of {len(lines)} lines ----")
     print("\n".join(lines[-TAIL:]))
 for label, name, result, _ in failures:
