@@ -504,9 +504,9 @@ static void test_model(void)
 	int ok = 1;
 	/* 10,000 adds of distinct keys, every one found; then random operations. */
 	for (uint32_t i = 0; i < 10000; i++) {
+		snprintf(desc, sizeof(desc), "bulk %u", i); /* before mk(), which takes its strlen */
 		struct state_mapping m = mk(i & 1 ? 17 : 6, (uint16_t)(10000 + i), (uint8_t)(1 + i % 64),
 					    (uint16_t)(1 + i % 32), desc);
-		snprintf(desc, sizeof(desc), "bulk %u", i);
 		uint32_t id = 0;
 		ok &= state_table_add(t, &m, &id) == STATE_OK && id == max_id + 1;
 		max_id = id;
