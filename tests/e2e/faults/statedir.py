@@ -31,6 +31,22 @@ def nsenter(pid, *argv):
         sys.exit(f"nsenter {' '.join(argv)}: {p.stderr.strip()}")
 
 
+def cover(a, inside, source):
+    """Mount a tmpfs of a.size over a.dir in iwfd's mount namespace, with a copy of the files
+    that were there; returns them by name."""
+    saved = {}
+    for name in os.listdir(inside):
+        p = os.path.join(inside, name)
+        if os.path.isfile(p):
+            with open(p, "rb") as f:
+                saved[name] = f.read()
+    nsenter(a.pid, "mount", "-t", "tmpfs", "-o", f"size={a.size},mode=0755", source, a.dir)
+    for name, data in saved.items():
+        with open(os.path.join(inside, name), "wb") as f:
+            f.write(data)
+    return saved
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pid", type=int, required=True)
@@ -40,28 +56,10 @@ def main():
     a = ap.parse_args()
     inside = f"/proc/{a.pid}/root{a.dir}"
     if a.what == "tmpfs":
-        saved = {}
-        for name in os.listdir(inside):
-            p = os.path.join(inside, name)
-            if os.path.isfile(p):
-                with open(p, "rb") as f:
-                    saved[name] = f.read()
-        nsenter(a.pid, "mount", "-t", "tmpfs", "-o", f"size={a.size},mode=0755", "iwfd-state-fault", a.dir)
-        for name, data in saved.items():
-            with open(os.path.join(inside, name), "wb") as f:
-                f.write(data)
+        saved = cover(a, inside, "iwfd-state-fault")
         print(f"tmpfs of {a.size} on {a.dir} in iwfd's mount namespace; copied {sorted(saved)}")
     elif a.what == "ro":
-        saved = {}
-        for name in os.listdir(inside):
-            p = os.path.join(inside, name)
-            if os.path.isfile(p):
-                with open(p, "rb") as f:
-                    saved[name] = f.read()
-        nsenter(a.pid, "mount", "-t", "tmpfs", "-o", f"size={a.size},mode=0755", "iwfd-state-ro", a.dir)
-        for name, data in saved.items():
-            with open(os.path.join(inside, name), "wb") as f:
-                f.write(data)
+        saved = cover(a, inside, "iwfd-state-ro")
         nsenter(a.pid, "mount", "-o", "remount,ro", a.dir)
         print(f"{a.dir} covered by a read-only copy of {sorted(saved)}")
     elif a.what == "rw":
