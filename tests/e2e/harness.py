@@ -568,12 +568,15 @@ class Iwfd:
         self.topo = topo
         self.exe = os.path.abspath(exe)
         self.extra = list(args)
-        self.config = None
-        if config:
-            import json
-            self.config = os.path.join(topo.workdir, "iwfd-config.json")
-            with open(self.config, "w") as f:
-                json.dump(config, f, indent=2)
+        # The scenarios are timed for a 5 s start-up wait (PCP_SERVICE_WAIT); iwfd's default is
+        # sized for a fleet (60 s, bench/fleet.md), so say it unless the scenario does.
+        config = dict(config or {})
+        config["pcp"] = dict(config.get("pcp", {}))
+        config["pcp"].setdefault("service_wait_s", 5)
+        import json
+        self.config = os.path.join(topo.workdir, "iwfd-config.json")
+        with open(self.config, "w") as f:
+            json.dump(config, f, indent=2)
         self.http_port = http_port
         self.state = os.path.join(topo.workdir, "iwfd-state.json")
         self.proc = None

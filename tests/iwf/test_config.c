@@ -28,6 +28,7 @@ static void test_defaults(void)
 	/* issue "Real homes" #12: persistence is on unless turned off */
 	CHECK(strcmp(c.state_file, IWF_DEFAULT_STATE_FILE) == 0);
 	CHECK(strcmp(c.state_file, "/var/lib/iwfd/state") == 0);
+	CHECK_EQ_INT(c.pcp_service_wait_s, 60); /* bench/fleet.md */
 	/* Nothing to run on yet: the check names what is missing. */
 	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL);
 	CHECK(strstr(d, "LAN") != NULL);
