@@ -28,12 +28,6 @@ static void from_addr(const struct sockaddr *sa, struct in6_addr *out)
 		*out = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
 }
 
-static uint32_t v4_of(const struct in6_addr *a)
-{
-	return (uint32_t)a->s6_addr[12] << 24 | (uint32_t)a->s6_addr[13] << 16 |
-	       (uint32_t)a->s6_addr[14] << 8 | a->s6_addr[15];
-}
-
 static bool committed(const struct life *l)
 {
 	return l && (l->phase == LIFE_PENDING || l->phase == LIFE_ACTIVE || l->phase == LIFE_REPLAYING);
@@ -125,7 +119,7 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 		return;
 	}
 	uint16_t want = pm->external_port;
-	if (!iwf_rules_permit(c->cfg.rules, c->cfg.n_rules, want, v4_of(&ic), pm->internal_port)) {
+	if (!rules_permit(c, want, &ic, pm->internal_port)) {
 		if (!any) {
 			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s:%u: refused by the permission rules", ftext,
 				 proto_name(proto), want, pm->internal_client, pm->internal_port);

@@ -120,6 +120,8 @@ const char *life_phase_name(enum life_phase p);
 /* Text of an address for logs and UPnP (IPv4-mapped as a dotted quad; :: as ""). */
 const char *addr_text(const struct in6_addr *a, char *buf, size_t cap);
 bool addr_is_any(const struct in6_addr *a);
+/* The administrator's permission rules (seed 004 §7) for a mapping of an IPv4-mapped client. */
+bool rules_permit(const struct iwf_core *c, uint16_t ext_port, const struct in6_addr *client, uint16_t int_port);
 
 struct life *life_get(struct iwf_core *c, uint32_t id);
 /* New life for record id in phase (no side effects besides registering it). */

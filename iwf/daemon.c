@@ -85,16 +85,6 @@ static void env_log(void *arg, enum iwf_log_level level, const char *fmt, va_lis
 	iwf_vlog(w->log, level, fmt, ap);
 }
 
-static uint64_t clock_mono(void *arg)
-{
-	return env_mono(arg);
-}
-
-static int64_t clock_wall(void *arg)
-{
-	return env_wall(arg);
-}
-
 /* ------------------------------------------------------------------ the core's timer */
 
 static void arm(struct iwf *w)
@@ -227,7 +217,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	w->base = base;
 	w->cfg = *cfg;
 	w->log = logger;
-	struct state_clock clock = {.mono_ms = clock_mono, .wall_s = clock_wall, .arg = w};
+	struct state_clock clock = {.mono_ms = env_mono, .wall_s = env_wall, .arg = w};
 	w->table = state_table_new(&clock);
 	w->ev_run = event_new(base, -1, 0, on_run, w);
 	w->ev_timer = evtimer_new(base, on_run, w);

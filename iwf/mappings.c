@@ -50,6 +50,13 @@ bool addr_is_any(const struct in6_addr *a)
 	       (IN6_IS_ADDR_V4MAPPED(a) && memcmp(&a->s6_addr[12], "\0\0\0\0", 4) == 0);
 }
 
+bool rules_permit(const struct iwf_core *c, uint16_t ext_port, const struct in6_addr *client, uint16_t int_port)
+{
+	const uint8_t *b = &client->s6_addr[12];
+	uint32_t v4 = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	return iwf_rules_permit(c->cfg.rules, c->cfg.n_rules, ext_port, v4, int_port);
+}
+
 const char *addr_text(const struct in6_addr *a, char *buf, size_t cap)
 {
 	if (addr_is_any(a)) {

@@ -29,12 +29,7 @@ static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event
 			life_to(c, l, LIFE_DISCARD, NULL, "port not as asked");
 			return;
 		}
-		if (l->any && !iwf_rules_permit(c->cfg.rules, c->cfg.n_rules, ev->external_port,
-						(uint32_t)m->internal_client.s6_addr[12] << 24 |
-							(uint32_t)m->internal_client.s6_addr[13] << 16 |
-							(uint32_t)m->internal_client.s6_addr[14] << 8 |
-							m->internal_client.s6_addr[15],
-						m->internal_port)) {
+		if (l->any && !rules_permit(c, ev->external_port, &m->internal_client, m->internal_port)) {
 			/* The permission rules judge the port the carrier chose (seed 004 §7). */
 			core_log(c, IWF_LOG_INFO, "PCP server gave port %u, which the permission rules refuse",
 				 ev->external_port);
@@ -45,8 +40,9 @@ static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event
 		upd.external_port = ev->external_port;
 		upd.external_addr = ev->external_addr;
 		upd.flags &= (uint8_t)~STATE_F_INTENT;
-		if (state_table_find(c->table, upd.protocol, upd.external_port, &upd.remote_host) &&
-		    state_table_find(c->table, upd.protocol, upd.external_port, &upd.remote_host)->id != l->id) {
+		const struct state_mapping *holder =
+			state_table_find(c->table, upd.protocol, upd.external_port, &upd.remote_host);
+		if (holder && holder->id != l->id) {
 			/* The carrier granted a port another local mapping holds: its table and ours
 			 * disagree; never show two mappings for one port. */
 			answer_error(c, call, UPNP_E_CONFLICT);
