@@ -84,6 +84,14 @@ uint64_t iwf_core_next_deadline(const struct iwf_core *c);
 /* Replace the permission rules (SIGHUP reload). */
 void iwf_core_set_rules(struct iwf_core *c, const struct iwf_rule *rules, size_t n);
 
+/* What the core holds, for operators and tests. */
+struct iwf_core_counters {
+	size_t mappings;            /* lives: every mapping the core knows, in any phase */
+	size_t lease_slots;         /* entries of the lease heap (stale ones included) */
+	uint64_t lease_compactions; /* times the lease heap was rebuilt without its stale entries */
+};
+void iwf_core_counters(const struct iwf_core *c, struct iwf_core_counters *out);
+
 /* The evented state as it is now; ext[0..cap) holds the external address text. */
 void iwf_core_state(const struct iwf_core *c, struct upnp_state *out, char *ext, size_t cap);
 

@@ -238,6 +238,11 @@ static void leases_compact(struct iwf_core *c)
 		if (lease_slot_live(c, &c->leases[i]))
 			c->leases[k++] = c->leases[i];
 	c->leases_n = k;
+	c->lease_compactions++;
+	/* next compaction when the heap has doubled again: the slots kept may still outnumber
+	 * the lives (a record armed twice with the same end), and compacting at every push
+	 * would be quadratic */
+	c->leases_compact_at = 2 * (k > c->lives_n ? k : c->lives_n) + 64;
 	for (size_t i = k / 2 + 1; i-- > 0;)
 		heap_down(c->leases, c->leases_n, i);
 }
@@ -246,7 +251,7 @@ void lease_arm(struct iwf_core *c, const struct state_mapping *m)
 {
 	if (!m->lease_end_ms)
 		return;
-	if (c->leases_n > 2 * c->lives_n + 64)
+	if (c->leases_n > c->leases_compact_at)
 		leases_compact(c);
 	if (c->leases_n == c->leases_cap) {
 		size_t ncap = c->leases_cap ? c->leases_cap * 2 : 64;
