@@ -43,7 +43,10 @@ struct life {
 	bool started;            /* a flow was started for it at least once */
 	struct pcp_flow *flow;   /* NULL when no PCP exchange runs for it */
 	struct upnp_call *call;  /* the UPnP call waiting on it, or NULL */
-	struct range_op *range;  /* the range delete it belongs to, or NULL */
+	union {
+		struct range_op *range;  /* the range delete it belongs to, or NULL */
+		struct life *next_spare; /* a freed life: the next one (mappings.c) */
+	};
 };
 
 /* A UPnP answer that waits for the journal to be durable (group commit). */
@@ -77,11 +80,15 @@ struct iwf_core {
 	/* id -> life, open addressing (linear probing, tombstones) */
 	struct life **lives;
 	size_t lives_cap, lives_used, lives_n;
+	struct life *spare_lives;        /* freed lives for reuse (mappings.c) */
+	struct life_block *life_blocks;  /* where lives come from */
 
 	/* lease ends: a min-heap with lazy deletion (a slot is stale when its record's
 	 * lease_end_ms no longer equals it) */
 	struct lease_slot *leases;
 	size_t leases_n, leases_cap;
+	size_t leases_compact_at;        /* compact the lease heap past this many slots */
+	uint64_t lease_compactions;
 
 	/* group commit */
 	struct deferred *deferred_head, **deferred_tail;

@@ -50,7 +50,7 @@ static const char *const flow_state_names[FLOW_STATE_COUNT] = {
 #define HASH_MIN_BUCKETS 16
 
 /* Field order: 8-byte, then 16-byte addresses, then 4-, 2- and 1-byte fields, so that
- * nothing is padded (docs/pcp.md: 192 bytes on LP64, was 624). */
+ * nothing is padded (docs/pcp.md: 160 bytes on LP64, was 624). */
 struct pcp_flow {
 	/* timers (absolute monotonic ms, NEVER = unarmed) */
 	uint64_t due;       /* heap key: the earliest timer that matters in this state (flow_due) */
@@ -58,16 +58,18 @@ struct pcp_flow {
 	uint64_t deadline;  /* REQUESTING: first-answer deadline; DELETING: delete deadline */
 	uint64_t giveup_at; /* MRC / MRD exhausted */
 	uint64_t first_send, last_send;         /* §8.1.1 retransmission sequence */
-	uint64_t granted_at, expire_at;         /* the grant */
+	uint64_t granted_at;    /* the grant (its end: flow_expire) */
 	uint64_t end_ms;        /* not wanted past this (pcp_flow_set_end); 0 = no end */
 	void *user;
 	struct pcp_flow *hnext; /* nonce hash chain; the list of dead flows once dead */
 
 	/* what we ask for */
 	struct in6_addr internal_addr;
-	struct in6_addr suggested_addr;
-	struct in6_addr ext_addr; /* the grant */
-	struct pcp_filter filter; /* valid when has_filter */
+	/* The external address and port: suggested by the caller until the first grant, then
+	 * the grant, which every later request suggests (§11.2.1); no_addr_pref: suggest no
+	 * address (another server: its addresses differ). */
+	struct in6_addr ext_addr;
+	struct pcp_filter *filter; /* the FILTER option (§13.3), allocated; NULL = none */
 
 	uint32_t heap_idx;     /* position in c->heap (live flows only) */
 	uint32_t req_lifetime;
@@ -75,27 +77,54 @@ struct pcp_flow {
 	uint32_t tx_count;
 	uint32_t rt_ms;        /* current RT (§8.1.1), at most UINT32_MAX */
 	uint16_t internal_port;
-	uint16_t suggested_port;
 	uint16_t ext_port;
 	uint8_t nonce[PCP_NONCE_LEN];
 	uint8_t protocol;
 	uint8_t state;         /* enum flow_state */
 	uint8_t renew_k;       /* §11.2.1 attempt, 1..41 */
 	bool dead : 1;
-	bool prefer_failure : 1, third_party : 1, has_filter : 1;
+	bool prefer_failure : 1, third_party : 1, no_addr_pref : 1;
 	bool awaiting : 1;     /* a request is outstanding */
 	bool reported : 1;     /* the timeout of this sequence was already reported */
 	bool ever_mapped : 1;
 	bool unsupp : 1;       /* an UNSUPP_VERSION answer is to be delivered (input_unsupp) */
 };
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct pcp_flow) == 160, "a flow is 160 bytes on LP64 (docs/pcp.md)");
+#endif
 
 enum reach { REACH_UNKNOWN, REACH_YES, REACH_NO };
+
+/*
+ * Flows come from blocks of FLOW_BLOCK and are recycled through a free list: malloc would
+ * add 16 bytes to each 160-byte flow, a tenth of what a mapping costs (docs/performance.md).
+ * Under AddressSanitizer each flow is its own allocation, so that a use after free is
+ * still caught.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define FLOW_SLAB 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FLOW_SLAB 0
+#endif
+#endif
+#ifndef FLOW_SLAB
+#define FLOW_SLAB 1
+#endif
+#define FLOW_BLOCK 64
+
+struct flow_block {
+	struct flow_block *next;
+	struct pcp_flow flows[FLOW_BLOCK];
+};
 
 struct pcp_client {
 	struct pcp_client_config cfg;
 	unsigned depth;
 	unsigned bulk;             /* > 0: flow_rearm defers heap order to bulk_end */
 	struct pcp_flow *dead;     /* killed flows, freed when the outermost call returns */
+	struct pcp_flow *spare;    /* freed flows for reuse, chained by hnext (FLOW_SLAB) */
+	struct flow_block *blocks; /* where flows come from (FLOW_SLAB) */
 	uint64_t told;             /* wakeup armed against this deadline (0: disarmed) */
 
 	/* every live flow, a binary min-heap on flow->due */
@@ -187,8 +216,15 @@ static uint64_t jitter(struct pcp_client *c, uint64_t v)
 
 /* ---------------------------------------------------------------- timer heap */
 
+/* When the last grant ends (NEVER before the first). */
+static uint64_t flow_expire(const struct pcp_flow *f)
+{
+	return f->ever_mapped ? f->granted_at + (uint64_t)f->lifetime * 1000 : NEVER;
+}
+
 /* When the flow needs pcp_client_output next: its next send and the timers flow_timers()
  * acts on in its state (the others are unarmed or irrelevant there). */
+
 static uint64_t flow_due(const struct pcp_flow *f)
 {
 	uint64_t t = f->next_send;
@@ -203,12 +239,12 @@ static uint64_t flow_due(const struct pcp_flow *f)
 	case FLOW_REMAPPING:
 		if (f->giveup_at < t)
 			t = f->giveup_at;
-		if (!f->reported && f->expire_at < t)
-			t = f->expire_at;
+		if (!f->reported && flow_expire(f) < t)
+			t = flow_expire(f);
 		break;
 	case FLOW_MAPPED:
-		if (f->expire_at < t)
-			t = f->expire_at;
+		if (flow_expire(f) < t)
+			t = flow_expire(f);
 		break;
 	default:
 		break;
@@ -263,7 +299,7 @@ static void heap_build(struct pcp_client *c)
 static bool heap_insert(struct pcp_client *c, struct pcp_flow *f)
 {
 	if (c->heap_n == c->heap_cap) {
-		size_t cap = c->heap_cap ? 2 * c->heap_cap : 16;
+		size_t cap = c->heap_cap ? c->heap_cap + c->heap_cap / 2 : 16; /* grow by half */
 		if (cap > UINT32_MAX)
 			return false;
 		struct pcp_flow **h = realloc(c->heap, cap * sizeof *h);
@@ -294,7 +330,7 @@ static void heap_remove(struct pcp_client *c, struct pcp_flow *f)
 }
 
 /* The one place a flow's position follows its timers: call after changing any of
- * next_send, deadline, giveup_at, expire_at, reported or state. */
+ * next_send, deadline, giveup_at, granted_at, lifetime, reported or state. */
 static void flow_rearm(struct pcp_client *c, struct pcp_flow *f)
 {
 	if (f->dead)
@@ -382,7 +418,7 @@ static void hash_insert(struct pcp_client *c, struct pcp_flow *f)
 	size_t k = nonce_hash(f->nonce, c->n_buckets);
 	f->hnext = c->buckets[k];
 	c->buckets[k] = f;
-	if (c->heap_n > c->n_buckets) /* load factor 1 (heap_n counts this flow) */
+	if (c->heap_n > 2 * c->n_buckets) /* load factor 2 (heap_n counts this flow) */
 		hash_resize(c, 2 * c->n_buckets);
 }
 
@@ -394,7 +430,7 @@ static void hash_remove(struct pcp_client *c, struct pcp_flow *f)
 	if (*pp)
 		*pp = f->hnext;
 	f->hnext = NULL;
-	if (c->n_buckets > HASH_MIN_BUCKETS && c->heap_n < c->n_buckets / 8)
+	if (c->n_buckets > HASH_MIN_BUCKETS && c->heap_n < c->n_buckets / 4)
 		hash_resize(c, c->n_buckets / 2);
 }
 
@@ -405,12 +441,44 @@ static void client_enter(struct pcp_client *c)
 	c->depth++;
 }
 
+static struct pcp_flow *flow_alloc(struct pcp_client *c)
+{
+	if (!FLOW_SLAB)
+		return calloc(1, sizeof(struct pcp_flow));
+	if (!c->spare) {
+		struct flow_block *b = malloc(sizeof *b);
+		if (!b)
+			return NULL;
+		b->next = c->blocks;
+		c->blocks = b;
+		for (size_t i = FLOW_BLOCK; i-- > 0;) {
+			b->flows[i].hnext = c->spare;
+			c->spare = &b->flows[i];
+		}
+	}
+	struct pcp_flow *f = c->spare;
+	c->spare = f->hnext;
+	memset(f, 0, sizeof *f);
+	return f;
+}
+
+static void flow_free(struct pcp_client *c, struct pcp_flow *f)
+{
+	free(f->filter);
+	if (!FLOW_SLAB) {
+		free(f);
+		return;
+	}
+	f->hnext = c->spare;
+	c->spare = f;
+}
+
 static void sweep(struct pcp_client *c)
 {
 	while (c->dead) {
 		struct pcp_flow *f = c->dead;
 		c->dead = f->hnext;
-		free(f);
+		flow_free(c, f);
 	}
 }
 
@@ -443,8 +511,8 @@ static void emit_flow(struct pcp_client *c, struct pcp_flow *f, enum pcp_event_t
 		.result = result,
 		.timeout = timeout,
 		.lifetime = lifetime,
-		.external_port = f->ext_port,
-		.external_addr = f->ext_addr,
+		.external_port = f->ever_mapped ? f->ext_port : 0,
+		.external_addr = f->ever_mapped ? f->ext_addr : in6addr_any,
 		.renewal = renewal,
 	};
 	emit(c, &ev);
@@ -491,7 +559,7 @@ static uint64_t renew_time(struct pcp_client *c, struct pcp_flow *f, unsigned k)
 	uint64_t t = f->granted_at + (l - (l >> k)) + rand_upto(c, l >> (k + 2));
 	if (t < f->last_send + RENEW_MIN_GAP_MS)
 		t = f->last_send + RENEW_MIN_GAP_MS;
-	return t >= f->expire_at ? NEVER : t;
+	return t >= flow_expire(f) ? NEVER : t;
 }
 
 /* Start a §8.1.1 retransmission sequence whose first packet goes out at `at`. */
@@ -605,9 +673,9 @@ static void flow_request(const struct pcp_client *c, const struct pcp_flow *f, s
 	m->protocol = f->protocol;
 	m->internal_port = f->internal_port;
 	/* §15 (erratum 3621): a delete carries no suggestion: port 0, "no preference". */
-	m->external_port = del ? 0 : f->suggested_port;
+	m->external_port = del ? 0 : f->ext_port;
 	/* §11.1: "no preference" is ::ffff:0.0.0.0 for IPv4 mappings, :: for IPv6. */
-	if (del || addr_no_preference(&f->suggested_addr)) {
+	if (del || f->no_addr_pref || addr_no_preference(&f->ext_addr)) {
 		const struct in6_addr *fam = addr_is_zero(&f->internal_addr) ? &c->source : &f->internal_addr;
 		memset(&m->external_addr, 0, sizeof m->external_addr);
 		if (pcp_addr_is_v4(fam)) {
@@ -615,7 +683,7 @@ static void flow_request(const struct pcp_client *c, const struct pcp_flow *f, s
 			m->external_addr.s6_addr[11] = 0xff;
 		}
 	} else {
-		m->external_addr = f->suggested_addr;
+		m->external_addr = f->ext_addr;
 	}
 	if (f->third_party) { /* §13.1 */
 		m->has_third_party = true;
@@ -623,9 +691,9 @@ static void flow_request(const struct pcp_client *c, const struct pcp_flow *f, s
 	}
 	if (!del) {
 		m->prefer_failure = f->prefer_failure; /* §13.2 */
-		if (f->has_filter) {                   /* §13.3 */
+		if (f->filter) {                       /* §13.3 */
 			m->n_filters = 1;
-			m->filters[0] = f->filter;
+			m->filters[0] = *f->filter;
 		}
 	}
 }
@@ -668,8 +736,13 @@ void pcp_client_free(struct pcp_client *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->heap_n; i++)
-		free(c->heap[i]);
+		flow_free(c, c->heap[i]);
 	sweep(c);
+	while (c->blocks) {
+		struct flow_block *b = c->blocks;
+		c->blocks = b->next;
+		free(b);
+	}
 	free(c->heap);
 	free(c->buckets);
 	free(c);
@@ -712,7 +785,7 @@ void pcp_client_set_server(struct pcp_client *c, const struct in6_addr *addr, ui
 	for (size_t i = 0; i < c->heap_n; i++) {
 		struct pcp_flow *f = c->heap[i];
 		if (f->ever_mapped) /* another CGN: its addresses differ; keep asking for the port */
-			memset(&f->suggested_addr, 0, sizeof f->suggested_addr);
+			f->no_addr_pref = true;
 		switch (f->state) {
 		case FLOW_REQUESTING:
 		case FLOW_DELETING: {
@@ -749,7 +822,7 @@ struct pcp_flow *pcp_flow_map(struct pcp_client *c, const struct pcp_map_params 
 	if (p->n_filters && p->filters[0].prefix_len > 128)
 		return NULL;
 
-	struct pcp_flow *f = calloc(1, sizeof *f);
+	struct pcp_flow *f = flow_alloc(c);
 	if (!f)
 		return NULL;
 	f->user = user;
@@ -760,21 +833,24 @@ struct pcp_flow *pcp_flow_map(struct pcp_client *c, const struct pcp_map_params 
 	f->protocol = p->protocol;
 	f->internal_addr = p->internal_addr;
 	f->internal_port = p->internal_port;
-	f->suggested_port = p->suggested_port;
-	f->suggested_addr = p->suggested_addr;
+	f->ext_port = p->suggested_port;
+	f->ext_addr = p->suggested_addr;
 	f->req_lifetime = p->lifetime;
 	f->prefer_failure = p->prefer_failure;
 	f->third_party = p->third_party;
 	if (p->n_filters) {
-		f->has_filter = true;
-		f->filter = p->filters[0];
+		f->filter = malloc(sizeof *f->filter);
+		if (!f->filter) {
+			flow_free(c, f);
+			return NULL;
+		}
+		*f->filter = p->filters[0];
 	}
-	f->expire_at = NEVER;
 	f->due = NEVER;
 
 	client_enter(c);
 	if (!heap_insert(c, f)) {
-		free(f);
+		flow_free(c, f);
 		client_leave(c);
 		return NULL;
 	}
@@ -902,7 +978,7 @@ static bool flow_timers(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 		reach_set(c, false);
 		return true;
 	}
-	if (f->state == FLOW_REMAPPING && !f->reported && f->expire_at <= now) {
+	if (f->state == FLOW_REMAPPING && !f->reported && flow_expire(f) <= now) {
 		/* the old grant ran out while re-creating it: report once, keep re-sending */
 		f->reported = true;
 		flow_rearm(c, f);
@@ -910,7 +986,7 @@ static bool flow_timers(struct pcp_client *c, struct pcp_flow *f, uint64_t now)
 		reach_set(c, false);
 		return true;
 	}
-	if (f->state == FLOW_MAPPED && f->expire_at <= now) {
+	if (f->state == FLOW_MAPPED && flow_expire(f) <= now) {
 		/* the grant ran out with no renewal answered: re-create per §8.1.1 */
 		flow_transition(c, f, FLOW_REMAPPING, now);
 		f->reported = true;
@@ -939,8 +1015,8 @@ static uint64_t flow_scan_deadline(const struct pcp_flow *f)
 		t = f->deadline;
 	if (f->giveup_at < t)
 		t = f->giveup_at;
-	if ((f->state == FLOW_MAPPED || (f->state == FLOW_REMAPPING && !f->reported)) && f->expire_at < t)
-		t = f->expire_at;
+	if ((f->state == FLOW_MAPPED || (f->state == FLOW_REMAPPING && !f->reported)) && flow_expire(f) < t)
+		t = flow_expire(f);
 	return t;
 }
 
@@ -1109,12 +1185,10 @@ static void flow_answer(struct pcp_client *c, struct pcp_flow *f, const struct p
 		f->ever_mapped = true;
 		f->lifetime = m->lifetime;
 		f->granted_at = now;
-		f->expire_at = now + (uint64_t)m->lifetime * 1000;
+		/* §11.2.1: renewals suggest what was assigned */
 		f->ext_port = m->external_port;
 		f->ext_addr = m->external_addr;
-		/* §11.2.1: renewals suggest what was assigned */
-		f->suggested_port = m->external_port;
-		f->suggested_addr = m->external_addr;
+		f->no_addr_pref = false;
 		f->last_send = now;
 		if (m->lifetime)
 			flow_transition(c, f, FLOW_MAPPED, now);
@@ -1138,7 +1212,7 @@ static void flow_answer(struct pcp_client *c, struct pcp_flow *f, const struct p
 			uint64_t t = now + wait;
 			if (t < f->next_send)
 				t = f->next_send;
-			f->next_send = t >= f->expire_at ? NEVER : t;
+			f->next_send = t >= flow_expire(f) ? NEVER : t;
 			flow_rearm(c, f);
 			return;
 		}

@@ -221,10 +221,10 @@ static bool order_reserve(struct state_table *t, size_t n)
 	if (n <= t->cap_order)
 		return true;
 	size_t ncap = t->cap_order ? t->cap_order : 16;
-	while (ncap < n) {
+	while (ncap < n) { /* grow by half: a quarter less slack than doubling, on average */
 		if (ncap > SIZE_MAX / 2 / sizeof(*t->order))
 			return false;
-		ncap *= 2;
+		ncap += ncap / 2;
 	}
 	struct state_rec **no = realloc(t->order, ncap * sizeof(*no));
 	if (!no)
