@@ -9,9 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum upnp_error igd(const struct iwf_core *c, enum upnp_error v1, enum upnp_error v2)
+/* Which version's error codes a control point gets (seed 004 §4.3 has a column per IGD
+ * version): that of the WANIPConnection it addressed - a :1 control point may drive our :2
+ * service and knows only :1 codes (606 and 728 are not among them). Other services: the
+ * device's version. */
+static int cp_version(const struct iwf_core *c, const struct upnp_args *a)
 {
-	return c->cfg.igd_version == 2 ? v2 : v1;
+	if (a->service == UPNP_SVC_WANIPCONN && a->version >= 1 && a->version < c->cfg.igd_version)
+		return a->version;
+	return c->cfg.igd_version;
+}
+
+static enum upnp_error igd(int version, enum upnp_error v1, enum upnp_error v2)
+{
+	return version == 2 ? v2 : v1;
 }
 
 static bool addr_eq(const struct in6_addr *a, const struct in6_addr *b)
@@ -30,7 +41,8 @@ static void from_addr(const struct sockaddr *sa, struct in6_addr *out)
 
 static bool committed(const struct life *l)
 {
-	return l && (l->phase == LIFE_PENDING || l->phase == LIFE_ACTIVE || l->phase == LIFE_REPLAYING);
+	return l && (l->phase == LIFE_PENDING || l->phase == LIFE_ACTIVE || l->phase == LIFE_REPLAYING ||
+		     l->phase == LIFE_DISABLED);
 }
 
 /* May `from` change or see (manage) this mapping? IGD:1 default security (seed 004 §7):
@@ -74,19 +86,58 @@ static void clean_description(char *out, size_t cap, const char *in)
 	out[j] = '\0';
 }
 
-/* The same control point adding the mapping it has: new lease, description and enabled
- * flag; the PCP mapping stays (same nonce). A stored mapping still waiting for the start-up
- * synchronisation is sent now: the owner is asking for it (user-triggered, seed 004 §5.10). */
+/* The router's DNAT of a mapping whose internal port changed (cascaded NAT, seed 004 §5.6). */
+static void nat_move(struct iwf_core *c, const struct state_mapping *m)
+{
+	char detail[256], client[INET6_ADDRSTRLEN];
+	if (!m->router_port || iwf_nat_remove(c->nat, m->protocol, m->router_port, detail, sizeof(detail)) != 0 ||
+	    iwf_nat_add(c->nat, m->protocol, m->router_port, addr_text(&m->internal_client, client, sizeof(client)),
+			m->internal_port, detail, sizeof(detail)) != 0)
+		if (m->router_port)
+			core_log(c, IWF_LOG_ERROR, "router NAT: %s", detail);
+}
+
+/* The same internal client adding the mapping it has (WANIPConnection:1 and :2
+ * AddPortMapping overwrite InternalPort, description, Enabled and lease; seed 000 §2.2.27):
+ * here with the same InternalPort, or a disabled mapping (not on the carrier), or one being
+ * disabled. The PCP mapping stays (same nonce). PortMappingEnabled (seed 000 §2.2.20) is a
+ * phase: disabled = DISABLED, off the carrier; enabled again = MAP again (PREFER_FAILURE,
+ * its nonce), answered when the carrier did. A stored mapping still waiting for the
+ * start-up synchronisation is sent now: the owner is asking for it (user-triggered, seed
+ * 004 §5.10). */
 static void refresh(struct iwf_core *c, struct life *l, struct upnp_call *call, const struct upnp_pm_entry *pm,
-		    uint32_t lease)
+		    uint32_t lease, int version)
 {
 	char desc[STATE_DESC_MAX + 1];
 	struct state_mapping m = *life_rec(c, l);
+	bool moved = m.internal_port != pm->internal_port;
 	clean_description(desc, sizeof(desc), pm->description);
 	m.description = desc;
+	m.internal_port = pm->internal_port;
 	m.lease_duration = lease;
 	m.lease_end_ms = lease ? core_now(c) + (uint64_t)lease * 1000 : 0;
 	m.flags = (uint8_t)(pm->enabled ? m.flags | STATE_F_ENABLED : m.flags & ~STATE_F_ENABLED);
+	if (!pm->enabled) {
+		/* Off the carrier (its flow, if any, is deleted with its nonce); kept and listed. */
+		life_to(c, l, LIFE_DISABLED, &m, "disabled (PortMappingEnabled 0)");
+		if (moved)
+			nat_move(c, life_rec(c, l));
+		answer_durable(c, call, 0, life_rec(c, l)->external_port);
+		return;
+	}
+	if (l->phase == LIFE_DISABLED) {
+		life_to(c, l, LIFE_REPLAYING, &m, "enabled again");
+		if (moved)
+			nat_move(c, life_rec(c, l));
+		l->call = call;
+		l->version = (uint8_t)version;
+		if (!life_start_flow(c, l, true, c->cfg.answer_deadline_ms)) {
+			l->call = NULL;
+			life_to(c, l, LIFE_DISABLED, NULL, "cannot start its PCP request");
+			answer_error(c, call, UPNP_E_ACTION_FAILED);
+		}
+		return; /* answered by pcp_events.c */
+	}
 	if (rec_update(c, &m))
 		lease_arm(c, life_rec(c, l));
 	if (l->flow) {
@@ -98,9 +149,76 @@ static void refresh(struct iwf_core *c, struct life *l, struct upnp_call *call, 
 	answer_durable(c, call, 0, life_rec(c, l)->external_port);
 }
 
+/*
+ * The same internal client re-adding its enabled mapping with another InternalPort: an
+ * overwrite (WANIPConnection:1 §2.2.27, WANIPConnection:2 AddPortMapping: 718 is only for
+ * another client). On the carrier a PCP mapping is its internal endpoint (RFC 6887 §11.1),
+ * so the new InternalPort is another PCP mapping, and the external port is held by the old
+ * one until it is deleted: the old mapping goes to DELETING (lifetime 0, its nonce; the call
+ * waits on it) and the new one is stored as an intent beside it, with the same nonce and
+ * no key yet (external port 0). When the carrier confirms the delete, pcp_events.c gives
+ * the new one the external port and sends its MAP (PREFER_FAILURE); if the delete fails,
+ * the old mapping is kept (the usual §5.9 rule) and the new one is dropped, never sent.
+ */
+static void overwrite(struct iwf_core *c, struct life *old, struct upnp_call *call, const struct upnp_pm_entry *pm,
+		      uint32_t lease, int version)
+{
+	const struct state_mapping *o = life_rec(c, old);
+	char desc[STATE_DESC_MAX + 1];
+	clean_description(desc, sizeof(desc), pm->description);
+	struct state_mapping m = *o;
+	m.id = 0;
+	m.flags = STATE_F_INTENT | STATE_F_ENABLED;
+	m.external_port = 0; /* the old mapping holds the key until the carrier deleted it */
+	m.internal_port = pm->internal_port;
+	m.lease_duration = lease;
+	m.lease_end_ms = lease ? core_now(c) + (uint64_t)lease * 1000 : 0;
+	m.description = desc;
+	memset(&m.external_addr, 0, sizeof(m.external_addr));
+	if (o->router_port && !(m.router_port = router_port_pick(c, o->protocol, o->external_port))) {
+		answer_error(c, call, igd(version, UPNP_E_ACTION_FAILED, UPNP_E_NO_PORT_MAPS_AVAILABLE));
+		return;
+	}
+	uint32_t id;
+	struct life *next;
+	if (state_table_add(c->table, &m, &id) != STATE_OK) {
+		answer_error(c, call, UPNP_E_ACTION_FAILED);
+		return;
+	}
+	if (!(next = life_new(c, id, LIFE_ADDING))) {
+		state_table_remove(c->table, id);
+		answer_error(c, call, UPNP_E_ACTION_FAILED);
+		return;
+	}
+	router_port_mark(c, m.protocol, m.router_port, true);
+	c->overwrites++;
+	old->call = call;
+	old->version = (uint8_t)version;
+	life_to(c, old, LIFE_DELETING, NULL, "overwritten with another internal port");
+}
+
+struct life *overwrite_of(struct iwf_core *c, const struct life *l)
+{
+	if (!c->overwrites)
+		return NULL;
+	const struct state_mapping *o = life_rec(c, l);
+	size_t cur = 0;
+	for (struct life *n; (n = life_next(c, &cur));) {
+		const struct state_mapping *m = n != l && n->phase == LIFE_ADDING && !n->started ? life_rec(c, n) : NULL;
+		if (m && !m->external_port && m->protocol == o->protocol &&
+		    memcmp(&m->internal_client, &o->internal_client, sizeof(m->internal_client)) == 0 &&
+		    memcmp(m->nonce, o->nonce, sizeof(m->nonce)) == 0) {
+			c->overwrites--;
+			return n;
+		}
+	}
+	return NULL;
+}
+
 static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args *a,
 		    const struct in6_addr *from, bool any)
 {
+	int version = cp_version(c, a);
 	const struct upnp_pm_entry *pm = &a->pm;
 	uint8_t proto = (uint8_t)pm->protocol;
 	char ftext[INET6_ADDRSTRLEN];
@@ -115,7 +233,13 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 	/* seed 004 §7: IGD:1 default security, no mapping on behalf of a third party. */
 	if (!c->cfg.allow_third_party && !addr_eq(&ic, from)) {
 		core_log(c, IWF_LOG_INFO, "%s asked a mapping for %s: refused (third party)", ftext, pm->internal_client);
-		answer_error(c, call, igd(c, UPNP_E_CONFLICT, UPNP_E_NOT_AUTHORIZED));
+		answer_error(c, call, igd(version, UPNP_E_CONFLICT, UPNP_E_NOT_AUTHORIZED));
+		return;
+	}
+	if (!any && !pm->external_port) {
+		/* WANIPConnection:1/2 AddPortMapping: no wildcard external port (upnp/ answers
+		 * this first; seed 004 §4.1: "not supported") - AddAnyPortMapping is for that. */
+		answer_error(c, call, UPNP_E_WILDCARD_EXT_PORT);
 		return;
 	}
 	uint16_t want = pm->external_port;
@@ -123,7 +247,7 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 		if (!any) {
 			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s:%u: refused by the permission rules", ftext,
 				 proto_name(proto), want, pm->internal_client, pm->internal_port);
-			answer_error(c, call, igd(c, UPNP_E_CONFLICT, UPNP_E_NOT_AUTHORIZED));
+			answer_error(c, call, igd(version, UPNP_E_CONFLICT, UPNP_E_NOT_AUTHORIZED));
 			return;
 		}
 		want = 0; /* AddAny: let the carrier choose; the rules judge what it grants */
@@ -139,7 +263,7 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 	if (same) {
 		struct life *l = life_get(c, same->id);
 		if (any && committed(l) && addr_eq(&same->remote_host, &rh)) {
-			refresh(c, l, call, pm, lease); /* the port it already has is the answer */
+			refresh(c, l, call, pm, lease, version); /* the port it already has is the answer */
 			return;
 		}
 		if (same->external_port != pm->external_port || !addr_eq(&same->remote_host, &rh)) {
@@ -154,8 +278,12 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 	const struct state_mapping *x = want ? state_table_find(c->table, proto, want, &rh) : NULL;
 	if (x && !any) {
 		struct life *l = life_get(c, x->id);
-		if (committed(l) && addr_eq(&x->internal_client, &ic) && x->internal_port == pm->internal_port) {
-			refresh(c, l, call, pm, lease);
+		if (committed(l) && addr_eq(&x->internal_client, &ic)) {
+			/* The same internal client: an overwrite, not a conflict. */
+			if (x->internal_port == pm->internal_port || l->phase == LIFE_DISABLED || !pm->enabled)
+				refresh(c, l, call, pm, lease, version);
+			else
+				overwrite(c, l, call, pm, lease, version);
 			return;
 		}
 		core_log(c, IWF_LOG_INFO, "%s asked %s %u: taken locally -> 718", ftext, proto_name(proto), want);
@@ -164,6 +292,11 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 	}
 	if (x)
 		want = 0; /* AddAny with a taken port: the server chooses another one */
+	if (!pm->enabled && !want) {
+		/* A disabled mapping is not sent to the carrier, so nobody chooses a port for it. */
+		answer_error(c, call, UPNP_E_NO_PORT_MAPS_AVAILABLE);
+		return;
+	}
 
 	char desc[STATE_DESC_MAX + 1];
 	clean_description(desc, sizeof(desc), pm->description);
@@ -181,7 +314,7 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 	m.description = desc;
 	c->env.random(c->env.arg, m.nonce, sizeof(m.nonce)); /* RFC 6887 §11.1, stored with it */
 	if (iwf_nat_active(c->nat) && !(m.router_port = router_port_pick(c, proto, pm->external_port))) {
-		answer_error(c, call, igd(c, UPNP_E_ACTION_FAILED, UPNP_E_NO_PORT_MAPS_AVAILABLE));
+		answer_error(c, call, igd(version, UPNP_E_ACTION_FAILED, UPNP_E_NO_PORT_MAPS_AVAILABLE));
 		return;
 	}
 	uint32_t id;
@@ -198,8 +331,16 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 		return;
 	}
 	router_port_mark(c, proto, m.router_port, true);
+	if (!pm->enabled) {
+		/* PortMappingEnabled 0 (seed 000 §2.2.20): stored, listed and its port held against
+		 * other hosts (§5.7.2), but not on the carrier: no MAP. */
+		life_to(c, l, LIFE_DISABLED, NULL, "added disabled");
+		answer_durable(c, call, 0, want);
+		return;
+	}
 	l->any = any;
 	l->call = call;
+	l->version = (uint8_t)version;
 	/* seed 004 §5.7.2: PREFER_FAILURE for AddPortMapping; §5.7.1: none for AddAny. */
 	if (!life_start_flow(c, l, !any, c->cfg.answer_deadline_ms)) {
 		l->call = NULL;
@@ -228,7 +369,13 @@ static void act_delete(struct iwf_core *c, struct upnp_call *call, const struct 
 		answer_error(c, call, UPNP_E_NOT_AUTHORIZED);
 		return;
 	}
+	if (l->phase == LIFE_DISABLED && !l->flow) {
+		life_to(c, l, LIFE_GONE, NULL, "DeletePortMapping (disabled: not on the carrier)");
+		answer_durable(c, call, 0, 0);
+		return;
+	}
 	l->call = call;
+	l->version = (uint8_t)cp_version(c, a);
 	life_to(c, l, LIFE_DELETING, NULL, "DeletePortMapping");
 }
 
@@ -286,8 +433,13 @@ static void act_delete_range(struct iwf_core *c, struct upnp_call *call, const s
 		struct life *l = life_get(c, ids[i]);
 		if (!committed(l))
 			continue;
+		if (l->phase == LIFE_DISABLED && !l->flow) {
+			life_to(c, l, LIFE_GONE, NULL, "DeletePortMappingRange (disabled: not on the carrier)");
+			continue;
+		}
 		r->remaining++;
 		l->range = r;
+		l->version = (uint8_t)cp_version(c, a);
 		life_to(c, l, LIFE_DELETING, NULL, "DeletePortMappingRange");
 	}
 	free(ids);
@@ -423,7 +575,7 @@ static void act_read(struct iwf_core *c, struct upnp_call *call, enum upnp_actio
 		r.nat_enabled = true;
 		break;
 	case UPNP_ACT_SET_CONNECTION_TYPE:
-		answer_error(c, call, igd(c, UPNP_E_ACTION_FAILED, UPNP_E_READ_ONLY)); /* seed 004 §4.2 */
+		answer_error(c, call, igd(cp_version(c, a), UPNP_E_ACTION_FAILED, UPNP_E_READ_ONLY)); /* seed 004 §4.2 */
 		return;
 	case UPNP_ACT_REQUEST_CONNECTION:
 	case UPNP_ACT_REQUEST_TERMINATION:
@@ -434,7 +586,7 @@ static void act_read(struct iwf_core *c, struct upnp_call *call, enum upnp_actio
 	case UPNP_ACT_CONFIGURE_CONNECTION:
 	case UPNP_ACT_SET_ENABLED_FOR_INTERNET:
 	case UPNP_ACT_SET_DEFAULT_CONNECTION_SERVICE:
-		answer_error(c, call, igd(c, UPNP_E_ACTION_FAILED, UPNP_E_NOT_AUTHORIZED)); /* seed 004 §4.2 */
+		answer_error(c, call, igd(cp_version(c, a), UPNP_E_ACTION_FAILED, UPNP_E_NOT_AUTHORIZED)); /* seed 004 §4.2 */
 		return;
 	case UPNP_ACT_GET_PASSWORD:
 		answer_error(c, call, UPNP_E_NOT_AUTHORIZED);

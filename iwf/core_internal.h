@@ -25,6 +25,8 @@ enum life_phase {
 	LIFE_REPLAYING, /* committed; MAP re-sent with its nonce (restored, lost state, outage) */
 	LIFE_DELETING,  /* withdrawn (intent); lifetime-0 MAP for a Delete, the UPnP call waits */
 	LIFE_DISCARD,   /* withdrawn (intent); lifetime-0 MAP until the server confirms it */
+	LIFE_DISABLED,  /* committed, PortMappingEnabled 0: listed, its port held, not on the
+			   carrier (no flow, or the lifetime-0 MAP that takes it off) */
 	LIFE_GONE,      /* removed from the table; the life is freed */
 	LIFE_PHASE_COUNT
 };
@@ -41,6 +43,7 @@ struct life {
 	uint8_t phase;           /* enum life_phase */
 	bool any;                /* AddAnyPortMapping: the server may choose the port */
 	bool started;            /* a flow was started for it at least once */
+	uint8_t version;         /* service version the waiting call addressed (its §4.3 column) */
 	struct pcp_flow *flow;   /* NULL when no PCP exchange runs for it */
 	struct upnp_call *call;  /* the UPnP call waiting on it, or NULL */
 	union {
@@ -104,6 +107,7 @@ struct iwf_core {
 	uint64_t replay_last;    /* last paced tick (UINT64_MAX: none yet) */
 	uint64_t replay_credit;  /* requests allowed, in thousandths */
 	struct pcp_flow *probe;  /* the external-address probe (§4.1), or NULL */
+	size_t overwrites;       /* overwrites waiting for their old PCP mapping's delete (actions.c) */
 
 	/* what the control points see */
 	bool reach_known;        /* the PCP server answered, or was found silent, at least once */
@@ -170,6 +174,9 @@ void router_port_mark(struct iwf_core *c, uint8_t proto, uint16_t port, bool use
 
 /* actions.c */
 void range_done(struct iwf_core *c, struct range_op *r, enum upnp_error e);
+/* An overwrite (another InternalPort) waits for the delete of l's PCP mapping: the new
+ * mapping's life, or NULL. */
+struct life *overwrite_of(struct iwf_core *c, const struct life *l);
 /* pcp_events.c */
 void pcp_event_fn(void *arg, const struct pcp_event *ev);
 /* sync.c */

@@ -13,7 +13,7 @@
 static const char *const phase_names[LIFE_PHASE_COUNT] = {
 	[LIFE_PENDING] = "pending",   [LIFE_ADDING] = "adding",   [LIFE_ACTIVE] = "active",
 	[LIFE_REPLAYING] = "replaying", [LIFE_DELETING] = "deleting", [LIFE_DISCARD] = "discard",
-	[LIFE_GONE] = "gone",
+	[LIFE_DISABLED] = "disabled", [LIFE_GONE] = "gone",
 };
 
 const char *life_phase_name(enum life_phase p)
@@ -449,7 +449,7 @@ bool life_start_flow(struct iwf_core *c, struct life *l, bool prefer_failure, ui
 
 static bool phase_committed(enum life_phase p)
 {
-	return p == LIFE_PENDING || p == LIFE_ACTIVE || p == LIFE_REPLAYING;
+	return p == LIFE_PENDING || p == LIFE_ACTIVE || p == LIFE_REPLAYING || p == LIFE_DISABLED;
 }
 
 /*
@@ -457,6 +457,9 @@ static bool phase_committed(enum life_phase p)
  * (the flags are set here). Side effects by target:
  *  - PENDING / ACTIVE / REPLAYING: the record is committed (journalled; the router's DNAT
  *    installed; SystemUpdateID and evented state) and its lease armed;
+ *  - DISABLED: committed like ACTIVE (listed with PortMappingEnabled 0, its key held) but
+ *    not on the carrier: a flow it had is deleted (lifetime 0, its nonce, retransmitted
+ *    until confirmed); from ADDING or DISABLED nothing is sent (nothing is on the carrier);
  *  - DELETING / DISCARD: the record is withdrawn (still stored, as an intent, so a crash
  *    before the carrier confirms still deletes it at the next start; the DNAT removed;
  *    evented) and a lifetime-0 MAP with its nonce is sent - once the start-up wait is over;
@@ -492,6 +495,21 @@ void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struc
 		 * every transition made a restore of 10,000 quadratic: bench, docs/performance.md) */
 		if (!was_committed || m.lease_end_ms != old_end)
 			lease_arm(c, life_rec(c, l));
+		return;
+	case LIFE_DISABLED:
+		m.flags &= (uint8_t)~(STATE_F_INTENT | STATE_F_ENABLED);
+		if (upd || !was_committed || m.flags != cur->flags)
+			rec_update(c, &m);
+		if (!was_committed) {
+			nat_apply(c, &m, true);
+			table_changed(c);
+		}
+		lease_arm(c, life_rec(c, l));
+		if (from == LIFE_ADDING || from == LIFE_DISABLED)
+			return;
+		if (!l->flow && !life_start_flow(c, l, false, 0))
+			return; /* nothing to delete it with; the carrier's mapping ends with its lifetime */
+		pcp_flow_delete(c->pcp, l->flow, PCP_DELETE_NO_DEADLINE, core_now(c));
 		return;
 	case LIFE_DELETING:
 	case LIFE_DISCARD:

@@ -11,6 +11,12 @@ static bool filtered(const struct state_mapping *m)
 	return !addr_is_any(&m->remote_host);
 }
 
+/* The §4.3 column for the call waiting on l: the service version it addressed (actions.c). */
+static int column(const struct iwf_core *c, const struct life *l)
+{
+	return l->version ? l->version : c->cfg.igd_version;
+}
+
 static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event *ev)
 {
 	const struct state_mapping *m = life_rec(c, l);
@@ -25,7 +31,7 @@ static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event
 			 * miniupnpd) still assign one. Undo it and report the conflict. */
 			core_log(c, IWF_LOG_WARN, "PCP server gave port %u instead of %u despite PREFER_FAILURE: "
 				 "deleting it", ev->external_port, m->external_port);
-			answer_error(c, call, iwf_error_for(PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, c->cfg.igd_version, false));
+			answer_error(c, call, iwf_error_for(PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, column(c, l), false));
 			life_to(c, l, LIFE_DISCARD, NULL, "port not as asked");
 			return;
 		}
@@ -33,7 +39,7 @@ static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event
 			/* The permission rules judge the port the carrier chose (seed 004 §7). */
 			core_log(c, IWF_LOG_INFO, "PCP server gave port %u, which the permission rules refuse",
 				 ev->external_port);
-			answer_error(c, call, c->cfg.igd_version == 2 ? UPNP_E_NOT_AUTHORIZED : UPNP_E_CONFLICT);
+			answer_error(c, call, column(c, l) == 2 ? UPNP_E_NOT_AUTHORIZED : UPNP_E_CONFLICT);
 			life_to(c, l, LIFE_DISCARD, NULL, "granted port refused by the rules");
 			return;
 		}
@@ -60,8 +66,16 @@ static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event
 	}
 	case LIFE_PENDING:
 	case LIFE_REPLAYING:
-	case LIFE_ACTIVE:
+	case LIFE_ACTIVE: {
+		struct upnp_call *call = l->call; /* a disabled mapping being enabled again */
+		l->call = NULL;
 		if (ev->external_port != m->external_port) {
+			if (call) {
+				/* Its port is somebody else's on the carrier now: it stays disabled. */
+				answer_error(c, call, iwf_error_for(PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, column(c, l), false));
+				life_to(c, l, LIFE_DISABLED, NULL, "the PCP server gave another external port");
+				return;
+			}
 			life_to(c, l, LIFE_DISCARD, NULL, "the PCP server gave another external port on replay");
 			return;
 		}
@@ -69,10 +83,13 @@ static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event
 			upd.external_addr = ev->external_addr;
 			life_to(c, l, LIFE_ACTIVE, &upd, "external address changed");
 		} else if (l->phase != LIFE_ACTIVE) {
-			life_to(c, l, LIFE_ACTIVE, NULL, "re-created");
+			life_to(c, l, LIFE_ACTIVE, NULL, call ? "enabled again" : "re-created");
 		}
+		m = life_rec(c, l);
 		pcp_flow_set_lifetime(c->pcp, l->flow, life_pcp_lifetime(c, m));
+		answer_durable(c, call, 0, m->external_port);
 		return;
+	}
 	default:
 		return; /* DELETING / DISCARD: a late answer to the MAP; the delete is on its way */
 	}
@@ -85,7 +102,7 @@ static void on_failed(struct iwf_core *c, struct life *l, const struct pcp_event
 	char ic[INET6_ADDRSTRLEN];
 	switch ((enum life_phase)l->phase) {
 	case LIFE_ADDING: {
-		enum upnp_error err = iwf_error_for(code, c->cfg.igd_version, filtered(m));
+		enum upnp_error err = iwf_error_for(code, column(c, l), filtered(m));
 		core_log(c, IWF_LOG_INFO, "AddPortMapping %s %u for %s: PCP %s -> UPnP %d", proto_name(m->protocol),
 			 m->external_port, addr_text(&m->internal_client, ic, sizeof(ic)),
 			 ev->timeout ? "no answer" : pcp_result_name(ev->result), (int)err);
@@ -98,6 +115,16 @@ static void on_failed(struct iwf_core *c, struct life *l, const struct pcp_event
 		return;
 	}
 	case LIFE_REPLAYING:
+		if (l->call) {
+			/* Enabling a disabled mapping again failed: it stays disabled (and whatever the
+			 * carrier may have made of the request is deleted with its nonce). */
+			enum upnp_error err = iwf_error_for(code, column(c, l), filtered(m));
+			answer_error(c, l->call, err);
+			l->call = NULL;
+			life_to(c, l, LIFE_DISABLED, NULL, "could not be enabled again");
+			return;
+		}
+		/* fall through */
 	case LIFE_ACTIVE:
 		/* No answer: pcp/ keeps re-sending until the server is back (seed 004 §5.1). A
 		 * short-lived error is retried by pcp/ after its lifetime. A lasting refusal: the
@@ -131,6 +158,24 @@ static void on_renew_failed(struct iwf_core *c, struct life *l, const struct pcp
 	life_to(c, l, LIFE_DISCARD, NULL, "the PCP server refused to renew it");
 }
 
+/* The old PCP mapping of an overwrite is deleted: the new one takes its external port and is
+ * sent (PREFER_FAILURE, seed 004 §5.7.2); the call waits on it now (actions.c overwrite). */
+static void start_overwrite(struct iwf_core *c, struct life *old, struct life *next, struct upnp_call *call)
+{
+	uint16_t port = life_rec(c, old)->external_port;
+	uint8_t version = old->version;
+	life_to(c, old, LIFE_GONE, NULL, "overwritten: deleted on the carrier");
+	struct state_mapping upd = *life_rec(c, next);
+	upd.external_port = port;
+	if (!rec_update(c, &upd) || !life_start_flow(c, next, true, c->cfg.answer_deadline_ms)) {
+		life_to(c, next, LIFE_GONE, NULL, "cannot start its PCP request");
+		answer_error(c, call, UPNP_E_ACTION_FAILED);
+		return;
+	}
+	next->call = call;
+	next->version = version;
+}
+
 static void on_deleted(struct iwf_core *c, struct life *l, const struct pcp_event *ev)
 {
 	l->flow = NULL; /* freed by pcp/ after this event */
@@ -139,11 +184,15 @@ static void on_deleted(struct iwf_core *c, struct life *l, const struct pcp_even
 		struct range_op *range = l->range;
 		l->call = NULL;
 		l->range = NULL;
+		struct life *next = overwrite_of(c, l);
 		if (ev->timeout || ev->result != PCP_RESULT_SUCCESS) {
 			/* No answer, or the server refused: the mapping may still be on the carrier, so
-			 * it stays in the table too and is kept alive (the table mirrors the carrier). */
+			 * it stays in the table too and is kept alive (the table mirrors the carrier).
+			 * An overwrite waiting for this delete is dropped (it was never sent). */
 			unsigned code = ev->timeout ? IWF_PCP_NO_ANSWER : ev->result;
-			enum upnp_error err = iwf_error_for(code, c->cfg.igd_version, false);
+			enum upnp_error err = iwf_error_for(code, column(c, l), false);
+			if (next)
+				life_to(c, next, LIFE_GONE, NULL, "overwrite abandoned: the old mapping was not deleted");
 			core_log(c, IWF_LOG_WARN, "delete of %s %u: %s; mapping kept", proto_name(life_rec(c, l)->protocol),
 				 life_rec(c, l)->external_port, ev->timeout ? "no answer" : pcp_result_name(ev->result));
 			life_to(c, l, LIFE_REPLAYING, NULL, "delete failed");
@@ -153,6 +202,10 @@ static void on_deleted(struct iwf_core *c, struct life *l, const struct pcp_even
 				range_done(c, range, err);
 			else
 				answer_error(c, call, err);
+			return;
+		}
+		if (next) {
+			start_overwrite(c, l, next, call);
 			return;
 		}
 		life_to(c, l, LIFE_GONE, NULL, "deleted");

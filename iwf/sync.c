@@ -18,7 +18,9 @@ void sync_load(struct iwf_core *c)
 	size_t cur = 0, committed = 0, intents = 0;
 	for (const struct state_mapping *m; (m = state_table_next(c->table, &cur));) {
 		bool intent = m->flags & STATE_F_INTENT;
-		if (!life_new(c, m->id, intent ? LIFE_DISCARD : LIFE_PENDING)) {
+		/* A disabled mapping is not on the carrier: never replayed. */
+		enum life_phase ph = intent ? LIFE_DISCARD : m->flags & STATE_F_ENABLED ? LIFE_PENDING : LIFE_DISABLED;
+		if (!life_new(c, m->id, ph)) {
 			core_log(c, IWF_LOG_ERROR, "out of memory restoring mappings");
 			break;
 		}
@@ -279,6 +281,8 @@ void leases_run(struct iwf_core *c, uint64_t now)
 		struct life *l = life_get(c, s.id);
 		if (l && (l->phase == LIFE_ACTIVE || l->phase == LIFE_REPLAYING || l->phase == LIFE_PENDING))
 			life_to(c, l, LIFE_DISCARD, NULL, "lease expired");
+		else if (l && l->phase == LIFE_DISABLED) /* not on the carrier (or being taken off) */
+			life_to(c, l, l->flow ? LIFE_DISCARD : LIFE_GONE, NULL, "lease expired");
 	}
 }
 

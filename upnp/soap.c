@@ -159,7 +159,7 @@ static bool ns_is(const char *ns, size_t len, const char *want)
 /* "urn:schemas-upnp-org:service:<type>:<v>" naming the hosted service at version <= ours:
  * the flavour whose actions apply (a v1 control point may drive our :2 service). */
 static bool service_ns_flavour(const char *ns, size_t len, enum upnp_flavour hosted,
-			       enum upnp_flavour *eff)
+			       enum upnp_flavour *eff, uint8_t *version)
 {
 	const struct upnp_flavour_def *f = upnp_flavour_get(hosted);
 	size_t plen = strlen(SERVICE_URN_PREFIX), tlen;
@@ -174,6 +174,7 @@ static bool service_ns_flavour(const char *ns, size_t len, enum upnp_flavour hos
 	if (ns[tlen + 1] < '1' || ns[tlen + 1] > '0' + f->version)
 		return false;
 	*eff = hosted;
+	*version = (uint8_t)(ns[tlen + 1] - '0');
 	if (hosted == UPNP_FL_IP2 && ns[tlen + 1] == '1')
 		*eff = UPNP_FL_IP1;
 	return true;
@@ -190,7 +191,7 @@ static void start_action(struct parser *p, const char *ns, size_t ns_len, const 
 	p->seen_action = true;
 	if (ns_is(ns, ns_len, UPNP_CONTROL_NS) && strcmp(local, "QueryStateVariable") == 0) {
 		d = &upnp_compat_query_state_variable; /* UDA 1.0 §3.3.1 */
-	} else if (!service_ns_flavour(ns, ns_len, p->hosted, &p->eff) ||
+	} else if (!service_ns_flavour(ns, ns_len, p->hosted, &p->eff, &p->req->args.version) ||
 		   ns_len >= UPNP_SOAP_NS_MAX) {
 		fail(p, 401);
 		return;

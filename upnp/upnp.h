@@ -136,6 +136,10 @@ struct upnp_pm_entry {
  * argument list are meaningful; the rest are zero. */
 struct upnp_args {
 	enum upnp_service service;
+	uint8_t version;          /* version of the service type the control point addressed (the
+				     action's namespace, = its SOAPACTION): 1 or 2; a :1 control
+				     point may drive a :2 service (UDA: versions are backward
+				     compatible). 0 = not known */
 	struct upnp_pm_entry pm;  /* NewRemoteHost, NewExternalPort, NewProtocol,
 				     NewInternalPort, NewInternalClient, NewEnabled,
 				     NewPortMappingDescription, NewLeaseDuration */
