@@ -277,6 +277,17 @@ class Runner:
         exp = st.get("response")
         if exp:
             self.match_requests(resps, exp, name, kind="response")
+        if "after_log" in st:
+            # every counted request left no earlier than iwfd's first log line matching the
+            # regex (e.g. the end of PCP_SERVICE_WAIT); iwfd stamps its log lines in UTC
+            t_log = self.log_line_time(st["after_log"], reqs[0]["ts"] if reqs else time.time())
+            early = [m for m in reqs if m["ts"] < t_log - 0.005]   # the stamp is truncated to ms
+            self.out(f"    {len(reqs)} requests, {len(early)} before the log line /{st['after_log']}/"
+                     + (f" (first {reqs[0]['ts'] - t_log:+.3f} s from it)" if reqs else ""))
+            if early:
+                raise StepFailed(f"capture '{name}': {len(early)} requests left "
+                                 f"{t_log - early[0]['ts']:.2f} s before iwfd logged "
+                                 f"/{st['after_log']}/: {pcpwire.describe(early[0])}")
         exp = st.get("any_response")        # at least one response (where or not) matches
         if exp:
             every = [m for m in msgs if "error" not in m and m["response"]]
@@ -298,6 +309,19 @@ class Runner:
                          f"{grant[-1]['lifetime']} s grant")
                 if left <= 0:
                     raise StepFailed(f"capture '{name}': renewal {-left:.1f} s after expiry")
+
+    def log_line_time(self, rx, near):
+        """Wall-clock time (epoch s) of iwfd's first log line matching rx (its HH:MM:SS.mmm
+        stamp is UTC), taken on the day that puts it nearest to `near`."""
+        import calendar
+        rx = subst(rx, self.vars, rx=True)
+        for line in self.iwfd.log_text().splitlines():
+            m = re.match(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) ", line)
+            if m and re.search(rx, line):
+                day = calendar.timegm(time.gmtime(near)[:3] + (0, 0, 0))
+                t = day + int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + int(m[4]) / 1000
+                return min((t - 86400, t, t + 86400), key=lambda x: abs(x - near))
+        raise StepFailed(f"no iwfd log line matches /{rx}/")
 
     def send_canary(self):
         v = self.vars
