@@ -556,6 +556,72 @@ deny 0-65535 0.0.0.0/0 0-65535
         return self.proc is not None and self.proc.running()
 
 
+class Pcpsim:
+    """The project's PCP server simulator (tests/pcpsim/pcpsim.py) in the carrier namespace,
+    for faults miniupnpd cannot make (forced result codes, an older PCP version, dropped
+    deletes ...).  It answers PCP only and installs no rule: no data path through it.  Its
+    table and fault rules are read and changed over its control socket (ctl)."""
+
+    PCPSIM = os.path.join(os.path.dirname(HERE), "pcpsim", "pcpsim.py")
+
+    def __init__(self, topo, settings=None):
+        self.topo = topo
+        self.settings = dict(settings or {})
+        self.control = os.path.join(topo.workdir, "pcpsim.sock")
+        self.proc = None
+        self.starts = 0
+
+    def start(self, timeout=10):
+        import json
+        c = self.topo.addr["carrier"]
+        listen = f"[{c}]:5351" if ":" in c else f"{c}:5351"
+        argv = [PYTHON, self.PCPSIM, "--listen", listen, "--external-ip", self.topo.addr["ext"],
+                "--control", self.control]
+        if self.settings:
+            argv += ["--set", json.dumps(self.settings)]
+        self.starts += 1
+        self.proc = self.topo.spawn("carrier", "pcpsim" if self.starts == 1 else
+                                    f"pcpsim-{self.starts}", argv)
+        self.proc.wait_for(r"pcpsim ready", timeout)
+        return self
+
+    def stop(self):
+        """Stop it; its table is gone (a new start is a carrier that lost its state)."""
+        if self.proc is not None:
+            self.proc.stop()
+
+    def running(self):
+        return self.proc is not None and self.proc.running()
+
+    def ctl(self, cmd):
+        """One control command (dict) -> reply (dict); HarnessError when it cannot be sent."""
+        if os.path.dirname(self.PCPSIM) not in sys.path:
+            sys.path.insert(0, os.path.dirname(self.PCPSIM))
+        import json
+        import pcpsim
+        try:
+            return pcpsim.ctl(self.control, json.dumps(cmd))
+        except (OSError, ValueError) as e:
+            raise HarnessError(f"pcpsim control {cmd}: {e}")
+
+    def table(self):
+        """The carrier's table, one line per mapping:
+        'TCP 192.168.77.11:40000 -> 11.22.33.44:40000 nonce <hex> left <s>s'."""
+        r = self.ctl({"cmd": "mappings"})
+        names = {6: "TCP", 17: "UDP"}
+        return "\n".join(f"{names.get(m['protocol'], m['protocol'])} {m['internal_addr']}:"
+                         f"{m['internal_port']} -> {m['external_addr']}:{m['external_port']} "
+                         f"nonce {m['nonce']} left {m['lifetime_remaining']}s"
+                         for m in r.get("mappings", []))
+
+    # the nft-step interface of Miniupnpd
+    def ruleset(self):
+        return self.table()
+
+    def nat_rules(self):
+        return self.table()
+
+
 # ---------------------------------------------------------------------------------------------
 # router: iwfd
 
@@ -587,8 +653,10 @@ class Iwfd:
         t = self.topo
         base = [self.exe, "--foreground", "--lan-if", t.iface["lan_bridge"],
                 "--lan-addr", t.addr["router_lan"], "--http-port", str(self.http_port),
-                "--pcp-server", self.pcp_server(), "--state", self.state,
-                "--log-level", "debug"]
+                "--pcp-server", self.pcp_server()]
+        if self.state is not None:   # None: no --state flag (iwfd's default place)
+            base += ["--state", self.state]
+        base += ["--log-level", "debug"]
         if self.config:
             base = base[:1] + ["--config", self.config] + base[1:]
         return base + self.extra   # later flags override earlier ones

@@ -126,8 +126,31 @@ def _decode_options(buf, off):
     return opts
 
 
+def decode_unsupp_version(buf):
+    """RFC 6887 §9: a server that does not speak version 2 answers UNSUPP_VERSION in its own
+    version - a PCP header of another version (R bit, result 1), or NAT-PMP's 8 octets
+    (RFC 6886 §3.5: version 0, 128 + opcode, 16-bit result 1, Epoch).  The dict, or None."""
+    if len(buf) < 8 or len(buf) % 4 or len(buf) > 1100 or buf[0] == PCP_VERSION or not buf[1] & 0x80:
+        return None
+    op = buf[1] & 0x7f
+    if buf[0] == 0 and len(buf) == 8 and struct.unpack_from("!H", buf, 2)[0] == 1:
+        lifetime, epoch = 0, struct.unpack_from("!I", buf, 4)[0]      # NAT-PMP
+    elif buf[0] != 0 and len(buf) >= 24 and buf[3] == 1:
+        lifetime, epoch = struct.unpack_from("!II", buf, 4)
+    else:
+        return None
+    return {"version": buf[0], "response": True, "opcode_num": op,
+            "opcode": OPCODES.get(op, f"OP{op}"), "length": len(buf), "result_num": 1,
+            "result": "UNSUPP_VERSION", "lifetime": lifetime, "epoch": epoch, "options": [],
+            "option_names": []}
+
+
 def decode(buf):
-    """Decode one PCP message (request or response) into a dict; raises PcpError."""
+    """Decode one PCP message (request or response) into a dict; raises PcpError.  An
+    UNSUPP_VERSION answer in another version decodes too (decode_unsupp_version)."""
+    other = decode_unsupp_version(buf)
+    if other:
+        return other
     if len(buf) < 24:
         raise PcpError(f"too short ({len(buf)} bytes)")
     if len(buf) > 1100 or len(buf) % 4:

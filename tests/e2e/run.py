@@ -25,7 +25,8 @@ import harness as H  # noqa: E402
 ROLE_ALIASES = {"host1": "host1", "lan1": "host1", "host2": "host2", "lan2": "host2",
                 "router": "router", "cpe": "router", "carrier": "carrier", "internet": "internet"}
 
-STEP_ACTIONS = ("run", "nft", "capture", "carrier", "iwfd", "sleep", "log", "spawn", "wait")
+STEP_ACTIONS = ("run", "nft", "capture", "carrier", "iwfd", "sleep", "log", "spawn", "wait",
+                "pcpsim")
 CANARY_PORT = 5399   # source port of the capture's positive-control PCP ANNOUNCE request
 
 
@@ -84,7 +85,9 @@ class Runner:
         v["iwfd"] = self.iwfd_exe or ""
         v["http_port"] = str(self.iwfd.http_port) if self.iwfd else ""
         v["iwfd_pid"] = str(self.iwfd.proc.pid) if self.iwfd and self.iwfd.proc else ""
-        v["state"] = self.iwfd.state if self.iwfd else ""
+        v["state"] = (self.iwfd.state or "") if self.iwfd else ""
+        v["pcpsim"] = H.Pcpsim.PCPSIM
+        v["pcpsim_ctl"] = self.carrier.control if isinstance(self.carrier, H.Pcpsim) else ""
         v.update(self.saved_vars)
         self.vars = v
 
@@ -274,6 +277,22 @@ class Runner:
         exp = st.get("response")
         if exp:
             self.match_requests(resps, exp, name, kind="response")
+        if "after_log" in st:
+            # every counted request left no earlier than iwfd's first log line matching the
+            # regex (e.g. the end of PCP_SERVICE_WAIT); iwfd stamps its log lines in UTC
+            t_log = self.log_line_time(st["after_log"], reqs[0]["ts"] if reqs else time.time())
+            early = [m for m in reqs if m["ts"] < t_log - 0.005]   # the stamp is truncated to ms
+            self.out(f"    {len(reqs)} requests, {len(early)} before the log line /{st['after_log']}/"
+                     + (f" (first {reqs[0]['ts'] - t_log:+.3f} s from it)" if reqs else ""))
+            if early:
+                raise StepFailed(f"capture '{name}': {len(early)} requests left "
+                                 f"{t_log - early[0]['ts']:.2f} s before iwfd logged "
+                                 f"/{st['after_log']}/: {pcpwire.describe(early[0])}")
+        exp = st.get("any_response")        # at least one response (where or not) matches
+        if exp:
+            every = [m for m in msgs if "error" not in m and m["response"]]
+            if not any(self.mismatch(m, exp, every) is None for m in every):
+                raise StepFailed(f"capture '{name}': no response matches {exp}")
         exp = st.get("later_requests")      # renewals: every request after the first
         if exp:
             self.match_requests(reqs[1:], exp, name, kind="later request")
@@ -290,6 +309,19 @@ class Runner:
                          f"{grant[-1]['lifetime']} s grant")
                 if left <= 0:
                     raise StepFailed(f"capture '{name}': renewal {-left:.1f} s after expiry")
+
+    def log_line_time(self, rx, near):
+        """Wall-clock time (epoch s) of iwfd's first log line matching rx (its HH:MM:SS.mmm
+        stamp is UTC), taken on the day that puts it nearest to `near`."""
+        import calendar
+        rx = subst(rx, self.vars, rx=True)
+        for line in self.iwfd.log_text().splitlines():
+            m = re.match(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) ", line)
+            if m and re.search(rx, line):
+                day = calendar.timegm(time.gmtime(near)[:3] + (0, 0, 0))
+                t = day + int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + int(m[4]) / 1000
+                return min((t - 86400, t, t + 86400), key=lambda x: abs(x - near))
+        raise StepFailed(f"no iwfd log line matches /{rx}/")
 
     def send_canary(self):
         v = self.vars
@@ -344,14 +376,47 @@ class Runner:
                 import pcpwire
                 raise StepFailed(f"capture '{name}': {kind} {why}: {pcpwire.describe(m)}")
 
+    def step_pcpsim(self, st):
+        """carrier = "pcpsim": one control command to the simulator (docs/pcpsim.md), e.g.
+        pcpsim = { cmd = "fault", action = "result", value = "NOT_AUTHORIZED", count = 1 };
+        it must answer ok.  expect / reject: regexes on the reply (JSON), or for
+        { cmd = "mappings" } on its table, one line per mapping:
+        'TCP 192.168.77.11:40000 -> 11.22.33.44:40000 nonce <hex> left <s>s';
+        retried up to `within` seconds (default 3) like an nft step."""
+        if not isinstance(self.carrier, H.Pcpsim):
+            raise StepFailed("pcpsim step but the scenario's carrier is not pcpsim")
+        import json
+        cmd = st["pcpsim"]
+        if isinstance(cmd, str):
+            cmd = json.loads(subst(cmd, self.vars))
+        deadline = time.monotonic() + float(st.get("within", 3))
+        while True:
+            if cmd.get("cmd") == "mappings":
+                text = self.carrier.table()
+            else:
+                reply = self.carrier.ctl(cmd)
+                if not reply.get("ok"):
+                    raise StepFailed(f"pcpsim {cmd}: {reply}")
+                text = json.dumps(reply)
+            try:
+                self.expect_regexes(text, st.get("expect"), st.get("reject"), f"pcpsim {cmd.get('cmd')}")
+                break
+            except StepFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.out(f"    pcpsim {cmd.get('cmd')}: " + ("\n      ".join(text.splitlines())
+                                                      or "(no mappings)"))
+
     def step_carrier(self, st):
         what = st["carrier"]
+        kind = "pcpsim" if isinstance(self.carrier, H.Pcpsim) else "miniupnpd"
         if what == "stop":
             self.carrier.stop()
-            self.out("    carrier miniupnpd stopped, its chains flushed")
+            self.out(f"    carrier {kind} stopped" + ("" if kind == "pcpsim" else ", its chains flushed"))
         elif what == "start":
             self.carrier.start()
-            self.out("    carrier miniupnpd started")
+            self.out(f"    carrier {kind} started")
         else:
             raise StepFailed(f"carrier must be start or stop, not {what!r}")
 
@@ -412,6 +477,11 @@ class Runner:
                 cfg = sc.get("miniupnpd", {})
                 self.carrier = H.Miniupnpd(self.topo, min_lifetime=cfg.get("min_lifetime", 120),
                                            max_lifetime=cfg.get("max_lifetime", 86400)).start()
+            elif sc["carrier"] == "pcpsim":
+                # the project's simulator (tests/pcpsim) with the scenario's [pcpsim] settings
+                self.carrier = H.Pcpsim(self.topo, sc.get("pcpsim", {})).start()
+            elif sc["carrier"] != "none":
+                raise H.HarnessError(f"carrier must be miniupnpd, pcpsim or none, not {sc['carrier']!r}")
             if sc.get("iwfd", True):
                 self.iwfd = H.Iwfd(self.topo, self.iwfd_exe, sc.get("iwfd_args", []),
                                    http_port=sc.get("http_port", 5000),
@@ -472,7 +542,8 @@ class Runner:
         tv = self.topo.vars()
         self.ready_within = float(sc.get("iwfd_ready_within", 15))
         if "state_file" in sc:
-            self.iwfd.state = subst(sc["state_file"], tv)
+            # "": no --state flag at all (iwfd's default place, /var/lib/iwfd/state)
+            self.iwfd.state = subst(sc["state_file"], tv) or None
         servers = [subst(x, tv) for x in as_list(sc.get("pcp_server"))]
         wrapper = shlex.split(subst(sc.get("iwfd_wrapper", ""), tv))
         if not servers and not wrapper:
@@ -547,11 +618,18 @@ class Runner:
         return None
 
     def dump_logs(self):
-        for proc_name, obj in (("iwfd", self.iwfd), ("miniupnpd", self.carrier)):
+        pcpsim = isinstance(self.carrier, H.Pcpsim)
+        for proc_name, obj in (("iwfd", self.iwfd), ("pcpsim" if pcpsim else "miniupnpd", self.carrier)):
             if obj and obj.proc:
                 self.out(f"---- {proc_name} output (last 60 lines) ----")
                 self.out("\n".join(obj.proc.output().splitlines()[-60:]))
-        if self.carrier:
+        if pcpsim:
+            self.out("---- pcpsim table ----")
+            try:
+                self.out(self.carrier.table() or "(no mappings)")
+            except H.HarnessError as e:
+                self.out(str(e))
+        elif self.carrier:
             self.out("---- carrier nft ruleset ----")
             self.out(self.carrier.ruleset())
 

@@ -333,6 +333,10 @@ def parse_response(data):
 
 DEFAULTS = {
     "external_ip": "198.51.100.1",     # the CGN's public address (documentation range)
+    "version": VERSION,                # the version the server speaks: 2; 1 = an older PCP
+                                       # server, 0 = NAT-PMP only (RFC 6886): every version-2
+                                       # request is answered UNSUPP_VERSION in that version
+                                       # (RFC 6887 §9; NAT-PMP's 8-octet form, RFC 6886 §3.5)
     "min_lifetime": 120,               # RFC 6887 §15: minimum SHOULD be 120 s
     "max_lifetime": 86400,             # 24 h, a common CGN ceiling
     "error_lifetime_long": 1800,       # RFC 6887 §7.4 "long lifetime" errors (30 min)
@@ -394,6 +398,9 @@ def _check_config_value(key, value):
             raise ValueError("%s must be one of %s" % (key, ", ".join(CHOICES[key])))
     elif key == "external_ip":
         addr_to16(value)
+    elif key == "version":
+        if isinstance(value, bool) or value not in (0, 1, VERSION):
+            raise ValueError("version must be 0 (NAT-PMP), 1 or %d" % VERSION)
     elif key in ("wrong_source_addr", "announce_if6", "hook"):
         if not isinstance(value, str):
             raise ValueError("%s must be a string" % key)
@@ -746,7 +753,14 @@ class Server:
         """RFC 6887 §8.2, §7.2: header with R, result, error lifetime and Epoch; the rest of
         the request copied (at most 1100 octets, whole 4-octet words)."""
         if code == UNSUPP_VERSION:
-            return self.header(opcode, code, lifetime, now)        # header only (§9)
+            ver = self.config["version"]
+            if ver == 0:
+                # NAT-PMP (RFC 6886 §3.5): version 0, 128 + opcode, 16-bit result, Epoch
+                return struct.pack("!BBHI", 0, 0x80 | (opcode & 0x7F), UNSUPP_VERSION,
+                                   self.epoch(now))
+            hdr = bytearray(self.header(opcode, code, lifetime, now))   # header only (§9)
+            hdr[0] = ver                # the version this server speaks
+            return bytes(hdr)
         body = bytes(data[HEADER_LEN:MAX_PACKET])
         body = body[:len(body) - len(body) % 4]
         return self.header(opcode, code, lifetime, now) + body
@@ -791,6 +805,10 @@ class Server:
             return []
 
         self.clients[src[0]] = now
+        if err is None and self.config["version"] != fields.get("version"):
+            # an older server (setting "version"): it cannot read a version-2 request (§9)
+            err = PcpError(UNSUPP_VERSION, "this server speaks version %d only"
+                           % self.config["version"])
         if err is not None:
             code, detail, lifetime = err.code, err.detail, err.lifetime
         elif "result" in acts:

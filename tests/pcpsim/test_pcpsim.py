@@ -353,6 +353,29 @@ class ServerTest(unittest.TestCase):
             self.assertResult(r, UNSUPP_VERSION)
             self.assertEqual((r["version"], r["length"], r["lifetime"]), (2, 24, 1800))
 
+    def test_older_server_version(self):
+        # setting "version": a server that speaks only version 1 answers a version-2 MAP
+        # with UNSUPP_VERSION in a version-1 header (RFC 6887 §9), no state change
+        self.srv.apply_settings({"version": 1}, self.now)
+        req = pcpsim.build_map_request(SRC[0], NONCE, 6, 80, 60, 0)
+        out = self.srv.handle(req, SRC, LOCAL, self.now)
+        raw = out[0].data
+        self.assertEqual(len(raw), 24)
+        self.assertEqual((raw[0], raw[1], raw[3]), (1, 0x81, UNSUPP_VERSION))
+        self.assertEqual(struct.unpack_from("!I", raw, 4)[0], 1800)
+        self.assertEqual(self.srv.mappings, {})
+        self.assertEqual(self.srv.log[-1]["result_name"], "UNSUPP_VERSION")
+        # NAT-PMP only: RFC 6886 §3.5's 8 octets (version 0, 128 + op, result 1, Epoch)
+        self.srv.apply_settings({"version": 0}, self.now)
+        raw = self.srv.handle(req, SRC, LOCAL, self.now + 7)[0].data
+        self.assertEqual(raw[:4], bytes([0, 0x81, 0, UNSUPP_VERSION]))
+        self.assertEqual((len(raw), struct.unpack_from("!I", raw, 4)[0]), (8, 7))
+        for bad in (3, -1, True, "1"):
+            with self.assertRaises(ValueError):
+                self.srv.apply_settings({"version": bad}, self.now)
+        self.srv.apply_settings({"version": 2}, self.now)
+        self.assertResult(self.send(req), SUCCESS)
+
     def test_malformed_request(self):
         good = pcpsim.build_map_request(SRC[0], NONCE, 6, 8080, 3600, 0)
         for bad in (good[:28], good + b"\x00\x00",                      # short body, not /4

@@ -544,7 +544,10 @@ def read_state_file(path):
 def cmd_statefile(a):
     """Check iwfd's state file: it parses, holds the --expect'ed mappings; --mark FILE records
     its modification time, --newer-than FILE requires it to have been rewritten since."""
-    st = os.stat(a.path)
+    try:
+        st = os.stat(a.path)
+    except FileNotFoundError:
+        fail(f"no state file at {a.path}")
     if a.mark:
         with open(a.mark, "w") as f:
             f.write(str(st.st_mtime_ns))
