@@ -232,8 +232,8 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 	char detail[512];
 	iwf_config_init(cfg);
 	if (g_config_path && iwf_config_load(cfg, g_config_path, detail, sizeof(detail)) != IWF_OK) {
-		/* Name the file unless the detail does (jansson's parse errors start with it). */
-		if (strncmp(detail, g_config_path, strlen(g_config_path)) == 0)
+		/* Name the file unless the detail does (jansson's errors name it). */
+		if (strstr(detail, g_config_path))
 			fprintf(stderr, "iwfd: %s\n", detail);
 		else
 			fprintf(stderr, "iwfd: %s: %s\n", g_config_path, detail);
@@ -382,6 +382,10 @@ int main(int argc, char **argv)
 			return start_failed("cannot start: %s", why);
 	}
 
+	iwf_log(&g_log, IWF_LOG_DEBUG, "starting iwfd %s: LAN %s%s, HTTP port %u, %zu PCP server(s)%s%s, state %s, config %s",
+		IWFD_VERSION, cfg.lan_ifs[0], cfg.n_lan_ifs > 1 ? " (and more)" : "", cfg.http_port, cfg.n_pcp_servers,
+		cfg.pcp_servers_file[0] ? " + hand-over file " : "", cfg.pcp_servers_file,
+		cfg.state_file[0] ? cfg.state_file : "in memory only", g_config_path ? g_config_path : "none");
 	struct loop_ctx ctx = {0};
 	ctx.base = event_base_new();
 	if (!ctx.base)
