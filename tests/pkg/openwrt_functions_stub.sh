@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2154  # variables assigned through eval
 # A stub of the parts of OpenWrt's /lib/functions.sh that iwfd-uci.sh and the init script
 # use: config_load reads a UCI file from $UCI_CONFIG_DIR into CONFIG_<section>_<option>
 # variables the way functions.sh keeps them (lists as _ITEMn + _LENGTH); config_get,
