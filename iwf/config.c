@@ -17,6 +17,7 @@ void iwf_config_init(struct iwf_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->igd_version = 1; /* many games and consoles only know IGD:1 */
 	cfg->log_level = IWF_LOG_INFO;
+	cfg->http_port = IWF_DEFAULT_HTTP_PORT;
 	snprintf(cfg->friendly_name, sizeof(cfg->friendly_name), "iwfd Internet Gateway");
 	cfg->pcp_lifetime = 7200;
 	cfg->answer_deadline_ms = 4000;
@@ -57,6 +58,65 @@ static bool get_uint(json_t *v, json_int_t max, uint32_t *out)
 	*out = (uint32_t)json_integer_value(v);
 	return true;
 }
+
+/* Levenshtein distance of a and b, capped at 9 (names are short). */
+static unsigned edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 40 || lb > 40)
+		return 9;
+	unsigned row[41];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		unsigned diag = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned up = row[j];
+			unsigned best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb] > 9 ? 9 : row[lb];
+}
+
+/* "unknown key PREFIX.KEY (did you mean PREFIX.NEAREST?)" - or the list of keys when none
+ * is near. known is NULL-terminated. */
+static enum iwf_err fail_unknown(char *detail, size_t cap, const char *prefix, const char *key,
+				 const char *const *known)
+{
+	const char *best = NULL;
+	unsigned bd = 9;
+	for (size_t i = 0; known[i]; i++) {
+		unsigned d = edit_distance(key, known[i]);
+		if (d < bd) {
+			bd = d;
+			best = known[i];
+		}
+	}
+	size_t len = strlen(key);
+	if (best && bd <= (len < 6 ? 2u : 3u))
+		return fail(detail, cap, "%s%s: unknown key (did you mean %s%s?)", prefix, key, prefix, best);
+	char list[512] = "";
+	size_t at = 0;
+	for (size_t i = 0; known[i] && at < sizeof(list); i++)
+		at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s", i ? ", " : "", known[i]);
+	return fail(detail, cap, "%s%s: unknown key (known here: %s)", prefix, key, list);
+}
+
+/* An integer key within lo..hi, with the range named when it is not. */
+static bool get_range(json_t *v, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	return get_uint(v, hi, out) && *out >= lo;
+}
+
+#define FAIL_RANGE(detail, cap, name, lo, hi, unit) \
+	fail(detail, cap, "%s: an integer %u..%u%s expected", name, (unsigned)(lo), (unsigned)(hi), unit)
 
 bool iwf_log_level_parse(const char *s, enum iwf_log_level *out)
 {
@@ -171,7 +231,11 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 	json_error_t jerr;
 	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		if (detail && cap)
+		if (detail && cap && jerr.line < 1 && strstr(jerr.text, path))
+			snprintf(detail, cap, "%s", jerr.text); /* "unable to open PATH: No such file ..." */
+		else if (detail && cap && jerr.line < 1)
+			snprintf(detail, cap, "%s: %s", path, jerr.text);
+		else if (detail && cap)
 			snprintf(detail, cap, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
 		return jerr.line < 0 || jerr.line == 0 ? IWF_ERR_IO : IWF_ERR_INVAL;
 	}
@@ -206,7 +270,8 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 			}
 		} else if (strcmp(key, "http_port") == 0) {
 			if (!get_uint(v, 65535, &u)) {
-				rc = fail(detail, cap, "http_port: 0..65535 expected");
+				rc = fail(detail, cap, "http_port: a TCP port 0..65535 expected (0: any free port; default %u)",
+					  IWF_DEFAULT_HTTP_PORT);
 				goto out;
 			}
 			cfg->http_port = (uint16_t)u;
@@ -259,63 +324,115 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 					  sizeof(cfg->friendly_name) - 1);
 				goto out;
 			}
-		} else if (strcmp(key, "pcp") == 0 && json_is_object(v)) {
+		} else if (strcmp(key, "pcp") == 0) {
+			static const char *const known[] = {"lifetime", "answer_deadline_ms", "service_wait_s", "replay_rate",
+							    "announce_spread_s", "listen_announce", NULL};
+			static const struct {
+				const char *name;
+				uint32_t lo, hi;
+				const char *unit;
+				size_t off;
+			} ints[] = {
+				{"lifetime", 60, 65535, " (seconds)", offsetof(struct iwf_config, pcp_lifetime)},
+				{"answer_deadline_ms", 100, 60000, " (milliseconds)", offsetof(struct iwf_config, answer_deadline_ms)},
+				{"service_wait_s", 0, 3600, " (seconds)", offsetof(struct iwf_config, pcp_service_wait_s)},
+				{"replay_rate", 0, 100000, " (requests per second, 0 = unpaced)", offsetof(struct iwf_config, replay_rate)},
+				{"announce_spread_s", 1, 3600, " (seconds)", offsetof(struct iwf_config, announce_spread_s)},
+			};
 			const char *k2;
 			json_t *v2;
+			if (!json_is_object(v)) {
+				rc = fail(detail, cap, "pcp: an object expected ({\"lifetime\": 7200, ...})");
+				goto out;
+			}
 			json_object_foreach(v, k2, v2) {
-				if (strcmp(k2, "lifetime") == 0 && get_uint(v2, 65535, &u) && u >= 60)
-					cfg->pcp_lifetime = u;
-				else if (strcmp(k2, "answer_deadline_ms") == 0 && get_uint(v2, 60000, &u) && u >= 100)
-					cfg->answer_deadline_ms = u;
-				else if (strcmp(k2, "service_wait_s") == 0 && get_uint(v2, 3600, &u))
-					cfg->pcp_service_wait_s = u;
-				else if (strcmp(k2, "replay_rate") == 0 && get_uint(v2, 100000, &u))
-					cfg->replay_rate = u;
-				else if (strcmp(k2, "announce_spread_s") == 0 && get_uint(v2, 3600, &u) && u >= 1)
-					cfg->announce_spread_s = u;
-				else if (strcmp(k2, "listen_announce") == 0 && json_is_boolean(v2))
+				size_t i, n = sizeof(ints) / sizeof(ints[0]);
+				for (i = 0; i < n && strcmp(k2, ints[i].name); i++)
+					;
+				if (i < n) {
+					char name[64];
+					snprintf(name, sizeof(name), "pcp.%s", k2);
+					if (!get_range(v2, ints[i].lo, ints[i].hi, &u)) {
+						rc = FAIL_RANGE(detail, cap, name, ints[i].lo, ints[i].hi, ints[i].unit);
+						goto out;
+					}
+					memcpy((char *)cfg + ints[i].off, &u, sizeof(u));
+				} else if (strcmp(k2, "listen_announce") == 0) {
+					if (!json_is_boolean(v2)) {
+						rc = fail(detail, cap, "pcp.listen_announce: true or false expected");
+						goto out;
+					}
 					cfg->listen_announce = json_is_true(v2);
-				else {
-					rc = fail(detail, cap, "pcp.%s: unknown key or value out of range", k2);
+				} else {
+					rc = fail_unknown(detail, cap, "pcp.", k2, known);
 					goto out;
 				}
 			}
-		} else if (strcmp(key, "nat") == 0 && json_is_object(v)) {
+		} else if (strcmp(key, "nat") == 0) {
+			static const char *const known[] = {"mode", "wan_interface", "port_min", "port_max", NULL};
 			const char *k2;
 			json_t *v2;
-			json_object_foreach(v, k2, v2) {
-				if (strcmp(k2, "mode") == 0 && copy_str(cfg->nat_mode, sizeof(cfg->nat_mode), v2) &&
-				    (!strcmp(cfg->nat_mode, "none") || !strcmp(cfg->nat_mode, "nftables")))
-					continue;
-				if (strcmp(k2, "wan_interface") == 0 && copy_str(cfg->wan_if, sizeof(cfg->wan_if), v2))
-					continue;
-				if (strcmp(k2, "port_min") == 0 && get_uint(v2, 65535, &u) && u >= 1) {
-					cfg->nat_port_min = (uint16_t)u;
-					continue;
-				}
-				if (strcmp(k2, "port_max") == 0 && get_uint(v2, 65535, &u) && u >= 1) {
-					cfg->nat_port_max = (uint16_t)u;
-					continue;
-				}
-				rc = fail(detail, cap, "nat.%s: unknown key or bad value", k2);
+			if (!json_is_object(v)) {
+				rc = fail(detail, cap, "nat: an object expected ({\"mode\": \"nftables\", ...})");
 				goto out;
 			}
-		} else if (strcmp(key, "security") == 0 && json_is_object(v)) {
+			json_object_foreach(v, k2, v2) {
+				if (strcmp(k2, "mode") == 0) {
+					if (!copy_str(cfg->nat_mode, sizeof(cfg->nat_mode), v2) ||
+					    (strcmp(cfg->nat_mode, "none") && strcmp(cfg->nat_mode, "nftables"))) {
+						rc = fail(detail, cap, "nat.mode: \"none\" or \"nftables\" expected");
+						goto out;
+					}
+				} else if (strcmp(k2, "wan_interface") == 0) {
+					if (!copy_str(cfg->wan_if, sizeof(cfg->wan_if), v2) || !cfg->wan_if[0]) {
+						rc = fail(detail, cap, "nat.wan_interface: an interface name (at most %zu bytes) expected",
+							  sizeof(cfg->wan_if) - 1);
+						goto out;
+					}
+				} else if (strcmp(k2, "port_min") == 0 || strcmp(k2, "port_max") == 0) {
+					char name[32];
+					snprintf(name, sizeof(name), "nat.%s", k2);
+					if (!get_range(v2, 1, 65535, &u)) {
+						rc = FAIL_RANGE(detail, cap, name, 1, 65535, " (a port)");
+						goto out;
+					}
+					if (k2[5] == 'm' && k2[6] == 'i')
+						cfg->nat_port_min = (uint16_t)u;
+					else
+						cfg->nat_port_max = (uint16_t)u;
+				} else {
+					rc = fail_unknown(detail, cap, "nat.", k2, known);
+					goto out;
+				}
+			}
+		} else if (strcmp(key, "security") == 0) {
+			static const char *const known[] = {"allow_third_party", "rules", NULL};
 			const char *k2;
 			json_t *v2;
+			if (!json_is_object(v)) {
+				rc = fail(detail, cap, "security: an object expected ({\"rules\": [...]})");
+				goto out;
+			}
 			json_object_foreach(v, k2, v2) {
-				if (strcmp(k2, "allow_third_party") == 0 && json_is_boolean(v2)) {
+				if (strcmp(k2, "allow_third_party") == 0) {
+					if (!json_is_boolean(v2)) {
+						rc = fail(detail, cap, "security.allow_third_party: true or false expected");
+						goto out;
+					}
 					cfg->allow_third_party = json_is_true(v2);
 				} else if (strcmp(k2, "rules") == 0) {
 					if ((rc = load_rules(cfg, v2, detail, cap)) != IWF_OK)
 						goto out;
 				} else {
-					rc = fail(detail, cap, "security.%s: unknown key or bad value", k2);
+					rc = fail_unknown(detail, cap, "security.", k2, known);
 					goto out;
 				}
 			}
 		} else {
-			rc = fail(detail, cap, "%s: unknown key or bad value", key);
+			static const char *const known[] = {"lan_interfaces", "lan_address", "http_port", "pcp_servers",
+							    "pcp_servers_file", "state_file", "igd_version", "wan_type",
+							    "log_level", "friendly_name", "pcp", "nat", "security", NULL};
+			rc = fail_unknown(detail, cap, "", key, known);
 			goto out;
 		}
 	}

@@ -8,6 +8,7 @@
 
 #include "netwatch.h"
 #include "pcp_event.h"
+#include "startprobe.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -28,8 +29,13 @@ struct iwf {
 	struct pcp_io *io;
 	struct upnp_server *upnp;
 	struct iwf_netwatch *netwatch;
+	struct iwf_startprobe *probe;
 	struct event *ev_run, *ev_timer;
 	char root_url[128];
+	/* While iwf_new runs: the last error the LAN side logged, for the one-line reason. */
+	bool starting;
+	char start_error[256];
+	const char *server_why; /* where the PCP server in use came from */
 };
 
 /* ------------------------------------------------------------------ environment */
@@ -126,6 +132,12 @@ static void upnp_log_cb(void *arg, int level, const char *fmt, va_list ap)
 static void upnp_log_cb(void *arg, int level, const char *fmt, va_list ap)
 {
 	struct iwf *w = arg;
+	if (w->starting && level <= LOG_ERR) {
+		va_list cp;
+		va_copy(cp, ap);
+		vsnprintf(w->start_error, sizeof(w->start_error), fmt, cp);
+		va_end(cp);
+	}
 	iwf_vlog(w->log, (enum iwf_log_level)level, fmt, ap);
 }
 
@@ -139,10 +151,10 @@ static void pcp_log_cb(void *arg, int level, const char *fmt, va_list ap)
 static void pcp_server_cb(void *arg, const struct pcp_server *server, enum pcp_io_server_reason why)
 {
 	struct iwf *w = arg;
-	char text[INET6_ADDRSTRLEN];
-	pcp_addr_format(&server->addr, text, sizeof(text));
-	iwf_log(w->log, IWF_LOG_INFO, "PCP server %s port %u (%s)", text, server->port,
-		pcp_io_server_reason_name(why));
+	(void)server;
+	/* pcp/ logs the switch itself ("pcp: server ADDR port N (REASON), client address ...");
+	 * the daemon only remembers why, for the start-up probe's messages. */
+	w->server_why = pcp_io_server_reason_name(why);
 }
 
 /* An address or route of the router changed (renumbering of the WAN, a new B4 prefix): the
@@ -217,6 +229,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	w->base = base;
 	w->cfg = *cfg;
 	w->log = logger;
+	w->starting = true;
 	struct state_clock clock = {.mono_ms = env_mono, .wall_s = env_wall, .arg = w};
 	w->table = state_table_new(&clock);
 	w->ev_run = event_new(base, -1, 0, on_run, w);
@@ -321,11 +334,17 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	w->upnp = upnp_server_new(base, &uc, &uerr);
 	if (!w->upnp) {
 		*err = IWF_ERR_UPNP;
-		if (detail)
+		if (detail && w->start_error[0])
+			snprintf(detail, cap, "UPnP server could not start on %s: %s", cfg->lan_ifs[0], w->start_error);
+		else if (detail)
 			snprintf(detail, cap, "UPnP server could not start on %s: %s", cfg->lan_ifs[0],
 				 upnp_err_name(uerr));
 		goto fail;
 	}
+	w->starting = false;
+	struct pcp_server server;
+	bool have_server = pcp_io_get_server(w->io, &server);
+	w->probe = iwf_startprobe_new(base, have_server ? &server : NULL, w->server_why, w->log);
 	snprintf(w->root_url, sizeof(w->root_url), "%s", upnp_server_root_url(w->upnp));
 	iwf_core_start(w->core); /* pushes the evented state; PCP_SERVICE_WAIT begins */
 	iwf_core_run(w->core);   /* the identity (boot id) is durable before we serve */
@@ -343,6 +362,7 @@ void iwf_free(struct iwf *w)
 		return;
 	/* Order: the WAN side closes, the core answers pending calls (501) while the LAN side
 	 * still exists, then the LAN side says goodbye. */
+	iwf_startprobe_free(w->probe);
 	iwf_netwatch_free(w->netwatch);
 	pcp_io_free(w->io); /* the adapter borrows the core's engine: it goes first */
 	w->io = NULL;

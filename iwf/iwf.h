@@ -27,6 +27,10 @@ struct event_base;
 /* Where the mapping table is kept unless told otherwise (seed 004 §5.4: SHOULD be stored
  * permanently; without it every reboot orphans the carrier's mappings). */
 #define IWF_DEFAULT_STATE_FILE "/var/lib/iwfd/state"
+/* The LAN HTTP port unless told otherwise: fixed so that a firewall rule can name it;
+ * 2869 is the port of the UPnP device host (IANA "icslap", Windows' own IGD), unused by
+ * router services (why not 5000, 1900-adjacent or random ports: docs/configuration.md). */
+#define IWF_DEFAULT_HTTP_PORT 2869
 
 enum iwf_err {
 	IWF_OK = 0,
@@ -59,7 +63,7 @@ struct iwf_config {
 	char lan_ifs[IWF_MAX_LAN_IFS][32];
 	size_t n_lan_ifs;
 	char lan_addr[64];        /* "" = first IPv4 address of the first LAN interface */
-	uint16_t http_port;       /* 0 = ephemeral */
+	uint16_t http_port;       /* default IWF_DEFAULT_HTTP_PORT; 0 = ephemeral */
 	char pcp_servers[IWF_MAX_PCP_SERVERS][80]; /* "ADDR", "ADDR:PORT", "[V6]:PORT" */
 	size_t n_pcp_servers;        /* 0 = the IPv4 default router (RFC 6887 §8.1) */
 	char pcp_servers_file[256];  /* DHCP hand-over file (RFC 7291 options), "" = none */
@@ -131,6 +135,7 @@ enum upnp_error iwf_error_for(unsigned pcp_result, int igd_version, bool filtere
 struct iwf_logger {
 	enum iwf_log_level level;
 	bool syslog;  /* false: stderr with a timestamp */
+	bool journal; /* stderr is the systemd journal: "<N>" priority prefix, no timestamp */
 };
 void iwf_log(const struct iwf_logger *lg, enum iwf_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -1,5 +1,7 @@
 /*
- * log.c - the daemon's printf-checked logging: stderr with a timestamp, or syslog.
+ * log.c - the daemon's printf-checked logging: stderr with a timestamp (a terminal, a file),
+ * stderr with sd-daemon(3) "<N>" priority prefixes and no timestamp (the systemd journal,
+ * which stamps each line itself), or syslog (daemon mode).
  */
 #include "iwf.h"
 
@@ -18,6 +20,15 @@ void iwf_vlog(const struct iwf_logger *lg, enum iwf_log_level level, const char 
 		return;
 	if (lg->syslog) {
 		vsyslog((int)level, fmt, ap);
+		return;
+	}
+	if (lg->journal) {
+		flockfile(stderr);
+		fprintf(stderr, "<%d>", (int)level);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		funlockfile(stderr);
+		fflush(stderr);
 		return;
 	}
 	struct timespec ts;

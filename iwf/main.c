@@ -5,6 +5,7 @@
  * never break it. Flags override the JSON configuration file.
  */
 #include "iwf.h"
+#include "service.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -23,18 +24,29 @@
 /* The only globals of the program live here (STYLE.md rule 10). */
 static struct iwf_logger g_log = {.level = IWF_LOG_INFO};
 static const char *g_config_path;
+static char g_config_abs[4096]; /* g_config_path made absolute (SIGHUP after chdir("/")) */
+
+__attribute__((format(printf, 2, 3))) static void usage_printf(FILE *out, const char *fmt, ...);
+static void usage_printf(FILE *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(out, fmt, ap);
+	va_end(ap);
+}
 
 static void usage(FILE *out)
 {
-	fprintf(out,
+	usage_printf(out,
 		"Usage: iwfd [OPTION]...\n"
 		"UPnP IGD-PCP Interworking Function: an Internet Gateway Device on the LAN whose\n"
 		"port mappings are made on the carrier's NAT with PCP (RFC 6887).\n"
 		"\n"
-		"  --config FILE          JSON configuration file (flags override it)\n"
+		"  -c, --config FILE      JSON configuration file (flags override it)\n"
 		"  --lan-if IFNAME        LAN interface for SSDP and HTTP (repeatable)\n"
 		"  --lan-addr ADDR        IPv4 address to serve HTTP on (default: first address of the first LAN interface)\n"
-		"  --http-port N          HTTP port for descriptions and control (default: any free port)\n"
+		"  --http-port N          HTTP port for descriptions and control (default %u;\n"
+		"                         0: any free port)\n"
 		"  --pcp-server ADDR[:PORT]  PCP server (repeatable, tried in order; default port 5351;\n"
 		"                         [V6]:PORT for IPv6; none given: the default router)\n"
 		"  --pcp-servers-file FILE   PCP servers handed over by the DHCP client (RFC 7291),\n"
@@ -44,16 +56,22 @@ static void usage(FILE *out)
 		"  --no-state             keep the table in memory only (a restart orphans the\n"
 		"                         carrier's mappings until they expire)\n"
 		"  --igd 1|2              device version: IGD:1 (default) or IGD:2\n"
-		"  --foreground           stay in the foreground and log to stderr\n"
+		"  -f, --foreground       stay in the foreground and log to stderr (to the journal\n"
+		"                         with priorities under systemd); else detach and log to syslog\n"
+		"  -d                     foreground and debug: -f --log-level debug\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"  --nat none|nftables    the router's own NAT: none (DS-Lite/NAT64, default) or\n"
 		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules)\n"
 		"  --wan-if IFNAME        WAN interface (for --nat nftables)\n"
-		"  --help                 show this help and exit\n"
-		"  --version              show the version and exit\n"
+		"  -h, --help             show this help and exit\n"
+		"  -V, --version          show the version and exit\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT stop cleanly (ssdp:byebye, state saved); SIGHUP reloads the\n"
-		"permission rules from the configuration file.\n");
+		"permission rules from the configuration file.\n"
+		"Exit status: 0 stopped cleanly, 1 could not start (the reason is on stderr, also\n"
+		"when detaching), 2 bad command line or configuration. Only one iwfd runs per state\n"
+		"file (lock STATE.lock). Manual: iwfd(8), iwfd.json(5).\n",
+		IWF_DEFAULT_HTTP_PORT);
 }
 
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
@@ -114,8 +132,15 @@ struct cli {
 static int parse_cli(int argc, char **argv, struct cli *c)
 {
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+	/* Short flags in miniupnpd's spirit (-d: foreground + debug); each is also a long one. */
+	while ((opt = getopt_long(argc, argv, "c:dfhV", long_opts, NULL)) != -1) {
 		switch (opt) {
+		case 'd':
+			c->log_level = IWF_LOG_DEBUG;
+			c->log_set = true;
+			c->foreground = true;
+			break;
+		case 'c':
 		case OPT_CONFIG:
 			g_config_path = optarg;
 			break;
@@ -157,6 +182,7 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 			c->igd = optarg[0] - '0';
 			c->igd_set = true;
 			break;
+		case 'f':
 		case OPT_FOREGROUND:
 			c->foreground = true;
 			break;
@@ -180,9 +206,11 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 		case OPT_PCP_SERVERS_FILE:
 			c->servers_file = optarg;
 			break;
+		case 'h':
 		case OPT_HELP:
 			usage(stdout);
 			return -1;
+		case 'V':
 		case OPT_VERSION:
 			printf("iwfd %s\n", IWFD_VERSION);
 			return -1;
@@ -204,8 +232,12 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 	char detail[512];
 	iwf_config_init(cfg);
 	if (g_config_path && iwf_config_load(cfg, g_config_path, detail, sizeof(detail)) != IWF_OK) {
-		fprintf(stderr, "iwfd: %s\n", detail);
-		return 1;
+		/* Name the file unless the detail does (jansson's errors name it). */
+		if (strstr(detail, g_config_path))
+			fprintf(stderr, "iwfd: %s\n", detail);
+		else
+			fprintf(stderr, "iwfd: %s: %s\n", g_config_path, detail);
+		return 2;
 	}
 	if (c->n_lan_ifs) {
 		memcpy(cfg->lan_ifs, c->lan_ifs, sizeof(c->lan_ifs));
@@ -246,15 +278,23 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 		fprintf(stderr, "iwfd: %s\n", detail);
 		return 2;
 	}
-	/* Paths are resolved now: daemon() changes to "/" before they are used. */
-	if (cfg->state_file[0] && cfg->state_file[0] != '/') {
-		char cwd[4096], abs[sizeof(cfg->state_file)];
-		if (!getcwd(cwd, sizeof(cwd)) ||
-		    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, cfg->state_file) >= sizeof(abs)) {
-			fprintf(stderr, "iwfd: --state: path too long once made absolute\n");
+	/* Paths are resolved now: detaching changes to "/" before they are used. */
+	if (!svc_path_absolute(cfg->state_file, sizeof(cfg->state_file))) {
+		fprintf(stderr, "iwfd: --state: path too long once made absolute\n");
+		return 2;
+	}
+	if (!svc_path_absolute(cfg->pcp_servers_file, sizeof(cfg->pcp_servers_file))) {
+		fprintf(stderr, "iwfd: --pcp-servers-file: path too long once made absolute\n");
+		return 2;
+	}
+	if (g_config_path) {
+		snprintf(g_config_abs, sizeof(g_config_abs), "%s", g_config_path);
+		if (strlen(g_config_path) >= sizeof(g_config_abs) ||
+		    !svc_path_absolute(g_config_abs, sizeof(g_config_abs))) {
+			fprintf(stderr, "iwfd: --config: path too long once made absolute\n");
 			return 2;
 		}
-		memcpy(cfg->state_file, abs, sizeof(abs));
+		g_config_path = g_config_abs;
 	}
 	return 0;
 }
@@ -289,6 +329,22 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	iwf_log(&g_log, IWF_LOG_INFO, "SIGHUP: %zu permission rules loaded", cfg.n_rules);
 }
 
+/* A start-up error: one line in the log and, when the log is not stderr (detaching: syslog),
+ * also on stderr, which is still the starting shell's or service manager's. Returns 1. */
+__attribute__((format(printf, 1, 2))) static int start_failed(const char *fmt, ...);
+static int start_failed(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	iwf_log(&g_log, IWF_LOG_ERROR, "%s", msg);
+	if (g_log.syslog)
+		fprintf(stderr, "iwfd: %s\n", msg);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c;
@@ -300,30 +356,46 @@ int main(int argc, char **argv)
 	if ((rc = build_config(&c, &cfg)) != 0)
 		return rc;
 	g_log.level = cfg.log_level;
+	/* Detach first, start everything in the detached process, and only then let the
+	 * starting process exit 0: every start-up error below is reported on stderr and in the
+	 * exit status, with and without --foreground (service.h). */
+	int ready_fd = -1;
 	if (!cfg.foreground) {
-		if (daemon(0, 0) < 0) {
-			fprintf(stderr, "iwfd: cannot daemonize: %s\n", strerror(errno));
+		int e = svc_detach(&ready_fd);
+		if (e) {
+			fprintf(stderr, "iwfd: cannot detach: %s\n", strerror(e));
 			return 1;
 		}
 		openlog("iwfd", LOG_PID, LOG_DAEMON);
 		g_log.syslog = true;
+	} else if (svc_stderr_is_journal()) {
+		g_log.journal = true;
 	}
 	signal(SIGPIPE, SIG_IGN);
 
+	/* One iwfd per state file: two would answer on the LAN with the same UUIDs and write
+	 * one journal. Held until exit (the kernel releases it however the process ends). */
+	int lock_fd = -1;
+	if (cfg.state_file[0]) {
+		char why[1024];
+		if ((lock_fd = svc_lock_state(cfg.state_file, why, sizeof(why))) < 0)
+			return start_failed("cannot start: %s", why);
+	}
+
+	iwf_log(&g_log, IWF_LOG_DEBUG, "starting iwfd %s: LAN %s%s, HTTP port %u, %zu PCP server(s)%s%s, state %s, config %s",
+		IWFD_VERSION, cfg.lan_ifs[0], cfg.n_lan_ifs > 1 ? " (and more)" : "", cfg.http_port, cfg.n_pcp_servers,
+		cfg.pcp_servers_file[0] ? " + hand-over file " : "", cfg.pcp_servers_file,
+		cfg.state_file[0] ? cfg.state_file : "in memory only", g_config_path ? g_config_path : "none");
 	struct loop_ctx ctx = {0};
 	ctx.base = event_base_new();
-	if (!ctx.base) {
-		iwf_log(&g_log, IWF_LOG_ERROR, "cannot create the event loop");
-		return 1;
-	}
+	if (!ctx.base)
+		return start_failed("cannot start: cannot create the event loop");
 	enum iwf_err err;
 	char detail[512] = "";
 	ctx.iwf = iwf_new(ctx.base, &cfg, &g_log, &err, detail, sizeof(detail));
 	if (!ctx.iwf) {
-		iwf_log(&g_log, IWF_LOG_ERROR, "cannot start: %s%s%s", iwf_err_name(err),
-			detail[0] ? ": " : "", detail);
 		event_base_free(ctx.base);
-		return 1;
+		return start_failed("cannot start: %s%s%s", iwf_err_name(err), detail[0] ? ": " : "", detail);
 	}
 	struct event *ev_term = evsignal_new(ctx.base, SIGTERM, on_stop, &ctx);
 	struct event *ev_int = evsignal_new(ctx.base, SIGINT, on_stop, &ctx);
@@ -332,15 +404,25 @@ int main(int argc, char **argv)
 	evsignal_add(ev_int, NULL);
 	evsignal_add(ev_hup, NULL);
 
-	iwf_log(&g_log, IWF_LOG_INFO, "ready: %s (IGD:%d, PCP server %s)", iwf_root_url(ctx.iwf),
-		cfg.igd_version, cfg.n_pcp_servers ? cfg.pcp_servers[0] : "from the default router");
+	iwf_log(&g_log, IWF_LOG_INFO, "ready: %s (IGD:%d, PCP server %s, state %s)", iwf_root_url(ctx.iwf),
+		cfg.igd_version, cfg.n_pcp_servers ? cfg.pcp_servers[0] : "from the default router",
+		cfg.state_file[0] ? cfg.state_file : "in memory only");
+	char status[256];
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving %s", iwf_root_url(ctx.iwf));
+	int nerr = svc_notify(status);
+	if (nerr)
+		iwf_log(&g_log, IWF_LOG_WARN, "cannot tell systemd we are ready ($NOTIFY_SOCKET): %s", strerror(nerr));
+	svc_detach_ready(ready_fd);
 	event_base_dispatch(ctx.base);
 
+	svc_notify("STOPPING=1");
 	iwf_free(ctx.iwf);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
 	event_base_free(ctx.base);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	iwf_log(&g_log, IWF_LOG_INFO, "stopped");
 	return 0;
 }

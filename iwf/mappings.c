@@ -277,8 +277,8 @@ void set_connected(struct iwf_core *c, bool up)
 	if (up)
 		c->connected_since = core_now(c);
 	core_log(c, up ? IWF_LOG_INFO : IWF_LOG_WARN, "PCP server %s",
-		 up ? "reachable: ConnectionStatus Connected"
-		    : "not answering: ConnectionStatus Disconnected");
+		 up ? "answers: UPnP ConnectionStatus is Connected"
+		    : "does not answer: UPnP ConnectionStatus is Disconnected, new mappings get 501");
 	push_state(c);
 }
 
@@ -288,7 +288,7 @@ void learn_external(struct iwf_core *c, const struct in6_addr *a)
 		return;
 	char text[INET6_ADDRSTRLEN];
 	c->external = *a;
-	core_log(c, IWF_LOG_INFO, "external address %s", addr_text(a, text, sizeof(text)));
+	core_log(c, IWF_LOG_INFO, "external address (from the PCP server): %s", addr_text(a, text, sizeof(text)));
 	push_state(c);
 }
 
@@ -391,7 +391,7 @@ static void nat_apply(struct iwf_core *c, const struct state_mapping *m, bool ad
 				  detail, sizeof(detail))
 		     : iwf_nat_remove(c->nat, m->protocol, m->router_port, detail, sizeof(detail));
 	if (rc != 0)
-		core_log(c, IWF_LOG_ERROR, "router NAT: %s", detail);
+		core_log(c, IWF_LOG_ERROR, "router NAT (nftables DNAT): %s", detail);
 }
 
 /* ------------------------------------------------------------------ records */
@@ -400,7 +400,7 @@ bool rec_update(struct iwf_core *c, const struct state_mapping *m)
 {
 	enum state_err e = state_table_update(c->table, m);
 	if (e != STATE_OK) {
-		core_log(c, IWF_LOG_ERROR, "mapping %s %u: not updated (%s)", proto_name(m->protocol),
+		core_log(c, IWF_LOG_ERROR, "mapping %s external port %u: not written to the state journal (%s)", proto_name(m->protocol),
 			 m->external_port, state_err_name(e));
 		return false;
 	}
@@ -476,7 +476,7 @@ void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struc
 	bool was_committed = !(cur->flags & STATE_F_INTENT);
 	uint64_t old_end = cur->lease_end_ms;
 	char ic[INET6_ADDRSTRLEN];
-	core_log(c, IWF_LOG_DEBUG, "mapping %s %u -> %s:%u: %s -> %s (%s)", proto_name(m.protocol),
+	core_log(c, IWF_LOG_DEBUG, "mapping %s external port %u -> %s:%u: %s -> %s (%s)", proto_name(m.protocol),
 		 m.external_port, addr_text(&m.internal_client, ic, sizeof(ic)), m.internal_port,
 		 life_phase_name(from), life_phase_name(to), why);
 	l->phase = (uint8_t)to;
@@ -540,7 +540,7 @@ void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struc
 			nat_apply(c, cur, false);
 		router_port_mark(c, cur->protocol, cur->router_port, false);
 		if (phase_committed(from) || was_committed)
-			core_log(c, IWF_LOG_INFO, "mapping %s %u -> %s:%u removed: %s", proto_name(m.protocol),
+			core_log(c, IWF_LOG_INFO, "mapping %s external port %u -> %s:%u removed (%s)", proto_name(m.protocol),
 				 m.external_port, ic, m.internal_port, why);
 		state_table_remove(c->table, l->id);
 		if (was_committed)

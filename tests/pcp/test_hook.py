@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The sample DHCP hook tests/pcp/pcp_servers_hook.sh (docs/pcp.md) under the POSIX shells
+"""The DHCP hook dist/hooks/pcp_servers_hook.sh (docs/pcp.md) under the POSIX shells
 present (dash, busybox sh, bash): DHCPv4 option 158 and DHCPv6 option 86 payloads in both
 hex spellings become the hand-over file, which iwfd's own parser (pcp_cli
 --check-servers-file = pcp_servers_parse) reads back; malformed payloads leave the file alone.
@@ -14,7 +14,7 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HOOK = os.path.join(HERE, "pcp_servers_hook.sh")
+HOOK = os.path.join(HERE, "..", "..", "dist", "hooks", "pcp_servers_hook.sh")
 PCP_CLI = None
 SHELLS = [s for s in (["dash"], ["busybox", "sh"], ["bash", "--posix"]) if shutil.which(s[0])]
 

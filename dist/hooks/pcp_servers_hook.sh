@@ -22,7 +22,8 @@ case "$kind" in v4|v6|list) ;; *) echo "usage: $0 v4|v6|list DATA [FILE]" >&2; e
 tmp="$file.tmp.$$"
 mkdir -p "$(dirname "$file")" || exit 1
 if [ "$kind" = list ]; then
-	# one address per line; iwfd validates each line itself
+	# one address per line; iwfd validates each line itself (split on purpose; set -f)
+	# shellcheck disable=SC2086
 	printf '%s\n' $data > "$tmp" || exit 1
 else
 	printf '%s\n' "$data" | awk -v kind="$kind" '
