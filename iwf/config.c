@@ -253,6 +253,11 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				rc = fail(detail, cap, "log_level: error, warn, info or debug expected");
 				goto out;
 			}
+		} else if (strcmp(key, "user") == 0) {
+			if (!copy_str(cfg->user, sizeof(cfg->user), v)) {
+				rc = fail(detail, cap, "user: user name of at most %zu bytes expected", sizeof(cfg->user) - 1);
+				goto out;
+			}
 		} else if (strcmp(key, "friendly_name") == 0) {
 			if (!copy_str(cfg->friendly_name, sizeof(cfg->friendly_name), v)) {
 				rc = fail(detail, cap, "friendly_name: string of at most %zu bytes expected",
