@@ -318,6 +318,11 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				rc = fail(detail, cap, "log_level: error, warn, info or debug expected");
 				goto out;
 			}
+		} else if (strcmp(key, "user") == 0) {
+			if (!copy_str(cfg->user, sizeof(cfg->user), v)) {
+				rc = fail(detail, cap, "user: user name of at most %zu bytes expected", sizeof(cfg->user) - 1);
+				goto out;
+			}
 		} else if (strcmp(key, "friendly_name") == 0) {
 			if (!copy_str(cfg->friendly_name, sizeof(cfg->friendly_name), v)) {
 				rc = fail(detail, cap, "friendly_name: string of at most %zu bytes expected",
@@ -431,7 +436,7 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 		} else {
 			static const char *const known[] = {"lan_interfaces", "lan_address", "http_port", "pcp_servers",
 							    "pcp_servers_file", "state_file", "igd_version", "wan_type",
-							    "log_level", "friendly_name", "pcp", "nat", "security", NULL};
+							    "log_level", "friendly_name", "pcp", "nat", "security", "user", NULL};
 			rc = fail_unknown(detail, cap, "", key, known);
 			goto out;
 		}

@@ -275,6 +275,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		.servers = servers,
 		.n_servers = cfg->n_pcp_servers,
 		.listen_announce = cfg->listen_announce,
+		.announce_ifname = cfg->wan_if[0] ? cfg->wan_if : NULL, /* else the route to the server */
 		.log = pcp_log_cb,
 		.log_arg = w,
 		.on_server = pcp_server_cb,

@@ -73,6 +73,7 @@ struct iwf_config {
 	bool foreground;
 	enum iwf_log_level log_level;
 	char friendly_name[64];
+	char user[32];            /* run as this user after start-up; "" = stay (privileges are dropped anyway) */
 
 	/* PCP */
 	uint32_t pcp_lifetime;       /* lifetime requested in MAP when the lease is longer, s */

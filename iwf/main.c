@@ -6,6 +6,7 @@
  */
 #include "iwf.h"
 #include "service.h"
+#include "privs.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -62,7 +63,9 @@ static void usage(FILE *out)
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"  --nat none|nftables    the router's own NAT: none (DS-Lite/NAT64, default) or\n"
 		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules)\n"
-		"  --wan-if IFNAME        WAN interface (for --nat nftables)\n"
+		"  --wan-if IFNAME        WAN interface (for --nat nftables; PCP ANNOUNCE is taken only\n"
+		"                         from it; default: the interface of the route to the server)\n"
+		"  --user NAME            run as this user once the sockets are open\n"
 		"  -h, --help             show this help and exit\n"
 		"  -V, --version          show the version and exit\n"
 		"\n"
@@ -76,7 +79,7 @@ static void usage(FILE *out)
 
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
        OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF,
-       OPT_PCP_SERVERS_FILE, OPT_NO_STATE };
+       OPT_PCP_SERVERS_FILE, OPT_NO_STATE, OPT_USER };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -92,6 +95,7 @@ static const struct option long_opts[] = {
 	{"nat", required_argument, NULL, OPT_NAT},
 	{"pcp-servers-file", required_argument, NULL, OPT_PCP_SERVERS_FILE},
 	{"wan-if", required_argument, NULL, OPT_WAN_IF},
+	{"user", required_argument, NULL, OPT_USER},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -120,7 +124,7 @@ static bool copy_arg(char *dst, size_t cap, const char *src)
 struct cli {
 	char lan_ifs[IWF_MAX_LAN_IFS][32];
 	size_t n_lan_ifs;
-	const char *lan_addr, *state, *nat, *wan_if, *servers_file;
+	const char *lan_addr, *state, *nat, *wan_if, *servers_file, *user;
 	char pcp[IWF_MAX_PCP_SERVERS][80];
 	size_t n_pcp;
 	bool http_port_set, igd_set, log_set, foreground;
@@ -206,6 +210,9 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 		case OPT_PCP_SERVERS_FILE:
 			c->servers_file = optarg;
 			break;
+		case OPT_USER:
+			c->user = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			usage(stdout);
@@ -264,6 +271,10 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 	}
 	if (c->wan_if && !copy_arg(cfg->wan_if, sizeof(cfg->wan_if), c->wan_if)) {
 		fprintf(stderr, "iwfd: --wan-if name too long\n");
+		return 2;
+	}
+	if (c->user && !copy_arg(cfg->user, sizeof(cfg->user), c->user)) {
+		fprintf(stderr, "iwfd: --user name too long\n");
 		return 2;
 	}
 	if (c->http_port_set)
@@ -356,6 +367,12 @@ int main(int argc, char **argv)
 	if ((rc = build_config(&c, &cfg)) != 0)
 		return rc;
 	g_log.level = cfg.log_level;
+	struct iwf_privs privs; /* looked up before detaching: a bad --user is told on stderr */
+	char pdetail[512];
+	if (iwf_privs_prepare(&privs, cfg.user, strcmp(cfg.nat_mode, "nftables") == 0, pdetail, sizeof(pdetail))) {
+		fprintf(stderr, "iwfd: --user: %s\n", pdetail);
+		return 2;
+	}
 	/* Detach first, start everything in the detached process, and only then let the
 	 * starting process exit 0: every start-up error below is reported on stderr and in the
 	 * exit status, with and without --foreground (service.h). */
@@ -397,6 +414,15 @@ int main(int argc, char **argv)
 		event_base_free(ctx.base);
 		return start_failed("cannot start: %s%s%s", iwf_err_name(err), detail[0] ? ": " : "", detail);
 	}
+	/* Sockets open, state directory ready: keep only what this mode needs (docs/robustness.md). */
+	if (iwf_privs_own_state(&privs, cfg.state_file, pdetail, sizeof(pdetail)) ||
+	    iwf_privs_drop(&privs, pdetail, sizeof(pdetail))) {
+		iwf_free(ctx.iwf);
+		event_base_free(ctx.base);
+		return start_failed("cannot drop privileges: %s", pdetail);
+	}
+	iwf_privs_describe(pdetail, sizeof(pdetail));
+	iwf_log(&g_log, IWF_LOG_INFO, "privileges: %s", pdetail);
 	struct event *ev_term = evsignal_new(ctx.base, SIGTERM, on_stop, &ctx);
 	struct event *ev_int = evsignal_new(ctx.base, SIGINT, on_stop, &ctx);
 	struct event *ev_hup = evsignal_new(ctx.base, SIGHUP, on_hup, &ctx);

@@ -191,6 +191,56 @@ void iwf_nat_free(struct iwf_nat *n)
 	free(n);
 }
 
+/* One line of /proc/net/{tcp,udp}{,6}: "sl: LOCALHEX:PORT REMHEX:PORT ST ...". True when
+ * its local port is port and its state is st (hex). */
+static bool proc_line_matches(const char *line, uint16_t port, unsigned st)
+{
+	const char *p = strchr(line, ':'); /* after "sl" */
+	if (!p)
+		return false;
+	p++;
+	while (*p == ' ')
+		p++;
+	const char *colon = strchr(p, ':'); /* local address : port */
+	if (!colon)
+		return false;
+	char *end;
+	unsigned long lport = strtoul(colon + 1, &end, 16);
+	if (end == colon + 1 || *end != ' ' || lport != port)
+		return false;
+	p = end;
+	while (*p == ' ')
+		p++;
+	p = strchr(p, ' '); /* skip the remote address */
+	if (!p)
+		return false;
+	unsigned long state = strtoul(p, &end, 16);
+	return end != p && state == st;
+}
+
+bool iwf_nat_port_local(uint8_t proto, uint16_t port)
+{
+	/* TCP_LISTEN = 0x0A; an unconnected UDP socket is TCP_CLOSE = 0x07 (a connected
+	 * one, ESTABLISHED, only gets answers to what it sent: conntrack keeps those) */
+	static const char *const tcp[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	static const char *const udp[] = { "/proc/net/udp", "/proc/net/udp6" };
+	const char *const *files = proto == 6 ? tcp : udp;
+	unsigned st = proto == 6 ? 0x0A : 0x07;
+	for (size_t i = 0; i < 2; i++) {
+		FILE *f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		char line[512];
+		bool found = false;
+		while (!found && fgets(line, sizeof(line), f))
+			found = proc_line_matches(line, port, st);
+		fclose(f);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
 bool iwf_nat_active(const struct iwf_nat *n)
 {
 	return n && n->nft;
@@ -209,6 +259,11 @@ int iwf_nat_add(struct iwf_nat *n, uint8_t proto, uint16_t router_port, const ch
 	}
 	char text[INET_ADDRSTRLEN], cmd[256];
 	inet_ntop(AF_INET, &a, text, sizeof(text)); /* canonical form only reaches nft */
+	if (iwf_nat_port_local(proto, router_port)) {
+		say(detail, cap, "router port %u/%s is used by a socket of the router itself: not forwarded to %s:%u",
+		    router_port, proto == 6 ? "TCP" : "UDP", text, port);
+		return -1;
+	}
 	const char *map = proto == 6 ? "fwd_tcp" : "fwd_udp";
 	snprintf(cmd, sizeof(cmd), "add element ip " NAT_TABLE " %s { %u : %s . %u }", map,
 		 router_port, text, port);

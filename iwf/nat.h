@@ -23,7 +23,14 @@ struct iwf_nat *iwf_nat_new(const char *mode, const char *wan_if, char *detail, 
 void iwf_nat_free(struct iwf_nat *n);
 /* True when the router translates (cascaded mode). */
 bool iwf_nat_active(const struct iwf_nat *n);
-/* Forward router_port (protocol 6/17) arriving on the WAN to client:port. 0 = OK. */
+/* Is port (protocol 6/17) in use by a socket of the router itself: a listening TCP socket
+ * or a bound, unconnected UDP socket, IPv4 or IPv6 (/proc/net/{tcp,tcp6,udp,udp6} of the
+ * network namespace we run in)? Such a port is one of the router's own WAN services (e.g.
+ * TR-069's connection-request port 7547) and must never be forwarded to a LAN host. */
+bool iwf_nat_port_local(uint8_t proto, uint16_t port);
+/* Forward router_port (protocol 6/17) arriving on the WAN to client:port. 0 = OK. A
+ * router_port in use by a local socket (iwf_nat_port_local) is refused (-1, detail): the
+ * DNAT never takes a service of the router away from it. */
 int iwf_nat_add(struct iwf_nat *n, uint8_t proto, uint16_t router_port, const char *client,
 		uint16_t port, char *detail, size_t cap);
 /* Stop forwarding router_port. 0 = OK (also when it was not there). */

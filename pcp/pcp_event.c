@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +84,13 @@ struct pcp_io {
 
 	int announce_fd4, announce_fd6;
 	struct event *ev_announce4, *ev_announce6;
+	/* ANNOUNCE only from the WAN interface, and at most one re-send per gap */
+	char *announce_ifname;   /* configured; NULL = the interface of io->source */
+	unsigned wan_ifindex;    /* 0 = unknown: no ANNOUNCE is taken */
+	uint64_t wan_if_checked; /* when wan_ifindex was last looked up */
+	uint32_t announce_gap_ms;
+	uint64_t announce_quiet_until;
+	struct pcp_io_stats stats;
 
 	struct event *ev_timer;
 	struct event *ev_kick;
@@ -405,13 +414,114 @@ static void on_wakeup(void *arg)
 
 /* ---------------------------------------------------------------- input */
 
+/* Interface index holding address a (IPv4-mapped for IPv4); 0 when none does. */
+static unsigned ifindex_of_addr(const struct in6_addr *a)
+{
+	struct ifaddrs *list, *i;
+	unsigned idx = 0;
+	if (getifaddrs(&list) < 0)
+		return 0;
+	for (i = list; i && !idx; i = i->ifa_next) {
+		if (!i->ifa_addr || !i->ifa_name)
+			continue;
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof ss);
+		if (i->ifa_addr->sa_family == AF_INET)
+			memcpy(&ss, i->ifa_addr, sizeof(struct sockaddr_in));
+		else if (i->ifa_addr->sa_family == AF_INET6)
+			memcpy(&ss, i->ifa_addr, sizeof(struct sockaddr_in6));
+		else
+			continue;
+		struct in6_addr x;
+		uint16_t port;
+		if (from_sockaddr(&ss, &x, &port) && memcmp(&x, a, sizeof x) == 0)
+			idx = if_nametoindex(i->ifa_name);
+	}
+	freeifaddrs(list);
+	return idx;
+}
+
+/* Look up the WAN interface again: the configured name, else the interface of the
+ * address we send to the server from (the route towards it chose that address). */
+static void io_find_wan_if(struct pcp_io *io, uint64_t now)
+{
+	unsigned idx = 0;
+	if (io->announce_ifname)
+		idx = if_nametoindex(io->announce_ifname);
+	else if (io->has_server)
+		idx = ifindex_of_addr(&io->source);
+	io->wan_if_checked = now;
+	if (idx == io->wan_ifindex)
+		return;
+	io->wan_ifindex = idx;
+	io->stats.wan_ifindex = idx;
+	char name[IF_NAMESIZE] = "";
+	if (idx && !if_indextoname(idx, name))
+		name[0] = '\0';
+	if (idx)
+		io_log(io, LOG_INFO, "pcp: ANNOUNCE taken only from interface %s (%s)", name,
+		       io->announce_ifname ? "configured" : "route to the server");
+	else if (io->announce_fd4 >= 0 || io->announce_fd6 >= 0)
+		io_log(io, LOG_WARNING, "pcp: the WAN interface (%s) is unknown: ANNOUNCE is ignored",
+		       io->announce_ifname ? io->announce_ifname : "route to the server");
+}
+
+/* The interface a datagram arrived on, from its IP_PKTINFO / IPV6_PKTINFO; 0 = unknown. */
+static unsigned pktinfo_ifindex(struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+			return (unsigned)pi.ipi_ifindex;
+		}
+		if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi6;
+			memcpy(&pi6, CMSG_DATA(cm), sizeof pi6);
+			return pi6.ipi6_ifindex;
+		}
+	}
+	return 0;
+}
+
+/* Whether an ANNOUNCE socket's datagram may reach the engine: it came in on the WAN
+ * interface (a LAN host cannot pass for the server, RFC 6887 §14.1.3 has the server
+ * announce towards its clients) and no ANNOUNCE made everything be re-sent within the
+ * last announce_gap_ms. */
+static bool announce_allowed(struct pcp_io *io, unsigned ifindex, const struct in6_addr *from, uint64_t now)
+{
+	char a[INET6_ADDRSTRLEN];
+	if (ifindex != io->wan_ifindex && now >= io->wan_if_checked + 1000)
+		io_find_wan_if(io, now); /* the interface may have been re-created */
+	if (!ifindex || ifindex != io->wan_ifindex) {
+		io->stats.announce_wrong_if++;
+		io_log(io, LOG_DEBUG, "pcp: ANNOUNCE from %s on interface %u dropped: not the WAN interface (%u)",
+		       pcp_addr_format(from, a, sizeof a), ifindex, io->wan_ifindex);
+		return false;
+	}
+	if (now < io->announce_quiet_until) {
+		io->stats.announce_rate_limited++;
+		io_log(io, LOG_DEBUG, "pcp: ANNOUNCE from %s dropped: mappings were re-sent %llu ms ago",
+		       pcp_addr_format(from, a, sizeof a),
+		       (unsigned long long)(now - (io->announce_quiet_until - io->announce_gap_ms)));
+		return false;
+	}
+	return true;
+}
+
 static void io_read(struct pcp_io *io, int fd, bool server, const char *what)
 {
 	uint8_t buf[PCP_MAX_PACKET + 4]; /* one word more: oversize packets still look oversize */
+	union {
+		struct cmsghdr align;
+		uint8_t b[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+	} ctl;
 	for (int i = 0; i < IO_READ_BATCH; i++) {
 		struct sockaddr_storage ss;
-		socklen_t sl = sizeof ss;
-		ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&ss, &sl);
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
+		struct msghdr mh = { .msg_name = &ss, .msg_namelen = sizeof ss, .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = ctl.b, .msg_controllen = sizeof ctl.b };
+		ssize_t n = recvmsg(fd, &mh, MSG_TRUNC);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				io_log(io, LOG_DEBUG, "pcp: recv on %s socket: %s", what, strerror(errno));
@@ -422,13 +532,23 @@ static void io_read(struct pcp_io *io, int fd, bool server, const char *what)
 		if (!from_sockaddr(&ss, &from, &port))
 			continue;
 		size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf;
+		uint64_t now = pcp_io_now();
 		if (server)
 			flight_ack(io); /* the server answered something: one more may go */
-		enum pcp_err err = pcp_client_input(io->client, buf, len, &from, port, pcp_io_now());
+		else if (!announce_allowed(io, pktinfo_ifindex(&mh), &from, now))
+			continue;
+		struct pcp_client_stats before, after;
+		pcp_client_get_stats(io->client, &before);
+		enum pcp_err err = pcp_client_input(io->client, buf, len, &from, port, now);
 		if (err != PCP_OK) {
 			char a[INET6_ADDRSTRLEN];
 			io_log(io, LOG_DEBUG, "pcp: dropped %zd-byte datagram from %s port %u on %s socket: %s", n,
 			       pcp_addr_format(&from, a, sizeof a), port, what, pcp_err_name(err));
+		}
+		pcp_client_get_stats(io->client, &after);
+		if (!server && after.lost_state_events != before.lost_state_events) {
+			io->stats.announce_resends++;
+			io->announce_quiet_until = now + io->announce_gap_ms;
 		}
 		if (server && fd != io->fd)
 			break; /* an event callback switched servers: this socket is closed */
@@ -446,6 +566,12 @@ static void on_announce(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	io_read(arg, fd, false, "announce");
+}
+
+void pcp_io_get_stats(const struct pcp_io *io, struct pcp_io_stats *out)
+{
+	if (io && out)
+		*out = io->stats;
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -505,6 +631,14 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 	}
 	if (rc < 0) {
 		io_log(io, LOG_WARNING, "pcp: cannot bind UDP port %u for ANNOUNCE (%s): %s", port,
+		       family == AF_INET ? "IPv4" : "IPv6", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* the interface each datagram arrived on: ANNOUNCE is taken from the WAN only */
+	if (family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one)
+			      : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one)) {
+		io_log(io, LOG_WARNING, "pcp: ANNOUNCE socket (%s): cannot learn the interface: %s",
 		       family == AF_INET ? "IPv4" : "IPv6", strerror(errno));
 		close(fd);
 		return -1;
@@ -608,6 +742,7 @@ static int io_use_server(struct pcp_io *io, const struct in6_addr *addr, uint16_
 	io_log(io, LOG_INFO, "pcp: server %s port %u (%s), client address %s", pcp_addr_format(addr, a, sizeof a), port,
 	       pcp_io_server_reason_name(why), pcp_addr_format(&src, s, sizeof s));
 	pcp_client_set_source(io->client, &src); /* §8.1: the address we really send from */
+	io_find_wan_if(io, pcp_io_now());
 	if (same_server && new_source)
 		pcp_client_refresh_all(io->client, pcp_io_now()); /* reconnect after a WAN change */
 	else
@@ -1022,6 +1157,9 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 	pcp_client_set_wakeup(client, on_wakeup, io); /* pcp_io_kick is gone: the engine says */
 	if (cfg->route_file && !(io->route_file = strdup(cfg->route_file)))
 		goto fail;
+	if (cfg->announce_ifname && !(io->announce_ifname = strdup(cfg->announce_ifname)))
+		goto fail;
+	io->announce_gap_ms = cfg->announce_gap_ms ? cfg->announce_gap_ms : PCP_IO_ANNOUNCE_GAP_MS;
 
 	if (cfg->listen_announce) {
 		uint16_t aport = cfg->announce_port ? cfg->announce_port : PCP_CLIENT_PORT;
@@ -1038,6 +1176,8 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 				goto fail;
 		}
 	}
+	if (io->announce_ifname)
+		io_find_wan_if(io, pcp_io_now());
 	int rc = io_apply(io, PCP_IO_SERVER_CONFIGURED);
 	if (rc != 0) {
 		*err = rc;
@@ -1073,5 +1213,6 @@ void pcp_io_free(struct pcp_io *io)
 			close(fds[i]);
 	free(io->route_file);
 	free(io->watch_path);
+	free(io->announce_ifname);
 	free(io);
 }

@@ -42,6 +42,7 @@ struct pcp_io;
 #define PCP_IO_SERVERS_FILE_MAX 4096  /* a larger server file is ignored */
 #define PCP_IO_MAX_IN_FLIGHT 64       /* default pcp_io_config.max_in_flight */
 #define PCP_IO_IN_FLIGHT_MS 1000      /* an unanswered request stops counting as in flight */
+#define PCP_IO_ANNOUNCE_GAP_MS 30000  /* default pcp_io_config.announce_gap_ms */
 
 /* Why the adapter talks to a (new) server; pcp_io_config.on_server. */
 enum pcp_io_server_reason {
@@ -71,6 +72,18 @@ struct pcp_io_config {
 	 * works) to receive ANNOUNCE. Failure to bind or join is logged, not fatal. */
 	bool listen_announce;
 	uint16_t announce_port; /* 0 = PCP_CLIENT_PORT (5350); tests use another */
+	/* ANNOUNCE is taken only when it arrived on the WAN interface (the packet's interface
+	 * index, IP_PKTINFO / IPV6_RECVPKTINFO): a LAN host can neither spoof the server's
+	 * IPv4 address (loose rp_filter) nor multicast from its own IPv6 link-local address.
+	 * announce_ifname names that interface; NULL: the interface that holds the source
+	 * address of the socket connected to the server (the route towards the server),
+	 * found again whenever that socket is (re)opened. An unknown interface accepts no
+	 * ANNOUNCE (the Epoch of the next answer still detects a restarted server). */
+	const char *announce_ifname;
+	/* After an ANNOUNCE made the engine re-send every mapping, further ANNOUNCEs are
+	 * dropped for this long (a spoofed flood costs one re-send per gap, not one per
+	 * datagram). 0 = PCP_IO_ANNOUNCE_GAP_MS. */
+	uint32_t announce_gap_ms;
 	/* level: a syslog priority, LOG_ERR .. LOG_DEBUG (<syslog.h>). NULL = silent. */
 	void (*log)(void *arg, int level, const char *fmt, va_list ap);
 	void *log_arg;
@@ -145,6 +158,15 @@ bool pcp_io_get_server(const struct pcp_io *io, struct pcp_server *out);
  * an errno value (the old socket is kept).
  */
 int pcp_io_reconnect(struct pcp_io *io);
+
+/* What the adapter dropped on the ANNOUNCE sockets (tests, diagnostics). */
+struct pcp_io_stats {
+	uint64_t announce_wrong_if;      /* arrived on another interface than the WAN's */
+	uint64_t announce_rate_limited;  /* within announce_gap_ms of a re-send it caused */
+	uint64_t announce_resends;       /* ANNOUNCEs that made the engine re-send everything */
+	unsigned wan_ifindex;            /* the interface ANNOUNCE is taken from; 0 = none */
+};
+void pcp_io_get_stats(const struct pcp_io *io, struct pcp_io_stats *out);
 
 /* pcp_server_parse() on a NUL-terminated string (for config checks). */
 bool pcp_io_parse_server(const char *text, struct in6_addr *addr, uint16_t *port);

@@ -487,6 +487,44 @@ enum state_err state_table_compact(struct state_table *t, char *detail, size_t d
 }
 
 /*
+ * Open the journal's directory without following a symlink someone else could have planted
+ * (O_NOFOLLOW on the last component). A symlink there is followed only when it belongs to
+ * root or to us and the directory holding it is written by its owner alone, or is sticky
+ * (/tmp: nobody may replace another's entry): e.g. OpenWrt-style /var -> /tmp layouts.
+ */
+static int open_dir_nofollow(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat link, par;
+	if (fd >= 0 || (errno != ELOOP && errno != ENOTDIR))
+		return fd;
+	int e = errno; /* a symlink gives ENOTDIR (O_DIRECTORY) or ELOOP */
+	if (lstat(dir, &link) != 0 || !S_ISLNK(link.st_mode)) {
+		errno = e;
+		return -1;
+	}
+	char parent[PATH_MAX];
+	if ((size_t)snprintf(parent, sizeof(parent), "%s", dir) >= sizeof(parent)) {
+		errno = ELOOP;
+		return -1;
+	}
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	uid_t me = geteuid();
+	if (stat(parent, &par) == 0 && (link.st_uid == 0 || link.st_uid == me) &&
+	    (par.st_uid == 0 || par.st_uid == me) &&
+	    (!(par.st_mode & (S_IWGRP | S_IWOTH)) || (par.st_mode & S_ISVTX)))
+		return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	errno = ELOOP;
+	return -1;
+}
+
+/*
  * Is the file at the journal's path still the one we append to? Not when it was deleted or
  * moved away, or a filesystem was mounted over its directory (a router remounting its
  * storage). Then the directory is looked up again by name and the table written anew.
@@ -501,7 +539,7 @@ static bool still_at_path(struct state_table *t)
 	const char *dir = slash == t->path ? "/" : t->path;
 	if (stat(dir, &dir_at_path) == 0 && fstat(t->dirfd, &dir_ours) == 0 &&
 	    (dir_at_path.st_dev != dir_ours.st_dev || dir_at_path.st_ino != dir_ours.st_ino)) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int dfd = open_dir_nofollow(dir);
 		if (dfd >= 0) {
 			close(t->dirfd);
 			t->dirfd = dfd;
@@ -802,7 +840,7 @@ enum state_err state_table_open(struct state_table *t, const char *path, struct 
 	t->base = slash ? slash + 1 : t->path;
 	if (slash)
 		*slash = '\0';
-	t->dirfd = open(!slash ? "." : slash == t->path ? "/" : t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	t->dirfd = open_dir_nofollow(!slash ? "." : slash == t->path ? "/" : t->path);
 	if (slash)
 		*slash = '/';
 	int fd = -1;
