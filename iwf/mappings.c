@@ -375,8 +375,12 @@ uint16_t router_port_pick(struct iwf_core *c, uint8_t proto, uint16_t wanted)
 	uint32_t start = wanted >= lo && wanted <= hi ? wanted : lo;
 	for (uint32_t k = 0; k < span; k++) {
 		uint16_t port = (uint16_t)(lo + (start - lo + k) % span);
-		if (!(b[port / 8] & (1u << (port % 8))))
-			return port;
+		if (b[port / 8] & (1u << (port % 8)))
+			continue;
+		/* one of the router's own services (e.g. TR-069's 7547) is never handed out */
+		if (iwf_nat_active(c->nat) && iwf_nat_port_local(proto, port))
+			continue;
+		return port;
 	}
 	return 0;
 }
