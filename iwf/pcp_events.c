@@ -258,8 +258,9 @@ void pcp_event_fn(void *arg, const struct pcp_event *ev)
 		set_connected(c, true);
 		learn_external(c, &ev->external_addr);
 	} else if (ev->type == PCP_EVENT_FAILED) {
-		if (ev->result == PCP_RESULT_NETWORK_FAILURE)
-			set_connected(c, false); /* seed 004 §4.3 */
+		/* seed 004 §4.3; a server without PCP version 2 (RFC 6887 §9) offers no service either */
+		if (ev->result == PCP_RESULT_NETWORK_FAILURE || ev->result == PCP_RESULT_UNSUPP_VERSION)
+			set_connected(c, false);
 		else if (!ev->timeout)
 			set_connected(c, true);
 	}

@@ -367,6 +367,95 @@ static void errors_follow_addressed_version(void)
 	}
 }
 
+/* Issue 11 #1: the WAN (or B4) address changes. The daemon hears it from the kernel
+ * (netwatch.c) and the adapter tells the engine the new source; every mapping is then asked
+ * for again from the new address, each with its own stored nonce, and stays listed
+ * throughout. */
+static void wan_renumbering_resends_with_nonces(void)
+{
+	struct iwf_config cfg;
+	h_config(&cfg);
+	struct h *h = h_new(&cfg);
+	static const uint16_t ports[] = {48001, 48002, 48003};
+	for (size_t k = 0; k < 3; k++)
+		CHECK_EQ_INT(h_add(h, k == 2 ? HOST_B : HOST_A, k == 1 ? UDP : TCP, ports[k], ports[k]), 0);
+	h_run(h, 5000);
+	size_t mark = h_mark(h);
+	struct in6_addr src = h_ip("192.0.2.77");
+	pcp_client_set_source(h_pcp(h), &src);
+	pcp_client_refresh_all(h_pcp(h), h->now);
+	h_run(h, 2000);
+	for (size_t k = 0; k < 3; k++) {
+		const struct pcp_msg *q = h_req(h, mark, ports[k], L_CREATE);
+		const struct state_mapping *m = h_rec(h, k == 1 ? UDP : TCP, ports[k]);
+		CHECK(q != NULL && m != NULL);
+		if (q && m) {
+			CHECK(memcmp(q->nonce, m->nonce, PCP_NONCE_LEN) == 0);
+			CHECK(h_ip_eq(&q->client_addr, "192.0.2.77"));
+			CHECK_EQ_INT(q->external_port, ports[k]);
+		}
+		CHECK(h_listed(h, k == 1 ? UDP : TCP, ports[k]));
+	}
+	CHECK_EQ_INT(h_count_req(h, mark, 48001, L_DELETE), 0);
+	CHECK_EQ_INT(srv_count(h), 3);
+	h_free(h);
+}
+
+/* Issue 11 #9: NewManage is one rule for GetListOfPortMappings and DeletePortMappingRange:
+ * without the right to touch other hosts' mappings (IGD:2 default), Manage=1 reaches only the
+ * caller's own ones in both; with it (allow_third_party), every host's in both. */
+static void manage_one_rule(void)
+{
+	for (int rights = 0; rights < 2; rights++) {
+		struct iwf_config cfg;
+		h_config(&cfg);
+		cfg.igd_version = 2;
+		cfg.allow_third_party = rights;
+		struct h *h = h_new(&cfg);
+		CHECK_EQ_INT(h_add(h, HOST_A, TCP, 48101, 48101), 0);
+		CHECK_EQ_INT(h_add(h, HOST_A, TCP, 48102, 48102), 0);
+		CHECK_EQ_INT(h_add(h, HOST_B, TCP, 48103, 48103), 0);
+		size_t n = 0;
+		h_get_list(h, HOST_A, TCP, 48100, 48199, false, &n);
+		CHECK_EQ_INT(n, 2);
+		h_get_list(h, HOST_A, TCP, 48100, 48199, true, &n);
+		CHECK_EQ_INT(n, rights ? 3 : 2);
+		int code = h_delete_range(h, HOST_A, TCP, 48100, 48199, true);
+		CHECK_EQ_INT(code, 0);
+		CHECK(!h_listed(h, TCP, 48101));
+		CHECK(!h_listed(h, TCP, 48102));
+		CHECK_EQ_INT(h_listed(h, TCP, 48103), !rights);
+		CHECK_EQ_INT(srv_count(h), rights ? 0 : 1);
+		h_free(h);
+	}
+}
+
+/* Issue 11 #11: a server that does not speak PCP version 2 answers UNSUPP_VERSION (RFC 6887
+ * §9). The control point hears 501 at once (seed 004 §4.3), the request is not retransmitted,
+ * and the connection is not called up: there is no usable PCP service. */
+static void unsupp_version_heard(void)
+{
+	struct iwf_config cfg;
+	h_config(&cfg);
+	struct h *h = h_new(&cfg);
+	size_t mark = h_mark(h);
+	h->srv.force.count = 1000;
+	h->srv.force.result = PCP_RESULT_UNSUPP_VERSION;
+	h->srv.force.in_port = 0;
+	h->srv.force.kind = K_CREATE;
+	struct upnp_args a = h_args(TCP, 48201, HOST_A, 48201, 3600);
+	int i = h_act(h, UPNP_ACT_ADD_PORT_MAPPING, &a, HOST_A);
+	int code = h_wait(h, i, 1000);
+	CHECK_EQ_INT(code, 501);
+	h_run(h, 60000);
+	CHECK_EQ_INT(h_count_req(h, mark, 48201, L_CREATE), 1);
+	CHECK(!h_listed(h, TCP, 48201));
+	int s = h_status_call(h, UPNP_ACT_GET_STATUS_INFO);
+	CHECK_EQ_INT(h_code(h, s), 0);
+	CHECK(strcmp(h->ans[s].status, "Connected") != 0);
+	h_free(h);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct h_test tests[] = {
@@ -374,6 +463,9 @@ int main(int argc, char **argv)
 		{"add_any_wildcard_port", add_any_wildcard_port},
 		{"overwrite_internal_port", overwrite_internal_port},
 		{"errors_follow_addressed_version", errors_follow_addressed_version},
+		{"wan_renumbering_resends_with_nonces", wan_renumbering_resends_with_nonces},
+		{"manage_one_rule", manage_one_rule},
+		{"unsupp_version_heard", unsupp_version_heard},
 	};
 	return h_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]), "test_core_homes");
 }
