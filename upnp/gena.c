@@ -69,6 +69,7 @@ struct gena {
 	struct gena_sub *subs;
 	size_t n_subs;
 	struct gena_sub *gone;        /* removed, NOTIFY still in flight */
+	size_t n_gone;
 	struct event *ev_expire;
 };
 
@@ -107,6 +108,7 @@ static void sub_drop(struct gena *g, struct gena_sub *sub)
 		sub->gone = true;
 		sub->next = g->gone;
 		g->gone = sub;
+		g->n_gone++;
 		return;
 	}
 	free(sub);
@@ -117,6 +119,7 @@ static void gone_unlink(struct gena *g, struct gena_sub *sub)
 	for (struct gena_sub **pp = &g->gone; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == sub) {
 			*pp = sub->next;
+			g->n_gone--;
 			break;
 		}
 	sub->next = NULL;
@@ -423,7 +426,9 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
 		return;
 	}
-	if (g->n_subs >= g->cfg.max_subscriptions) {
+	/* Subscriptions cancelled while their NOTIFY is in flight still hold memory (up to
+	 * GENA_NOTIFY_TIMEOUT_MS): they count, so SUBSCRIBE/UNSUBSCRIBE churn is bounded too. */
+	if (g->n_subs + g->n_gone >= g->cfg.max_subscriptions) {
 		http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
 		return;
 	}
@@ -592,6 +597,7 @@ void gena_free(struct gena *g)
 		struct gena_sub *sub = g->gone;
 
 		g->gone = sub->next;
+		g->n_gone--;
 		http_client_cancel(sub->client); /* its done is not called */
 		free(sub);
 	}

@@ -13,9 +13,12 @@
  * Per-source buckets are not a small table of recent sources (a source evicted from it
  * came back with a full bucket, so 100 rotating addresses were each "new" and fresh and
  * used up every budget): each address owns two of SSDP_SRC_BUCKETS buckets chosen by two
- * keyed hashes, and draws from the fuller one. A flood from many addresses drains the
- * buckets it hashes to; another host is held back only if both of its buckets are shared
- * with flooders (with 100 flooders about 0.2 %; a different random key at each start).
+ * keyed hashes; the quieter one decides, both are charged. Each bucket holds reply tokens (the per-source
+ * rate) and "ask credits" (SSDP_ASK_BURST, one back every SSDP_ASK_EVERY_MS): a search
+ * made with a credit left is from a quiet source and draws on the "fresh" budget, any
+ * other on the "global" one. A flood from many addresses drains the buckets it hashes to;
+ * another host is held back only if both of its buckets are shared with flooders (with
+ * 100 flooders about 0.2 %; a different random key at each start).
  *
  * Targets (what we advertise and answer for) come from the configuration list; an entry
  * "uuid:X::NT" names the USN explicitly, a bare "uuid:X" is its own USN, and any other NT
@@ -55,7 +58,9 @@
 /* Rate limits, in reply datagrams. */
 #define SSDP_GLOBAL_BURST 200
 #define SSDP_GLOBAL_RATE 100      /* per second */
-#define SSDP_SRC_BUCKETS 4096    /* per-source buckets, 8 bytes each (a power of two) */
+#define SSDP_SRC_BUCKETS 4096    /* per-source buckets, 12 bytes each (a power of two) */
+#define SSDP_ASK_BURST 3          /* searches a quiet source may make at once ... */
+#define SSDP_ASK_EVERY_MS 2000    /* ... and one more every 2 s, as a "fresh" source */
 #define SSDP_SRC_BUCKET_BITS 12
 #define SSDP_SRC_BURST 60
 #define SSDP_SRC_RATE 20          /* per second */
@@ -83,6 +88,7 @@ struct ssdp_bucket {
  * ticks (wraps after 2.2 years: a bucket untouched that long is refilled less once). */
 struct ssdp_src_bucket {
 	uint32_t tokens_milli;
+	uint32_t asks_milli;       /* ask credits x 1000 */
 	uint32_t last_tick;
 };
 
@@ -167,21 +173,42 @@ static size_t src_hash(uint32_t a, uint32_t key, uint32_t mul)
 static void src_refill(struct ssdp_src_bucket *b, uint64_t now)
 {
 	uint32_t tick = (uint32_t)(now / 16u);
-	uint64_t t = b->tokens_milli + (uint64_t)(uint32_t)(tick - b->last_tick) * 16u * SSDP_SRC_RATE;
+	uint64_t ms = (uint64_t)(uint32_t)(tick - b->last_tick) * 16u;
+	uint64_t t = b->tokens_milli + ms * SSDP_SRC_RATE;
+	uint64_t a = b->asks_milli + ms * 1000u / SSDP_ASK_EVERY_MS;
 
 	b->tokens_milli = t > (uint64_t)SSDP_SRC_BURST * 1000u ? SSDP_SRC_BURST * 1000u : (uint32_t)t;
+	b->asks_milli = a > (uint64_t)SSDP_ASK_BURST * 1000u ? SSDP_ASK_BURST * 1000u : (uint32_t)a;
 	b->last_tick = tick;
 }
 
-/* The fuller of source a's two buckets, refilled. */
-static struct ssdp_src_bucket *src_bucket(struct ssdp *s, struct in_addr a, uint64_t now)
+/* Source a's two buckets, refilled; b[0] is the quieter one (more ask credits, then more
+ * tokens), which decides. */
+static void src_buckets(struct ssdp *s, struct in_addr a, uint64_t now,
+			struct ssdp_src_bucket *b[2])
 {
-	struct ssdp_src_bucket *b0 = &s->srcs[src_hash(a.s_addr, s->src_key[0], 0x9e3779b1u)];
-	struct ssdp_src_bucket *b1 = &s->srcs[src_hash(a.s_addr, s->src_key[1], 0x85ebca77u)];
+	b[0] = &s->srcs[src_hash(a.s_addr, s->src_key[0], 0x9e3779b1u)];
+	b[1] = &s->srcs[src_hash(a.s_addr, s->src_key[1], 0x85ebca77u)];
+	src_refill(b[0], now);
+	src_refill(b[1], now);
+	if (b[1]->asks_milli > b[0]->asks_milli ||
+	    (b[1]->asks_milli == b[0]->asks_milli && b[1]->tokens_milli > b[0]->tokens_milli)) {
+		struct ssdp_src_bucket *t = b[0];
 
-	src_refill(b0, now);
-	src_refill(b1, now);
-	return b1->tokens_milli > b0->tokens_milli ? b1 : b0;
+		b[0] = b[1];
+		b[1] = t;
+	}
+}
+
+/* Charge both buckets (a source gets one bucket's rate, not two); never below zero. */
+static void src_charge(struct ssdp_src_bucket *b[2], uint32_t asks, uint32_t tokens)
+{
+	for (int i = 0; i < 2; i++) {
+		b[i]->asks_milli = b[i]->asks_milli > asks ? b[i]->asks_milli - asks : 0;
+		b[i]->tokens_milli = b[i]->tokens_milli > tokens ? b[i]->tokens_milli - tokens : 0;
+		if (b[0] == b[1])
+			break;
+	}
 }
 
 /* "urn:domain:device:Type:3" -> base "urn:domain:device:Type:" and 3. */
@@ -537,13 +564,15 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 	if (n == 0)
 		return;
 	now = now_ms();
-	/* Two global budgets: sources that have been quiet long enough for their own bucket to
-	 * be full again draw from "fresh", the busy ones from "global". A flood from many
+	/* Two global budgets: quiet sources (an ask credit left in their bucket) draw from
+	 * "fresh", the busy ones from "global". A flood from many
 	 * addresses then exhausts only "global", and an ordinary host's occasional search is
 	 * still answered; the total stays bounded by the sum of both. */
-	struct ssdp_src_bucket *sb = src_bucket(s, from->sin_addr, now);
-	bool fresh = sb->tokens_milli >= (uint32_t)SSDP_SRC_BURST * 1000u;
-	if (sb->tokens_milli < n * 1000u ||
+	struct ssdp_src_bucket *sb[2];
+	src_buckets(s, from->sin_addr, now, sb);
+	bool fresh = sb[0]->asks_milli >= 1000u;
+	src_charge(sb, 1000u, 0);
+	if (sb[0]->tokens_milli < n * 1000u ||
 	    !(fresh ? bucket_take(&s->fresh, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n)
 		    : bucket_take(&s->global, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n))) {
 		if (now - s->last_limit_log_ms >= 1000) { /* the log must not flood either */
@@ -552,7 +581,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		}
 		return;
 	}
-	sb->tokens_milli -= n * 1000u;
+	src_charge(sb, 0, n * 1000u);
 	if (multicast) {
 		unsigned mx = m.mx < SSDP_MX_CAP ? m.mx : SSDP_MX_CAP;
 
@@ -830,6 +859,7 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 	}
 	for (size_t i = 0; i < SSDP_SRC_BUCKETS; i++) {
 		s->srcs[i].tokens_milli = SSDP_SRC_BURST * 1000u;
+		s->srcs[i].asks_milli = SSDP_ASK_BURST * 1000u;
 		s->srcs[i].last_tick = (uint32_t)(s->global.last_ms / 16u);
 	}
 	evutil_secure_rng_get_bytes(s->src_key, sizeof(s->src_key));
