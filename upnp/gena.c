@@ -6,7 +6,9 @@
  * (CallStranger, CVE-2020-12695); otherwise 412. Subscriptions are capped (503 when
  * full), expire after their TIMEOUT, and are dropped after GENA_MAX_FAILURES consecutive
  * failed deliveries. At most one NOTIFY per subscriber is in flight; changes that happen
- * meanwhile are collected and sent next, so SEQ order is also delivery order.
+ * meanwhile are collected and sent next, so SEQ order is also delivery order. A
+ * subscription removed while its NOTIFY is in flight waits on the `gone` list for the
+ * NOTIFY to end; gena_free() cancels every NOTIFY still in flight and frees it all.
  */
 #include <syslog.h>
 #include "upnp_internal.h"
@@ -51,8 +53,10 @@ struct gena_sub {
 	uint32_t seq;                 /* SEQ of the next NOTIFY */
 	uint64_t expires_ms;
 	unsigned failures;
-	bool in_flight;               /* a NOTIFY is being delivered */
-	bool gone;                    /* removed while in flight: free when it completes */
+	bool in_flight;               /* a NOTIFY is being delivered (client) */
+	struct http_client *client;   /* that NOTIFY, while in_flight */
+	bool gone;                    /* removed while in flight: on g->gone, freed when it
+					 completes */
 	uint32_t dirty;               /* bit i: variable i changed since the last NOTIFY */
 	struct event *ev_initial;
 };
@@ -64,6 +68,8 @@ struct gena {
 	size_t n_vars[GENA_MAX_SERVICES];
 	struct gena_sub *subs;
 	size_t n_subs;
+	struct gena_sub *gone;        /* removed, NOTIFY still in flight */
+	size_t n_gone;
 	struct event *ev_expire;
 };
 
@@ -100,10 +106,23 @@ static void sub_drop(struct gena *g, struct gena_sub *sub)
 	}
 	if (sub->in_flight) {
 		sub->gone = true;
-		sub->g = NULL;
+		sub->next = g->gone;
+		g->gone = sub;
+		g->n_gone++;
 		return;
 	}
 	free(sub);
+}
+
+static void gone_unlink(struct gena *g, struct gena_sub *sub)
+{
+	for (struct gena_sub **pp = &g->gone; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == sub) {
+			*pp = sub->next;
+			g->n_gone--;
+			break;
+		}
+	sub->next = NULL;
 }
 
 static struct gena_sub *sub_find(struct gena *g, const char *sid)
@@ -176,7 +195,9 @@ static void notify_done(void *arg, int status)
 	struct gena *g = sub->g;
 
 	sub->in_flight = false;
+	sub->client = NULL;
 	if (sub->gone) {
+		gone_unlink(g, sub);
 		free(sub);
 		return;
 	}
@@ -221,9 +242,12 @@ static void sub_send(struct gena_sub *sub)
 	}
 	rc |= evbuffer_add_printf(b, "</e:propertyset>\n") < 0;
 	snprintf(seq, sizeof(seq), "%u", (unsigned)sub->seq);
-	if (rc == 0 && http_client_send(g->base, &sub->cb_addr, "NOTIFY", sub->cb_host_path, hdrs,
-					(const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b),
-					GENA_NOTIFY_TIMEOUT_MS, notify_done, sub) == 0) {
+	if (rc == 0)
+		sub->client = http_client_send(g->base, &sub->cb_addr, "NOTIFY", sub->cb_host_path,
+					       hdrs, (const char *)evbuffer_pullup(b, -1),
+					       evbuffer_get_length(b), GENA_NOTIFY_TIMEOUT_MS,
+					       notify_done, sub);
+	if (sub->client != NULL) {
 		sub->in_flight = true;
 		sub->dirty = 0;
 		/* UDA 1.1 §4.3.2: SEQ wraps from 2^32-1 to 1 (0 is the initial event only). */
@@ -402,7 +426,9 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
 		return;
 	}
-	if (g->n_subs >= g->cfg.max_subscriptions) {
+	/* Subscriptions cancelled while their NOTIFY is in flight still hold memory (up to
+	 * GENA_NOTIFY_TIMEOUT_MS): they count, so SUBSCRIBE/UNSUBSCRIBE churn is bounded too. */
+	if (g->n_subs + g->n_gone >= g->cfg.max_subscriptions) {
 		http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
 		return;
 	}
@@ -566,7 +592,15 @@ void gena_free(struct gena *g)
 	if (g == NULL)
 		return;
 	while (g->subs != NULL)
-		sub_drop(g, g->subs); /* in-flight ones are freed by their completion */
+		sub_drop(g, g->subs); /* in-flight ones move to g->gone */
+	while (g->gone != NULL) {
+		struct gena_sub *sub = g->gone;
+
+		g->gone = sub->next;
+		g->n_gone--;
+		http_client_cancel(sub->client); /* its done is not called */
+		free(sub);
+	}
 	event_free(g->ev_expire);
 	for (size_t s = 0; s < GENA_MAX_SERVICES; s++)
 		for (size_t i = 0; i < g->n_vars[s]; i++) {

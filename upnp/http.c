@@ -16,6 +16,20 @@
  * unanswered exchanges orphaned) and its memory is released from a deferred event, so no
  * code running on the stack ever sees a freed connection. An orphaned exchange is freed
  * by http_exchange_respond(), which the handler must call exactly once anyway.
+ *
+ * LAN only, by construction: with LAN interfaces configured there is one listening socket
+ * per interface, bound to it (SO_BINDTODEVICE); Linux delivers a connection for our LAN
+ * address that arrives on the WAN interface to no listener at all (the weak host model
+ * would otherwise accept it). A peer must also be on one of its interface's subnets.
+ *
+ * Memory: every byte a peer can make us hold is counted (conn_held: unparsed input,
+ * requests, responses not yet sent). A connection is not read or parsed further while
+ * HTTP_OUT_MAX bytes of its answers are unsent (a client that pipelines and never reads),
+ * while its host holds its share, or while all connections together hold max_held_bytes
+ * (a host holding almost nothing may still go on: one host cannot lock the others out).
+ * A connection held back this way is resumed when memory is released anywhere. The idle
+ * timer is re-armed by a new request or by output written out completely, never by a
+ * peer that only sends, so a client that never reads is closed after one idle period.
  */
 #include <syslog.h>
 #include "upnp_internal.h"
@@ -44,12 +58,18 @@
 #define HTTP_MAX_PIPELINE 4      /* requests parsed ahead of their responses */
 #define HTTP_LINGER_MS 1000      /* after an error response: drain input before close */
 #define HTTP_READ_CHUNK 4096
+#define HTTP_OUT_MAX 16384       /* unsent answer bytes above which a connection is not parsed */
+#define HTTP_HOST_SHARE 4        /* a host may hold 1/4 of the connections and of the bytes */
+#define HTTP_HOST_RESERVE 16384  /* a host holding less may read even when the total is full */
+#define HTTP_MAX_LISTENERS 8
+#define HTTP_KERNEL_BUF 65536    /* SO_RCVBUF / SO_SNDBUF of LAN connections (kernel doubles) */
 #define HTTP_CLIENT_MAX_STATUS 512 /* bytes of a NOTIFY response we look at */
 
 #define DEF_MAX_CONNECTIONS 64
 #define DEF_MAX_HEADER_BYTES 8192
 #define DEF_MAX_BODY_BYTES 65536
 #define DEF_IDLE_TIMEOUT_MS 30000
+#define DEF_MAX_HELD_BYTES (1024u * 1024u)
 #define DEF_SERVER_HEADER "Linux UPnP/1.1 iwfd/0.1"
 
 struct http_conn;
@@ -85,7 +105,9 @@ struct http_conn {
 	struct event *ev_read, *ev_write, *ev_timer, *ev_free;
 	struct evbuffer *in, *out;
 	enum conn_phase phase;
+	struct http_listener *lst;   /* the listener it came in on (NULL: adopted) */
 	bool dead;                   /* closed; memory freed by ev_free */
+	bool throttled;              /* not read: over a memory bound (see the top) */
 	bool stop_parsing;           /* a request ended the connection or was malformed */
 	bool peer_eof;               /* the client shut its sending side */
 	bool in_parse;               /* conn_parse is on the stack */
@@ -99,14 +121,26 @@ struct http_conn {
 	struct sockaddr_storage peer, local;
 };
 
+struct http_listener {
+	struct http_server *srv;
+	struct evconnlistener *lst;
+	bool lan;                    /* bound to lif: peers must be on its subnets */
+	struct upnp_lan_if lif;
+};
+
 struct http_server {
 	struct event_base *base;
-	struct evconnlistener *lst;
+	struct http_listener lsts[HTTP_MAX_LISTENERS];
+	size_t n_lsts;
 	struct http_server_config cfg; /* limits with defaults applied */
 	char *server_header;
 	struct http_conn *conns;
 	struct http_conn *dead;  /* closed, memory not yet freed by their ev_free */
 	size_t n_conns;
+	size_t n_throttled;
+	uint64_t last_refusal_log_ms;
+	size_t host_held_max;    /* a host's share of cfg.max_held_bytes */
+	struct event *ev_resume; /* deferred: retry throttled connections */
 	uint16_t port;
 	http_parser_settings settings;
 };
@@ -151,6 +185,21 @@ const char *http_request_header(const struct http_request *req, const char *name
 		if (strcasecmp(req->headers[i].name, name) == 0)
 			return req->headers[i].value;
 	return NULL;
+}
+
+/* Same client host (address only, any port)? */
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (b == NULL || a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return false;
 }
 
 /* ------------------------------------------------------------------ exchanges */
@@ -262,6 +311,111 @@ static int exchange_build(struct http_exchange *x, const char *server_header, in
 static void conn_flush(struct http_conn *c);
 static void conn_parse(struct http_conn *c);
 
+/* ------------------------------------------------------------------ memory bounds */
+
+static size_t exchange_held(const struct http_exchange *x)
+{
+	return sizeof(*x) + x->str_cap + x->body_cap +
+	       (x->resp != NULL ? evbuffer_get_length(x->resp) : 0);
+}
+
+/* Bytes c holds on behalf of its peer: input not yet parsed, requests, answers unsent. */
+static size_t conn_held(const struct http_conn *c)
+{
+	size_t n = sizeof(*c) + evbuffer_get_length(c->in) + evbuffer_get_length(c->out);
+
+	if (c->cur != NULL)
+		n += exchange_held(c->cur);
+	for (const struct http_exchange *x = c->q_head; x != NULL; x = x->next)
+		n += exchange_held(x);
+	return n;
+}
+
+/* Answer bytes of c not yet sent (in c->out or ready in the FIFO). */
+static size_t conn_unsent(const struct http_conn *c)
+{
+	size_t n = evbuffer_get_length(c->out);
+
+	for (const struct http_exchange *x = c->q_head; x != NULL; x = x->next)
+		if (x->ready && x->resp != NULL)
+			n += evbuffer_get_length(x->resp);
+	return n;
+}
+
+/* May c read and parse more? See the top of the file. */
+static bool conn_may_take(const struct http_conn *c)
+{
+	const struct http_server *s = c->srv;
+	size_t host = 0, total = 0;
+
+	if (conn_unsent(c) >= HTTP_OUT_MAX)
+		return false;
+	for (const struct http_conn *d = s->conns; d != NULL; d = d->next) {
+		size_t h = conn_held(d);
+
+		total += h;
+		if (d == c || same_host(&d->peer, (const struct sockaddr *)&c->peer))
+			host += h;
+	}
+	if (host >= s->host_held_max)
+		return false;
+	return total < s->cfg.max_held_bytes || host < HTTP_HOST_RESERVE;
+}
+
+static void conn_throttle(struct http_conn *c)
+{
+	event_del(c->ev_read);
+	if (!c->throttled) {
+		c->throttled = true;
+		c->srv->n_throttled++;
+	}
+}
+
+static void conn_unthrottle(struct http_conn *c)
+{
+	if (c->throttled) {
+		c->throttled = false;
+		c->srv->n_throttled--;
+	}
+}
+
+/* Read (and parse what is buffered) again, if c wants input and is within its bounds. */
+static void conn_resume(struct http_conn *c)
+{
+	if (c->dead || c->phase != CONN_OPEN || c->stop_parsing ||
+	    c->n_queued >= HTTP_MAX_PIPELINE)
+		return;
+	if (!conn_may_take(c)) {
+		conn_throttle(c);
+		return;
+	}
+	conn_unthrottle(c);
+	event_add(c->ev_read, NULL);
+	/* Requests already buffered behind the answered ones. */
+	if (evbuffer_get_length(c->in) > 0 && !c->in_parse)
+		conn_parse(c);
+}
+
+/* Memory was released: retry the throttled connections, from a deferred event (never
+ * from inside the code of the connection that released it). */
+static void server_released(struct http_server *s)
+{
+	if (s->n_throttled > 0 && s->ev_resume != NULL)
+		event_active(s->ev_resume, EV_TIMEOUT, 0);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *s = arg;
+	struct http_conn *c, *next;
+
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next; /* c may be closed (moved to the dead list) by its own parse */
+		if (c->throttled)
+			conn_resume(c);
+	}
+}
+
 static void conn_timer_arm(struct http_conn *c, uint32_t ms)
 {
 	struct timeval tv = ms_tv(ms);
@@ -278,6 +432,7 @@ static void conn_close(struct http_conn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	conn_unthrottle(c);
 	event_del(c->ev_read);
 	event_del(c->ev_write);
 	event_del(c->ev_timer);
@@ -309,6 +464,7 @@ static void conn_close(struct http_conn *c)
 		s->dead->prev = c;
 	s->dead = c;
 	event_active(c->ev_free, EV_TIMEOUT, 0);
+	server_released(s);
 }
 
 static void conn_destroy(struct http_conn *c)
@@ -350,6 +506,7 @@ static void conn_start_linger(struct http_conn *c)
 static void conn_flush(struct http_conn *c)
 {
 	struct http_server *s = c->srv;
+	bool sent = false;
 
 	if (c->dead)
 		return;
@@ -384,9 +541,14 @@ static void conn_flush(struct http_conn *c)
 			return;
 		}
 		evbuffer_drain(c->out, (size_t)n);
-		/* Progress on the write side: the client is reading; restart its clock. */
-		conn_timer_arm(c, s->cfg.idle_timeout_ms);
+		sent = true;
+		server_released(s);
 	}
+	/* Everything written: the client reads; restart its clock. Partial progress does not
+	 * count, so a peer that never reads (or one byte at a time) is closed after one idle
+	 * period. */
+	if (sent)
+		conn_timer_arm(c, s->cfg.idle_timeout_ms);
 	event_del(c->ev_write);
 	if (c->peer_eof && c->q_head == NULL) {
 		conn_close(c);
@@ -397,12 +559,7 @@ static void conn_flush(struct http_conn *c)
 		conn_start_linger(c);
 		return;
 	}
-	if (c->phase == CONN_OPEN && c->n_queued < HTTP_MAX_PIPELINE && !c->stop_parsing) {
-		event_add(c->ev_read, NULL);
-		/* Requests already buffered behind the answered ones. */
-		if (evbuffer_get_length(c->in) > 0 && !c->in_parse)
-			conn_parse(c);
-	}
+	conn_resume(c);
 }
 
 /* Queue an exchange http.c answers itself (400, 413, ...), ending the connection. */
@@ -731,6 +888,10 @@ static void conn_parse(struct http_conn *c)
 
 		if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			break;
+		if (!conn_may_take(c)) {
+			conn_throttle(c); /* resumed when memory is released */
+			break;
+		}
 		c->parser.data = c;
 		n = http_parser_execute(&c->parser, &s->settings, v.iov_base, v.iov_len);
 		e = HTTP_PARSER_ERRNO(&c->parser);
@@ -775,6 +936,10 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 			conn_close(c);
+		return;
+	}
+	if (!conn_may_take(c)) {
+		conn_throttle(c);
 		return;
 	}
 	n = evbuffer_read(c->in, fd, HTTP_READ_CHUNK);
@@ -837,43 +1002,79 @@ static void refuse_busy(struct http_server *s, evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
-/* Same client host (address only, any port)? */
-static bool same_host(const struct sockaddr_storage *a, const struct sockaddr *b)
+/* Refusals are logged at most once a second: a flood must not flood the log too. */
+static bool refusal_log_due(struct http_server *s)
 {
-	if (b == NULL || a->ss_family != b->sa_family)
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	if (s->last_refusal_log_ms != 0 && now - s->last_refusal_log_ms < 1000)
 		return false;
-	if (b->sa_family == AF_INET)
-		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
-	if (b->sa_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
-			      &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
-			      sizeof(struct in6_addr)) == 0;
-	return false;
+	s->last_refusal_log_ms = now;
+	return true;
 }
 
-/* Take fd as a new connection (over the limit: 503 and close). */
-static int conn_add(struct http_server *s, evutil_socket_t fd, const struct sockaddr *sa,
-		    socklen_t salen)
+/* Take fd as a new connection (over the limit: 503 and close). l: the listener it came in
+ * on (NULL: adopted). */
+static int conn_add(struct http_server *s, struct http_listener *l, evutil_socket_t fd,
+		    const struct sockaddr *sa, socklen_t salen)
 {
-	struct http_conn *c;
+	struct http_conn *c, *my_oldest_linger = NULL, *oldest_linger = NULL;
 	socklen_t len;
 	/* One host may hold at most a quarter of the connections, so that a slow or
 	 * hostile client (slowloris) cannot lock every other LAN host out of the IGD. */
-	size_t per_host = s->cfg.max_connections / 4 > 4 ? s->cfg.max_connections / 4 : 4, mine = 0;
+	size_t per_host = s->cfg.max_connections / HTTP_HOST_SHARE > 4 ?
+			  s->cfg.max_connections / HTTP_HOST_SHARE : 4, mine = 0;
 
-	for (c = s->conns; c != NULL && sa != NULL; c = c->next)
-		if (c->phase != CONN_LINGER && same_host(&c->peer, sa)) /* answered ones don't count */
+	if (l != NULL && l->lan &&
+	    (sa == NULL || sa->sa_family != AF_INET ||
+	     !upnp_lan_if_has(&l->lif, ((const struct sockaddr_in *)(const void *)sa)->sin_addr))) {
+		/* LAN only: a peer that is not on the interface's subnet gets no answer. */
+		if (refusal_log_due(s)) {
+			char ip[INET6_ADDRSTRLEN] = "?";
+
+			if (sa != NULL && sa->sa_family == AF_INET)
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+					  ip, sizeof(ip));
+			upnp_log(&s->cfg.logger, LOG_INFO, "http: %s is not on %s's subnet: closed",
+				 ip, l->lif.name);
+		}
+		evutil_closesocket(fd);
+		return -1;
+	}
+	/* The list is newest first: the last lingering connection seen is the oldest. Lingering
+	 * ones (answered, closing) count against their host too; they are the first to go when
+	 * room is needed, since all they still do is wait for the peer to read its answer. */
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (c->phase == CONN_LINGER)
+			oldest_linger = c;
+		if (sa != NULL && same_host(&c->peer, sa)) {
 			mine++;
+			if (c->phase == CONN_LINGER)
+				my_oldest_linger = c;
+		}
+	}
+	if (mine >= per_host && my_oldest_linger != NULL) {
+		if (oldest_linger == my_oldest_linger)
+			oldest_linger = NULL;
+		conn_close(my_oldest_linger);
+		mine--;
+	}
 	if (mine >= per_host) {
-		upnp_log(&s->cfg.logger, LOG_WARNING, "http: one client holds %zu connections: refused",
-			 mine);
+		if (refusal_log_due(s))
+			upnp_log(&s->cfg.logger, LOG_WARNING,
+				 "http: one client holds %zu connections: refused", mine);
 		refuse_busy(s, fd);
 		return -1;
 	}
+	if (s->n_conns >= s->cfg.max_connections && oldest_linger != NULL)
+		conn_close(oldest_linger);
 	if (s->n_conns >= s->cfg.max_connections) {
-		upnp_log(&s->cfg.logger, LOG_WARNING, "http: connection limit %zu reached",
-			 s->cfg.max_connections);
+		if (refusal_log_due(s))
+			upnp_log(&s->cfg.logger, LOG_WARNING, "http: connection limit %zu reached",
+				 s->cfg.max_connections);
 		refuse_busy(s, fd);
 		return -1;
 	}
@@ -883,6 +1084,7 @@ static int conn_add(struct http_server *s, evutil_socket_t fd, const struct sock
 		return -1;
 	}
 	c->srv = s;
+	c->lst = l;
 	c->fd = fd;
 	if (sa != NULL && salen > 0 && (size_t)salen <= sizeof(c->peer))
 		memcpy(&c->peer, sa, (size_t)salen);
@@ -923,7 +1125,9 @@ static int conn_add(struct http_server *s, evutil_socket_t fd, const struct sock
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
-	(void)conn_add(arg, fd, sa, salen > 0 ? (socklen_t)salen : 0);
+	struct http_listener *hl = arg;
+
+	(void)conn_add(hl->srv, hl, fd, sa, salen > 0 ? (socklen_t)salen : 0);
 }
 
 int http_server_adopt(struct http_server *s, int fd)
@@ -935,19 +1139,84 @@ int http_server_adopt(struct http_server *s, int fd)
 		return -1;
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
 		len = 0;
-	return conn_add(s, fd, len ? (struct sockaddr *)&ss : NULL, len);
+	return conn_add(s, NULL, fd, len ? (struct sockaddr *)&ss : NULL, len);
 }
 
 /* ------------------------------------------------------------------ public server API */
+
+/* A listening socket on sin, bound to interface ifname unless NULL. -1 with errno set. */
+static evutil_socket_t listen_socket(const struct sockaddr_in *sin, const char *ifname)
+{
+	int one = 1, kbuf = HTTP_KERNEL_BUF, e;
+	evutil_socket_t fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	/* Fixed kernel buffers, inherited by accepted connections: a peer that sends and never
+	 * reads cannot make the kernel autotune them to megabytes either (LAN requests and
+	 * answers are small; HTTP_KERNEL_BUF is plenty). Sockets bound to different devices
+	 * may share address and port (Linux). */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kbuf, sizeof(kbuf));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kbuf, sizeof(kbuf));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+	    (ifname == NULL ||
+	     setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname) + 1) == 0) &&
+	    bind(fd, (const struct sockaddr *)sin, sizeof(*sin)) == 0 && listen(fd, 32) == 0)
+		return fd;
+	e = errno;
+	evutil_closesocket(fd);
+	errno = e;
+	return -1;
+}
+
+/* One listener (on LAN interface ifname, or on any when NULL); sin->sin_port is set to
+ * the port it got, so that further ones share it. */
+static int listener_add(struct http_server *s, struct sockaddr_in *sin, const char *ifname)
+{
+	struct http_listener *l = &s->lsts[s->n_lsts];
+	struct sockaddr_in got;
+	socklen_t len = sizeof(got);
+	evutil_socket_t fd;
+
+	l->srv = s;
+	if (ifname != NULL) {
+		if (upnp_lan_if_lookup(&l->lif, ifname) != UPNP_OK) {
+			upnp_log(&s->cfg.logger, LOG_ERR,
+				 "http: LAN interface %s not found or without IPv4 address", ifname);
+			return -1;
+		}
+		l->lan = true;
+	}
+	fd = listen_socket(sin, ifname);
+	if (fd < 0) {
+		upnp_log(&s->cfg.logger, LOG_ERR, "http: cannot listen on port %u%s%s: %s",
+			 (unsigned)ntohs(sin->sin_port), ifname ? " of " : "", ifname ? ifname : "",
+			 strerror(errno));
+		return -1;
+	}
+	if (getsockname(fd, (struct sockaddr *)&got, &len) != 0 || got.sin_family != AF_INET) {
+		evutil_closesocket(fd);
+		return -1;
+	}
+	l->lst = evconnlistener_new(s->base, accept_cb, l,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (l->lst == NULL) {
+		evutil_closesocket(fd);
+		return -1;
+	}
+	s->n_lsts++;
+	sin->sin_port = got.sin_port;
+	return 0;
+}
 
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg)
 {
 	struct http_server *s;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 
-	if (base == NULL || cfg == NULL || cfg->handler == NULL)
+	if (base == NULL || cfg == NULL || cfg->handler == NULL ||
+	    cfg->n_lan_ifnames > HTTP_MAX_LISTENERS ||
+	    (cfg->n_lan_ifnames > 0 && cfg->lan_ifnames == NULL))
 		return NULL;
 	if (cfg->bind_addr != NULL && inet_pton(AF_INET, cfg->bind_addr, &sin.sin_addr) != 1)
 		return NULL;
@@ -958,6 +1227,8 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 	s->base = base;
 	s->cfg = *cfg;
 	s->cfg.bind_addr = NULL; /* not kept */
+	s->cfg.lan_ifnames = NULL;
+	s->cfg.n_lan_ifnames = 0;
 	if (s->cfg.max_connections == 0)
 		s->cfg.max_connections = DEF_MAX_CONNECTIONS;
 	if (s->cfg.max_header_bytes == 0)
@@ -966,6 +1237,15 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 		s->cfg.max_body_bytes = DEF_MAX_BODY_BYTES;
 	if (s->cfg.idle_timeout_ms == 0)
 		s->cfg.idle_timeout_ms = DEF_IDLE_TIMEOUT_MS;
+	if (s->cfg.max_held_bytes == 0)
+		s->cfg.max_held_bytes = DEF_MAX_HELD_BYTES;
+	/* A host's share, but always room for one largest request and its answer. */
+	s->host_held_max = s->cfg.max_held_bytes / HTTP_HOST_SHARE;
+	if (s->host_held_max < 2 * (s->cfg.max_header_bytes + s->cfg.max_body_bytes))
+		s->host_held_max = 2 * (s->cfg.max_header_bytes + s->cfg.max_body_bytes);
+	s->ev_resume = event_new(base, -1, 0, resume_cb, s);
+	if (s->ev_resume == NULL)
+		goto fail;
 	s->server_header = strdup(cfg->server_header ? cfg->server_header : DEF_SERVER_HEADER);
 	s->cfg.server_header = s->server_header;
 	if (s->server_header == NULL)
@@ -978,18 +1258,14 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 	s->settings.on_headers_complete = on_headers_complete;
 	s->settings.on_body = on_body;
 	s->settings.on_message_complete = on_message_complete;
-	s->lst = evconnlistener_new_bind(base, accept_cb, s,
-					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-					 LEV_OPT_REUSEABLE, 32, (struct sockaddr *)&sin, sizeof(sin));
-	if (s->lst == NULL) {
-		upnp_log(&s->cfg.logger, LOG_ERR, "http: cannot listen on port %u: %s",
-			 (unsigned)cfg->port, strerror(errno));
-		goto fail;
+	if (cfg->n_lan_ifnames == 0) {
+		if (listener_add(s, &sin, NULL) != 0)
+			goto fail;
 	}
-	if (getsockname(evconnlistener_get_fd(s->lst), (struct sockaddr *)&ss, &len) != 0 ||
-	    ss.ss_family != AF_INET)
-		goto fail;
-	s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	for (size_t i = 0; i < cfg->n_lan_ifnames; i++)
+		if (listener_add(s, &sin, cfg->lan_ifnames[i]) != 0)
+			goto fail;
+	s->port = ntohs(sin.sin_port);
 	return s;
 fail:
 	http_server_free(s);
@@ -1011,8 +1287,10 @@ void http_server_free(struct http_server *s)
 		s->dead = c->next;
 		conn_destroy(c); /* event_free also drops the pending ev_free activation */
 	}
-	if (s->lst != NULL)
-		evconnlistener_free(s->lst);
+	if (s->ev_resume != NULL)
+		event_free(s->ev_resume);
+	for (size_t i = 0; i < s->n_lsts; i++)
+		evconnlistener_free(s->lsts[i].lst);
 	free(s->server_header);
 	free(s);
 }
@@ -1025,6 +1303,15 @@ uint16_t http_server_port(const struct http_server *s)
 size_t http_server_connections(const struct http_server *s)
 {
 	return s->n_conns;
+}
+
+size_t http_server_held_bytes(const struct http_server *s)
+{
+	size_t n = 0;
+
+	for (const struct http_conn *c = s->conns; c != NULL; c = c->next)
+		n += conn_held(c);
+	return n;
 }
 
 void http_exchange_respond(struct http_exchange *x, int status, const char *const *headers,
@@ -1069,18 +1356,29 @@ struct http_client {
 	void *arg;
 };
 
-static void client_finish(struct http_client *cl, int status)
+static void client_destroy(struct http_client *cl)
 {
-	http_client_done *done = cl->done;
-	void *arg = cl->arg;
-
 	event_free(cl->ev_io);
 	event_free(cl->ev_timer);
 	evutil_closesocket(cl->fd);
 	evbuffer_free(cl->out);
 	free(cl);
+}
+
+static void client_finish(struct http_client *cl, int status)
+{
+	http_client_done *done = cl->done;
+	void *arg = cl->arg;
+
+	client_destroy(cl);
 	if (done != NULL)
 		done(arg, status);
+}
+
+void http_client_cancel(struct http_client *cl)
+{
+	if (cl != NULL)
+		client_destroy(cl);
 }
 
 /* "HTTP/1.x NNN ..." -> NNN, or -1 while incomplete, 0 when malformed. */
@@ -1166,10 +1464,11 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 	client_finish(arg, 0);
 }
 
-int http_client_send(struct event_base *base, const struct sockaddr_in *addr,
-		     const char *method, const char *host_path, const char *const *headers,
-		     const char *body, size_t body_len, uint32_t timeout_ms,
-		     http_client_done *done, void *arg)
+struct http_client *http_client_send(struct event_base *base, const struct sockaddr_in *addr,
+				     const char *method, const char *host_path,
+				     const char *const *headers, const char *body,
+				     size_t body_len, uint32_t timeout_ms,
+				     http_client_done *done, void *arg)
 {
 	struct http_client *cl;
 	const char *slash;
@@ -1177,11 +1476,11 @@ int http_client_send(struct event_base *base, const struct sockaddr_in *addr,
 	int rc = 0;
 
 	if (base == NULL || addr == NULL || method == NULL || host_path == NULL)
-		return -1;
+		return NULL;
 	slash = strchr(host_path, '/');
 	cl = calloc(1, sizeof(*cl));
 	if (cl == NULL)
-		return -1;
+		return NULL;
 	cl->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	cl->out = evbuffer_new();
 	if (cl->fd < 0 || cl->out == NULL)
@@ -1209,12 +1508,12 @@ int http_client_send(struct event_base *base, const struct sockaddr_in *addr,
 		goto fail;
 	event_add(cl->ev_io, NULL);
 	event_add(cl->ev_timer, &tv);
-	return 0;
+	return cl;
 fail:
 	if (cl->ev_io) event_free(cl->ev_io);
 	if (cl->ev_timer) event_free(cl->ev_timer);
 	if (cl->fd >= 0) evutil_closesocket(cl->fd);
 	if (cl->out) evbuffer_free(cl->out);
 	free(cl);
-	return -1;
+	return NULL;
 }

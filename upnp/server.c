@@ -555,6 +555,9 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 	struct http_server_config hc = {
 		.bind_addr = s->lan_addr,
 		.port = cfg->http_port,
+		/* LAN only: a listener per LAN interface, peers on its subnets (http.c) */
+		.lan_ifnames = cfg->lan_ifnames,
+		.n_lan_ifnames = cfg->lan_ifnames != NULL ? cfg->n_lan_ifnames : 0,
 		.max_connections = cfg->max_connections,
 		.max_header_bytes = cfg->max_header_bytes,
 		.max_body_bytes = cfg->max_body_bytes,

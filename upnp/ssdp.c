@@ -10,6 +10,16 @@
  * traffic at a spoofed victim elsewhere. Replies are further limited by a global token
  * bucket and one per source address.
  *
+ * Per-source buckets are not a small table of recent sources (a source evicted from it
+ * came back with a full bucket, so 100 rotating addresses were each "new" and fresh and
+ * used up every budget): each address owns two of SSDP_SRC_BUCKETS buckets chosen by two
+ * keyed hashes; the quieter one decides, both are charged. Each bucket holds reply tokens (the per-source
+ * rate) and "ask credits" (SSDP_ASK_BURST, one back every SSDP_ASK_EVERY_MS): a search
+ * made with a credit left is from a quiet source and draws on the "fresh" budget, any
+ * other on the "global" one. A flood from many addresses drains the buckets it hashes to;
+ * another host is held back only if both of its buckets are shared with flooders (with
+ * 100 flooders about 0.2 %; a different random key at each start).
+ *
  * Targets (what we advertise and answer for) come from the configuration list; an entry
  * "uuid:X::NT" names the USN explicitly, a bare "uuid:X" is its own USN, and any other NT
  * is announced with USN root_uuid::NT.
@@ -40,7 +50,6 @@
 #define SSDP_PORT 1900
 #define SSDP_TTL 2                /* UDA 1.1 §1.1.2: TTL should default to 2 */
 #define SSDP_MAX_IFACES 8
-#define SSDP_MAX_NETS 8           /* IPv4 addresses per interface we accept sources from */
 #define SSDP_ST_MAX 256
 #define SSDP_MAX_PENDING 128      /* delayed M-SEARCH answers in flight */
 #define SSDP_PENDING_PER_SOURCE 2 /* ... of which one source address may hold */
@@ -49,7 +58,10 @@
 /* Rate limits, in reply datagrams. */
 #define SSDP_GLOBAL_BURST 200
 #define SSDP_GLOBAL_RATE 100      /* per second */
-#define SSDP_SRC_SLOTS 32
+#define SSDP_SRC_BUCKETS 4096    /* per-source buckets, 12 bytes each (a power of two) */
+#define SSDP_ASK_BURST 3          /* searches a quiet source may make at once ... */
+#define SSDP_ASK_EVERY_MS 2000    /* ... and one more every 2 s, as a "fresh" source */
+#define SSDP_SRC_BUCKET_BITS 12
 #define SSDP_SRC_BURST 60
 #define SSDP_SRC_RATE 20          /* per second */
 #define SSDP_ALIVE_REPEAT_MS 300  /* gap between the two start-up announcements */
@@ -63,11 +75,7 @@ struct ssdp_target {
 };
 
 struct ssdp_iface {
-	char name[IF_NAMESIZE];
-	unsigned index;
-	struct in_addr addr;       /* primary address: source of our datagrams */
-	struct { struct in_addr addr, mask; } nets[SSDP_MAX_NETS];
-	size_t n_nets;
+	struct upnp_lan_if lan;    /* name, index, primary address (source of our datagrams) */
 	char *location;
 };
 
@@ -76,10 +84,12 @@ struct ssdp_bucket {
 	uint64_t last_ms;
 };
 
-struct ssdp_src {
-	struct in_addr addr;
-	struct ssdp_bucket b;
-	bool used;
+/* A per-source bucket, compact: tokens x 1000, and the time of the last refill in 16 ms
+ * ticks (wraps after 2.2 years: a bucket untouched that long is refilled less once). */
+struct ssdp_src_bucket {
+	uint32_t tokens_milli;
+	uint32_t asks_milli;       /* ask credits x 1000 */
+	uint32_t last_tick;
 };
 
 struct ssdp_pending {
@@ -107,7 +117,8 @@ struct ssdp {
 	unsigned alive_round;      /* start-up announcements sent so far */
 	struct ssdp_bucket global; /* replies to sources that asked recently */
 	struct ssdp_bucket fresh;  /* replies to sources quiet for a while */
-	struct ssdp_src srcs[SSDP_SRC_SLOTS];
+	struct ssdp_src_bucket *srcs;  /* SSDP_SRC_BUCKETS */
+	uint32_t src_key[2];           /* random hash keys */
 	struct ssdp_pending *pending;
 	size_t n_pending;
 	uint64_t last_limit_log_ms;
@@ -150,27 +161,54 @@ static bool bucket_take(struct ssdp_bucket *b, uint64_t now, unsigned burst, uns
 	return true;
 }
 
-static struct ssdp_bucket *src_bucket(struct ssdp *s, struct in_addr a, uint64_t now)
+static size_t src_hash(uint32_t a, uint32_t key, uint32_t mul)
 {
-	size_t victim = 0;
+	uint32_t h = (a ^ key) * mul;
 
-	for (size_t i = 0; i < SSDP_SRC_SLOTS; i++)
-		if (s->srcs[i].used && s->srcs[i].addr.s_addr == a.s_addr)
-			return &s->srcs[i].b;
-	/* A free slot, else the least recently active one; a new source starts full. */
-	for (size_t i = 0; i < SSDP_SRC_SLOTS; i++) {
-		if (!s->srcs[i].used) {
-			victim = i;
-			break;
-		}
-		if (s->srcs[i].b.last_ms < s->srcs[victim].b.last_ms)
-			victim = i;
+	h ^= h >> 15;
+	h *= 0x2c1b3c6du;
+	return (size_t)(h >> (32 - SSDP_SRC_BUCKET_BITS));
+}
+
+static void src_refill(struct ssdp_src_bucket *b, uint64_t now)
+{
+	uint32_t tick = (uint32_t)(now / 16u);
+	uint64_t ms = (uint64_t)(uint32_t)(tick - b->last_tick) * 16u;
+	uint64_t t = b->tokens_milli + ms * SSDP_SRC_RATE;
+	uint64_t a = b->asks_milli + ms * 1000u / SSDP_ASK_EVERY_MS;
+
+	b->tokens_milli = t > (uint64_t)SSDP_SRC_BURST * 1000u ? SSDP_SRC_BURST * 1000u : (uint32_t)t;
+	b->asks_milli = a > (uint64_t)SSDP_ASK_BURST * 1000u ? SSDP_ASK_BURST * 1000u : (uint32_t)a;
+	b->last_tick = tick;
+}
+
+/* Source a's two buckets, refilled; b[0] is the quieter one (more ask credits, then more
+ * tokens), which decides. */
+static void src_buckets(struct ssdp *s, struct in_addr a, uint64_t now,
+			struct ssdp_src_bucket *b[2])
+{
+	b[0] = &s->srcs[src_hash(a.s_addr, s->src_key[0], 0x9e3779b1u)];
+	b[1] = &s->srcs[src_hash(a.s_addr, s->src_key[1], 0x85ebca77u)];
+	src_refill(b[0], now);
+	src_refill(b[1], now);
+	if (b[1]->asks_milli > b[0]->asks_milli ||
+	    (b[1]->asks_milli == b[0]->asks_milli && b[1]->tokens_milli > b[0]->tokens_milli)) {
+		struct ssdp_src_bucket *t = b[0];
+
+		b[0] = b[1];
+		b[1] = t;
 	}
-	s->srcs[victim].used = true;
-	s->srcs[victim].addr = a;
-	s->srcs[victim].b.tokens_milli = (uint64_t)SSDP_SRC_BURST * 1000u;
-	s->srcs[victim].b.last_ms = now;
-	return &s->srcs[victim].b;
+}
+
+/* Charge both buckets (a source gets one bucket's rate, not two); never below zero. */
+static void src_charge(struct ssdp_src_bucket *b[2], uint32_t asks, uint32_t tokens)
+{
+	for (int i = 0; i < 2; i++) {
+		b[i]->asks_milli = b[i]->asks_milli > asks ? b[i]->asks_milli - asks : 0;
+		b[i]->tokens_milli = b[i]->tokens_milli > tokens ? b[i]->tokens_milli - tokens : 0;
+		if (b[0] == b[1])
+			break;
+	}
 }
 
 /* "urn:domain:device:Type:3" -> base "urn:domain:device:Type:" and 3. */
@@ -334,16 +372,16 @@ static void send_on(struct ssdp *s, const struct ssdp_iface *ifc, struct in_addr
 	c->cmsg_type = IP_PKTINFO;
 	c->cmsg_len = CMSG_LEN(sizeof(pi));
 	memset(&pi, 0, sizeof(pi));
-	pi.ipi_ifindex = (int)ifc->index;
-	pi.ipi_spec_dst = src.s_addr != 0 ? src : ifc->addr;
+	pi.ipi_ifindex = (int)ifc->lan.index;
+	pi.ipi_spec_dst = src.s_addr != 0 ? src : ifc->lan.addr;
 	memcpy(CMSG_DATA(c), &pi, sizeof(pi));
 	if (IN_MULTICAST(ntohl(to->sin_addr.s_addr))) {
-		struct ip_mreqn mr = { .imr_address = ifc->addr, .imr_ifindex = (int)ifc->index };
+		struct ip_mreqn mr = { .imr_address = ifc->lan.addr, .imr_ifindex = (int)ifc->lan.index };
 
 		setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr));
 	}
 	if (sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		upnp_log(&s->logger, LOG_DEBUG, "ssdp: send on %s: %s", ifc->name,
+		upnp_log(&s->logger, LOG_DEBUG, "ssdp: send on %s: %s", ifc->lan.name,
 			 strerror(errno));
 }
 
@@ -483,18 +521,9 @@ static void pending_cb(evutil_socket_t fd, short what, void *arg)
 static int iface_of(const struct ssdp *s, unsigned ifindex)
 {
 	for (size_t i = 0; i < s->n_ifaces; i++)
-		if (s->ifaces[i].index == ifindex)
+		if (s->ifaces[i].lan.index == ifindex)
 			return (int)i;
 	return -1;
-}
-
-static bool on_subnet(const struct ssdp_iface *ifc, struct in_addr a)
-{
-	for (size_t i = 0; i < ifc->n_nets; i++)
-		if ((a.s_addr & ifc->nets[i].mask.s_addr) ==
-		    (ifc->nets[i].addr.s_addr & ifc->nets[i].mask.s_addr))
-			return true;
-	return false;
 }
 
 static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
@@ -512,9 +541,9 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		/* Not a LAN interface (the WAN side): never answer. */
 		return;
 	}
-	if (!on_subnet(&s->ifaces[ii], from->sin_addr) || from->sin_port == 0) {
+	if (!upnp_lan_if_has(&s->ifaces[ii].lan, from->sin_addr) || from->sin_port == 0) {
 		upnp_log(&s->logger, LOG_DEBUG, "ssdp: ignoring %s: not on %s's subnet", ip,
-			 s->ifaces[ii].name);
+			 s->ifaces[ii].lan.name);
 		return;
 	}
 	if (len < 9 || strncasecmp(buf, "M-SEARCH ", 9) != 0)
@@ -535,14 +564,15 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 	if (n == 0)
 		return;
 	now = now_ms();
-	/* Two global budgets: sources that have been quiet long enough for their own bucket to
-	 * be full again draw from "fresh", the busy ones from "global". A flood from many
+	/* Two global budgets: quiet sources (an ask credit left in their bucket) draw from
+	 * "fresh", the busy ones from "global". A flood from many
 	 * addresses then exhausts only "global", and an ordinary host's occasional search is
 	 * still answered; the total stays bounded by the sum of both. */
-	struct ssdp_bucket *sb = src_bucket(s, from->sin_addr, now);
-	(void)bucket_take(sb, now, SSDP_SRC_BURST, SSDP_SRC_RATE, 0); /* refill only */
-	bool fresh = sb->tokens_milli >= (uint64_t)SSDP_SRC_BURST * 1000u;
-	if (!bucket_take(sb, now, SSDP_SRC_BURST, SSDP_SRC_RATE, n) ||
+	struct ssdp_src_bucket *sb[2];
+	src_buckets(s, from->sin_addr, now, sb);
+	bool fresh = sb[0]->asks_milli >= 1000u;
+	src_charge(sb, 1000u, 0);
+	if (sb[0]->tokens_milli < n * 1000u ||
 	    !(fresh ? bucket_take(&s->fresh, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n)
 		    : bucket_take(&s->global, now, SSDP_GLOBAL_BURST, SSDP_GLOBAL_RATE, n))) {
 		if (now - s->last_limit_log_ms >= 1000) { /* the log must not flood either */
@@ -551,6 +581,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		}
 		return;
 	}
+	src_charge(sb, 0, n * 1000u);
 	if (multicast) {
 		unsigned mx = m.mx < SSDP_MX_CAP ? m.mx : SSDP_MX_CAP;
 
@@ -668,38 +699,48 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------------ setup */
 
-/* Fill name, index, addresses of one interface. */
-static enum upnp_err iface_lookup(struct ssdp_iface *ifc, const char *name)
+/* Fill name, index and IPv4 networks of one LAN interface (shared with http.c). */
+enum upnp_err upnp_lan_if_lookup(struct upnp_lan_if *lif, const char *name)
 {
 	struct ifaddrs *ifa, *p;
 
-	if (strlen(name) >= sizeof(ifc->name))
+	memset(lif, 0, sizeof(*lif));
+	if (strlen(name) >= sizeof(lif->name))
 		return UPNP_ERR_IFACE;
-	snprintf(ifc->name, sizeof(ifc->name), "%s", name);
-	ifc->index = if_nametoindex(name);
-	if (ifc->index == 0)
+	snprintf(lif->name, sizeof(lif->name), "%s", name);
+	lif->index = if_nametoindex(name);
+	if (lif->index == 0)
 		return UPNP_ERR_IFACE;
 	if (getifaddrs(&ifa) != 0)
 		return UPNP_ERR_IFACE;
 	for (p = ifa; p != NULL; p = p->ifa_next) {
 		if (p->ifa_addr == NULL || p->ifa_addr->sa_family != AF_INET ||
-		    strcmp(p->ifa_name, name) != 0 || ifc->n_nets >= SSDP_MAX_NETS)
+		    strcmp(p->ifa_name, name) != 0 || lif->n_nets >= UPNP_LAN_MAX_NETS)
 			continue;
-		memcpy(&ifc->nets[ifc->n_nets].addr,
+		memcpy(&lif->nets[lif->n_nets].addr,
 		       &((const struct sockaddr_in *)(const void *)p->ifa_addr)->sin_addr,
 		       sizeof(struct in_addr));
 		if (p->ifa_netmask != NULL)
-			memcpy(&ifc->nets[ifc->n_nets].mask,
+			memcpy(&lif->nets[lif->n_nets].mask,
 			       &((const struct sockaddr_in *)(const void *)p->ifa_netmask)->sin_addr,
 			       sizeof(struct in_addr));
 		else
-			ifc->nets[ifc->n_nets].mask.s_addr = 0xffffffffu;
-		if (ifc->n_nets == 0)
-			ifc->addr = ifc->nets[0].addr;
-		ifc->n_nets++;
+			lif->nets[lif->n_nets].mask.s_addr = 0xffffffffu;
+		if (lif->n_nets == 0)
+			lif->addr = lif->nets[0].addr;
+		lif->n_nets++;
 	}
 	freeifaddrs(ifa);
-	return ifc->n_nets > 0 ? UPNP_OK : UPNP_ERR_IFACE;
+	return lif->n_nets > 0 ? UPNP_OK : UPNP_ERR_IFACE;
+}
+
+bool upnp_lan_if_has(const struct upnp_lan_if *lif, struct in_addr a)
+{
+	for (size_t i = 0; i < lif->n_nets; i++)
+		if ((a.s_addr & lif->nets[i].mask.s_addr) ==
+		    (lif->nets[i].addr.s_addr & lif->nets[i].mask.s_addr))
+			return true;
+	return false;
 }
 
 /* LOCATION for an interface: when asked to (location_per_iface) and with several LAN
@@ -727,12 +768,12 @@ static char *iface_location(const struct ssdp *s, const struct ssdp_iface *ifc, 
 	if (inet_pton(AF_INET, host, &a) != 1)
 		return strdup(loc);
 	for (size_t i = 0; i < s->n_ifaces; i++)
-		for (size_t j = 0; j < s->ifaces[i].n_nets; j++)
-			if (s->ifaces[i].nets[j].addr.s_addr == a.s_addr)
+		for (size_t j = 0; j < s->ifaces[i].lan.n_nets; j++)
+			if (s->ifaces[i].lan.nets[j].addr.s_addr == a.s_addr)
 				ours = true;
 	if (!ours)
 		return strdup(loc);
-	inet_ntop(AF_INET, &ifc->addr, me, sizeof(me));
+	inet_ntop(AF_INET, &ifc->lan.addr, me, sizeof(me));
 	n = 7 + strlen(me) + strlen(e) + 1;
 	out = malloc(n);
 	if (out != NULL)
@@ -809,6 +850,19 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 	s->global.tokens_milli = (uint64_t)SSDP_GLOBAL_BURST * 1000u;
 	s->global.last_ms = now_ms();
 	s->fresh = s->global;
+	s->srcs = calloc(SSDP_SRC_BUCKETS, sizeof(*s->srcs));
+	if (s->srcs == NULL) {
+		free(s);
+		if (err)
+			*err = UPNP_ERR_NOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < SSDP_SRC_BUCKETS; i++) {
+		s->srcs[i].tokens_milli = SSDP_SRC_BURST * 1000u;
+		s->srcs[i].asks_milli = SSDP_ASK_BURST * 1000u;
+		s->srcs[i].last_tick = (uint32_t)(s->global.last_ms / 16u);
+	}
+	evutil_secure_rng_get_bytes(s->src_key, sizeof(s->src_key));
 	s->server_header = strdup(cfg->server_header ? cfg->server_header
 				  : "Linux UPnP/1.1 iwfd/0.1");
 	while (cfg->usns_nt[n] != NULL)
@@ -825,7 +879,7 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 			goto fail;
 	}
 	for (size_t i = 0; i < cfg->n_ifnames; i++) {
-		e = iface_lookup(&s->ifaces[i], cfg->ifnames[i]);
+		e = upnp_lan_if_lookup(&s->ifaces[i].lan, cfg->ifnames[i]);
 		if (e != UPNP_OK) {
 			upnp_log(&s->logger, LOG_ERR,
 				 "ssdp: LAN interface %s not found or without IPv4 address",
@@ -857,12 +911,12 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 	for (size_t i = 0; i < s->n_ifaces; i++) {
 		memset(&mr, 0, sizeof(mr));
 		inet_pton(AF_INET, SSDP_GROUP, &mr.imr_multiaddr);
-		mr.imr_address = s->ifaces[i].addr;
-		mr.imr_ifindex = (int)s->ifaces[i].index;
+		mr.imr_address = s->ifaces[i].lan.addr;
+		mr.imr_ifindex = (int)s->ifaces[i].lan.index;
 		if (setsockopt(s->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0 &&
 		    errno != EADDRINUSE) {
 			upnp_log(&s->logger, LOG_ERR, "ssdp: join %s on %s: %s", SSDP_GROUP,
-				 s->ifaces[i].name, strerror(errno));
+				 s->ifaces[i].lan.name, strerror(errno));
 			goto fail;
 		}
 	}
@@ -922,5 +976,6 @@ void ssdp_free(struct ssdp *s)
 	for (size_t i = 0; i < s->n_ifaces; i++)
 		free(s->ifaces[i].location);
 	free(s->server_header);
+	free(s->srcs);
 	free(s);
 }

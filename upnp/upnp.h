@@ -214,8 +214,11 @@ struct upnp_state {
 struct upnp_config {
 	int igd_version;             /* 1 (default) or 2 */
 	bool ppp;                    /* WANPPPConnection:1 instead of WANIPConnection */
-	const char *const *lan_ifnames; size_t n_lan_ifnames; /* SSDP only on these */
-	/* (none named: no SSDP, HTTP only on lan_addr, which is then required) */
+	const char *const *lan_ifnames; size_t n_lan_ifnames; /* SSDP and HTTP only on these */
+	/* LAN only: HTTP and SSDP answer only what arrives on one of these interfaces
+	 * (SO_BINDTODEVICE, IP_PKTINFO) from an address on its subnets; a connection to
+	 * lan_addr arriving on the WAN finds no listener. (None named: no SSDP, HTTP only on
+	 * lan_addr, which is then required, from any peer: tests on loopback.) */
 	const char *lan_addr;        /* IPv4 address for LOCATION and HTTP bind; NULL = first
 					address of the first LAN interface */
 	uint16_t http_port;          /* 0 = ephemeral */

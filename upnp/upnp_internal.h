@@ -16,8 +16,10 @@
 #include "upnp.h"
 
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdbool.h>
 
 struct event_base;
 
@@ -28,6 +30,23 @@ struct upnp_logger {
 };
 void upnp_log(const struct upnp_logger *lg, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ LAN interfaces */
+
+/* One LAN interface: HTTP and SSDP answer only what arrives on it from its own subnets. */
+#define UPNP_LAN_MAX_NETS 8
+struct upnp_lan_if {
+	char name[IF_NAMESIZE];
+	unsigned index;
+	struct in_addr addr;       /* its first IPv4 address */
+	struct { struct in_addr addr, mask; } nets[UPNP_LAN_MAX_NETS];
+	size_t n_nets;
+};
+/* Fill lif from the interface's current addresses (ssdp.c). UPNP_ERR_IFACE when it does
+ * not exist or has no IPv4 address. */
+enum upnp_err upnp_lan_if_lookup(struct upnp_lan_if *lif, const char *name);
+/* Is a on one of lif's subnets? */
+bool upnp_lan_if_has(const struct upnp_lan_if *lif, struct in_addr a);
 
 /* ------------------------------------------------------------------ http.c */
 
@@ -68,10 +87,22 @@ typedef void http_handler(void *arg, struct http_exchange *x, const struct http_
 struct http_server_config {
 	const char *bind_addr;  /* IPv4 text; NULL = any */
 	uint16_t port;          /* 0 = ephemeral */
+	/* LAN only, by construction: one listening socket per interface named here, bound to
+	 * it (SO_BINDTODEVICE), so a connection arriving on any other interface (the WAN) finds
+	 * no listener, whatever address it was sent to; and a peer not on one of that
+	 * interface's subnets is closed at once without an answer. None named: one socket on
+	 * bind_addr, any peer (tests on loopback). */
+	const char *const *lan_ifnames; size_t n_lan_ifnames;
 	size_t max_connections; /* default 64; beyond: 503 then close */
 	size_t max_header_bytes;/* default 8192 -> 431/400 */
 	size_t max_body_bytes;  /* default 65536 -> 413 */
 	uint32_t idle_timeout_ms; /* default 30000 (also bounds slow clients / slowloris) */
+	/* Bytes all connections together may hold (requests, responses not yet sent, input
+	 * not yet parsed); default 1 MiB. One host may hold a quarter of it (at least one
+	 * largest request); a connection stops parsing while 16 KiB of its answers are unsent.
+	 * Over a bound a connection is not read until memory is released (docs/robustness.md
+	 * "Memory bound"). */
+	size_t max_held_bytes;
 	const char *server_header; /* "Linux/x UPnP/1.1 iwfd/0.1" */
 	http_handler *handler; void *handler_arg;
 	struct upnp_logger logger;
@@ -85,6 +116,8 @@ uint16_t http_server_port(const struct http_server *s);
 int http_server_adopt(struct http_server *s, int fd);
 /* Open connections right now (tests). */
 size_t http_server_connections(const struct http_server *s);
+/* Bytes the connections hold right now (tests, logs). */
+size_t http_server_held_bytes(const struct http_server *s);
 
 /* Content type of every XML body we send (UDA 1.1 §2.1, §3.2.1). */
 #define HTTP_CT_XML "text/xml; charset=\"utf-8\""
@@ -99,13 +132,19 @@ void http_exchange_respond(struct http_exchange *x, int status, const char *cons
  * line, call done(arg, status) with status = 0 on network failure/timeout. */
 /* Details: host_path is the URL without "http://", "HOST[:PORT]/path"; the request line
  * carries "/path" and a HOST header carries "HOST[:PORT]". http.c adds CONTENT-LENGTH and
- * "Connection: close". Returns 0 when started (done is then called exactly once, never
- * from inside this call), -1 on immediate failure (done is not called). */
+ * "Connection: close". Returns the request when started (done is then called exactly once,
+ * never from inside this call, unless it is cancelled first), NULL on immediate failure
+ * (done is not called). The handle is owned by http.c and valid until done is called. */
+struct http_client;
 typedef void http_client_done(void *arg, int status);
-int http_client_send(struct event_base *base, const struct sockaddr_in *addr,
-		     const char *method, const char *host_path, const char *const *headers,
-		     const char *body, size_t body_len, uint32_t timeout_ms,
-		     http_client_done *done, void *arg);
+struct http_client *http_client_send(struct event_base *base, const struct sockaddr_in *addr,
+				     const char *method, const char *host_path,
+				     const char *const *headers, const char *body,
+				     size_t body_len, uint32_t timeout_ms,
+				     http_client_done *done, void *arg);
+/* Abandon a request still in flight (shutdown): everything freed, done is not called.
+ * NULL: no-op. */
+void http_client_cancel(struct http_client *cl);
 
 /* ------------------------------------------------------------------ ssdp.c */
 

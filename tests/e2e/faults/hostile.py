@@ -3,9 +3,27 @@
 
   hostile.py ssdp-flood --duration S          M-SEARCH (valid, malformed, oversized) to the
                                               SSDP group and to the router, as fast as possible
+  hostile.py ssdp-flood ... --rotate N --pps R  the same valid M-SEARCH from N addresses of this
+                                              host in turn, R per second each (per-source
+                                              buckets must not be reset by rotating sources)
   hostile.py msearch --router ADDR [--within S]
                                               one ordinary M-SEARCH must be answered (discovery
                                               still works for this host)
+  hostile.py pipeline --url U --duration S    one connection with a 4 KiB receive buffer
+                                              pipelines GET of the largest SCPD and never reads
+  hostile.py connflood --url U --rate R --duration S
+                                              R connections/s, each a GET with "Connection:
+                                              close", never read nor closed (they linger)
+  hostile.py served --url U --pid P --duration S --mem-bound-mib M
+                                              meanwhile, from another host: every GET of the
+                                              root description answers 200 and M-SEARCH is
+                                              answered; iwfd's VmHWM stays within M MiB of its
+                                              VmRSS at the start (not under ASan)
+  hostile.py wan --router ADDR --http-port N [--source ADDR] [--eport P]
+                                              from the WAN side (or an address off the LAN
+                                              subnet): GET rootDesc.xml, a SOAP AddPortMapping
+                                              and M-SEARCHes to the router's LAN address get no
+                                              answer at all
   hostile.py http --url U --pid P --corpus DIR [--connections 1000] [--slowloris 100]
                   [--mem-bound-mib 16]
       phases, each followed by a liveness probe (GetStatusInfo must answer 200):
@@ -59,6 +77,8 @@ def check(cond, msg):
 # ----------------------------------------------------------------------------------- SSDP
 
 def cmd_ssdp_flood(a):
+    if a.rotate:
+        return ssdp_rotate(a)
     socks = []
     for src in [None] + (a.extra_sources or []):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -117,6 +137,56 @@ def cmd_ssdp_flood(a):
     out("VERDICT PASS: flood sent")
 
 
+def ssdp_rotate(a):
+    """a.rotate addresses of this host, each sending a valid M-SEARCH a.pps times a second, in
+    turn (so a small table of recent sources keeps evicting them)."""
+    net = a.router.rsplit(".", 1)[0]
+    socks = []
+    for i in range(a.rotate):
+        src = f"{net}.{100 + i}"
+        os.system(f"ip addr add {src}/32 dev eth0 2>/dev/null")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 2)
+        s.bind((src, 0))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(src))
+        s.setblocking(False)
+        socks.append(s)
+    # the very search an ordinary control point makes: one answer (one token) each, so the
+    # flood competes with it for every token
+    msg = (b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n"
+           b"MX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n")
+    dests = [("239.255.255.250", 1900), (a.router, 1900)]
+    gap = 1.0 / (a.pps * len(socks))
+    sent = replies = 0
+    out(f"flooding from {len(socks)} rotating sources, {a.pps}/s each")
+    start = time.monotonic()
+    nxt = start
+    k = 0
+    while time.monotonic() - start < a.duration:
+        s = socks[k % len(socks)]
+        try:
+            s.sendto(msg, dests[k // len(socks) % 2])
+            sent += 1
+        except BlockingIOError:
+            pass
+        k += 1
+        nxt += gap
+        if k % 25 == 0:
+            for r in socks:
+                while True:
+                    try:
+                        r.recv(2048)
+                        replies += 1
+                    except BlockingIOError:
+                        break
+        delay = nxt - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    out(f"ssdp rotating flood: {sent} M-SEARCHes ({sent / a.duration:.0f}/s) from "
+        f"{len(socks)} sources, {replies} replies received")
+    out("VERDICT PASS: flood sent")
+
+
 def cmd_msearch(a):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(1)
@@ -143,6 +213,202 @@ def cmd_msearch(a):
 
 
 # ----------------------------------------------------------------------------------- HTTP
+
+def url_parts(url):
+    u = urllib.parse.urlsplit(url)
+    return u.hostname, u.port, u.path
+
+
+def cmd_pipeline(a):
+    """A client that pipelines and never reads (4 KiB receive buffer)."""
+    host, port, _ = url_parts(a.url)
+    req = f"GET /scpd/WANIPConn.xml HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() * 256
+    end = time.monotonic() + a.duration
+    conns = sent = closed = 0
+    out("pipelining")
+    while time.monotonic() < end:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            s.connect((host, port))
+        except OSError:
+            time.sleep(0.2)
+            continue
+        conns += 1
+        s.setblocking(False)
+        while time.monotonic() < end:
+            try:
+                sent += s.send(req)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except OSError:
+                closed += 1      # iwfd closed it (idle period): open the next one
+                break
+        s.close()
+    out(f"pipeline: {conns} connection(s), {sent} request bytes sent, {closed} closed by iwfd")
+    out("VERDICT PASS: pipeline sent")
+
+
+def cmd_connflood(a):
+    """a.rate connections a second from this host that ask once and never close."""
+    host, port, path = url_parts(a.url)
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16384)), hard))
+    except (ValueError, OSError):
+        pass
+    req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+    held = []
+    start = time.monotonic()
+    nxt = start
+    out("connection flood")
+    while time.monotonic() - start < a.duration:
+        try:
+            c = socket.create_connection((host, port), timeout=2)
+            c.sendall(req)
+            held.append(c)
+        except OSError:
+            pass
+        nxt += 1.0 / a.rate
+        delay = nxt - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    out(f"connflood: {len(held)} connections opened in {a.duration:.0f} s, never closed")
+    for c in held:
+        c.close()
+    out("VERDICT PASS: flood sent")
+
+
+def msearch_once(timeout=2.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.2)
+    msg = (b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n"
+           b"MX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n")
+    s.sendto(msg, ("239.255.255.250", 1900))
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            try:
+                data, _ = s.recvfrom(2048)
+            except socket.timeout:
+                continue
+            if data.startswith(b"HTTP/1.1 200"):
+                return True
+        return False
+    finally:
+        s.close()
+
+
+def cmd_served(a):
+    """Another LAN host during the attacks: HTTP 200 and SSDP answers; memory bounded."""
+    host, port, path = url_parts(a.url)
+    sanitized = is_sanitized(a.pid)
+    before = IGD.proc_mem(a.pid)
+    out(f"baseline iwfd {a.pid}: {before}" + (" (sanitizer build)" if sanitized else ""))
+    time.sleep(a.settle)
+    req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+    gets, searches = {}, [0, 0]
+    end = time.monotonic() + a.duration
+    next_search = 0
+    while time.monotonic() < end:
+        st, how, _ = asyncio.run(exchange(host, port, req, timeout=5))
+        k = st if st else how
+        gets[k] = gets.get(k, 0) + 1
+        if time.monotonic() >= next_search:
+            searches[0] += 1
+            # one M-SEARCH, and at most one retry (UDP may lose one)
+            searches[1] += msearch_once() or msearch_once()
+            next_search = time.monotonic() + 2
+        time.sleep(0.2)
+    after = IGD.proc_mem(a.pid)
+    growth = (after["VmHWM"] - before["VmRSS"]) / 1024
+    out(f"GET {path}: {gets}; M-SEARCH answered {searches[1]} of {searches[0]}")
+    out(f"memory: VmRSS {before['VmRSS']} kB before, VmHWM {after['VmHWM']} kB after "
+        f"(peak {growth:.1f} MiB above the start); fds {before['fds']} -> {after['fds']}")
+    check(set(gets) == {200}, f"another host's GETs during the attacks: {gets}, every one must be 200")
+    check(searches[0] > 0 and searches[1] == searches[0],
+          f"another host's M-SEARCH answered {searches[1]} of {searches[0]} times")
+    if sanitized:
+        out("memory bound not checked: sanitizer build")
+    else:
+        check(growth < a.mem_bound_mib, f"peak memory {growth:.1f} MiB above the start, bound "
+              f"{a.mem_bound_mib} MiB")
+    if FAILURES:
+        out(f"VERDICT FAIL: " + " | ".join(FAILURES))
+        sys.exit(1)
+    out("VERDICT PASS: another host served, memory bounded")
+
+
+def cmd_wan(a):
+    """From outside the LAN: no HTTP answer, no SSDP answer, nothing the IGD does."""
+    src = (a.source, 0) if a.source else None
+    hp = f"{a.router}:{a.http_port}"
+    body = ('<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+            's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+            '<u:AddPortMapping xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:1">'
+            f'<NewRemoteHost></NewRemoteHost><NewExternalPort>{a.eport}</NewExternalPort>'
+            f'<NewProtocol>TCP</NewProtocol><NewInternalPort>{a.eport}</NewInternalPort>'
+            f'<NewInternalClient>{a.router.rsplit(".", 1)[0]}.11</NewInternalClient>'
+            '<NewEnabled>1</NewEnabled><NewPortMappingDescription>wan</NewPortMappingDescription>'
+            '<NewLeaseDuration>0</NewLeaseDuration></u:AddPortMapping></s:Body></s:Envelope>')
+    reqs = {
+        "GET /rootDesc.xml": f"GET /rootDesc.xml HTTP/1.1\r\nHost: {hp}\r\n\r\n".encode(),
+        "SOAP AddPortMapping": (
+            f"POST /ctl/WANIPConn HTTP/1.1\r\nHost: {hp}\r\nContent-Type: text/xml\r\n"
+            f"SOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping\"\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}").encode(),
+    }
+    for name, data in reqs.items():
+        got, how = b"", "?"
+        try:
+            c = socket.create_connection((a.router, a.http_port), timeout=3, source_address=src)
+            c.sendall(data)
+            c.settimeout(3)
+            try:
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        how = "closed without an answer"
+                        break
+                    got += d
+            except socket.timeout:
+                how = "no answer in 3 s"
+            except ConnectionResetError:
+                how = "reset"
+            c.close()
+        except ConnectionRefusedError:
+            how = "connection refused (no listener for it)"
+        except OSError as e:
+            how = f"no connection ({e})"
+        st = status_of(got)
+        out(f"  {name} from {a.source or 'this host'}: {how}" + (f", HTTP {st}" if st else ""))
+        check(not got, f"{name}: iwfd answered from outside the LAN: {got[:80]!r}")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if src:
+        s.bind(src)
+    s.settimeout(0.5)
+    msg = (b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n"
+           b"MX: 1\r\nST: ssdp:all\r\n\r\n")
+    for d in ((a.router, 1900), ("239.255.255.250", 1900)):
+        try:
+            s.sendto(msg, d)
+        except OSError as e:
+            out(f"  M-SEARCH to {d[0]}: not sent ({e})")
+    answers = []
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        try:
+            data, who = s.recvfrom(2048)
+            answers.append((who, data[:60]))
+        except socket.timeout:
+            pass
+    out(f"  M-SEARCH (unicast and multicast): {len(answers)} answers in 3 s")
+    check(not answers, f"SSDP answered outside the LAN: {answers[:3]}")
+    if FAILURES:
+        out("VERDICT FAIL: " + " | ".join(FAILURES))
+        sys.exit(1)
+    out("VERDICT PASS: nothing answered outside the LAN")
+
 
 def is_sanitized(pid):
     try:
@@ -527,6 +793,26 @@ def main():
     p.add_argument("--router", required=True)
     p.add_argument("--duration", type=float, default=8)
     p.add_argument("--extra-sources", nargs="*", help="more LAN addresses to flood from")
+    p.add_argument("--rotate", type=int, default=0, help="N rotating sources (valid M-SEARCH only)")
+    p.add_argument("--pps", type=float, default=25, help="with --rotate: per source and second")
+    p = sub.add_parser("pipeline")
+    p.add_argument("--url", required=True)
+    p.add_argument("--duration", type=float, default=10)
+    p = sub.add_parser("connflood")
+    p.add_argument("--url", required=True)
+    p.add_argument("--rate", type=float, default=200)
+    p.add_argument("--duration", type=float, default=10)
+    p = sub.add_parser("served")
+    p.add_argument("--url", required=True)
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--settle", type=float, default=2, help="seconds before the first probe")
+    p.add_argument("--mem-bound-mib", type=float, default=8)
+    p = sub.add_parser("wan")
+    p.add_argument("--router", required=True)
+    p.add_argument("--http-port", type=int, default=5000)
+    p.add_argument("--source", help="source address to use (e.g. one off the LAN subnet)")
+    p.add_argument("--eport", type=int, default=41999)
     p = sub.add_parser("msearch")
     p.add_argument("--within", type=float, default=10)
     p = sub.add_parser("http")
@@ -544,6 +830,8 @@ def main():
         cmd_ssdp_flood(a)
     elif a.cmd == "msearch":
         cmd_msearch(a)
+    elif a.cmd in ("pipeline", "connflood", "served", "wan"):
+        globals()["cmd_" + a.cmd](a)
     else:
         run_http(a)
 
