@@ -130,8 +130,9 @@ struct iwf_admin_entry {
 	bool is_static;              /* made by the administrator */
 	const char *phase;           /* lifecycle phase name (static string) */
 };
-/* Fill out[0..cap) in the order of the table (committed ones in commit order, then intents);
- * returns how many there are (may exceed cap). */
+/* Fill out[0..cap) with the committed mappings in commit order (as GetGenericPortMappingEntry;
+ * intents - an Add or a Delete on its way - are not listed); returns how many there are (may
+ * exceed cap). */
 size_t iwf_core_admin_list(struct iwf_core *c, struct iwf_admin_entry *out, size_t cap);
 
 struct iwf_admin_status {
