@@ -106,10 +106,14 @@ static void nat_move(struct iwf_core *c, const struct state_mapping *m)
  * start-up synchronisation is sent now: the owner is asking for it (user-triggered, seed
  * 004 §5.10). */
 static void refresh(struct iwf_core *c, struct life *l, struct upnp_call *call, const struct upnp_pm_entry *pm,
-		    uint32_t lease, int version)
+		    uint32_t lease, int version, bool admin)
 {
 	char desc[STATE_DESC_MAX + 1];
 	struct state_mapping m = *life_rec(c, l);
+	if (admin) { /* the administrator re-adding a mapping makes it static (its own) */
+		m.flags |= STATE_F_STATIC;
+		memset(&m.owner, 0, sizeof(m.owner));
+	}
 	bool moved = m.internal_port != pm->internal_port;
 	clean_description(desc, sizeof(desc), pm->description);
 	m.description = desc;
@@ -161,14 +165,16 @@ static void refresh(struct iwf_core *c, struct life *l, struct upnp_call *call, 
  * the old mapping is kept (the usual §5.9 rule) and the new one is dropped, never sent.
  */
 static void overwrite(struct iwf_core *c, struct life *old, struct upnp_call *call, const struct upnp_pm_entry *pm,
-		      uint32_t lease, int version)
+		      uint32_t lease, int version, bool admin)
 {
 	const struct state_mapping *o = life_rec(c, old);
 	char desc[STATE_DESC_MAX + 1];
 	clean_description(desc, sizeof(desc), pm->description);
 	struct state_mapping m = *o;
 	m.id = 0;
-	m.flags = STATE_F_INTENT | STATE_F_ENABLED;
+	m.flags = (uint8_t)(STATE_F_INTENT | STATE_F_ENABLED | (admin ? STATE_F_STATIC : o->flags & STATE_F_STATIC));
+	if (admin)
+		memset(&m.owner, 0, sizeof(m.owner));
 	m.external_port = 0; /* the old mapping holds the key until the carrier deleted it */
 	m.internal_port = pm->internal_port;
 	m.lease_duration = lease;
@@ -215,8 +221,8 @@ struct life *overwrite_of(struct iwf_core *c, const struct life *l)
 	return NULL;
 }
 
-static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args *a,
-		    const struct in6_addr *from, bool any)
+void core_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args *a, const struct in6_addr *from,
+	      bool any, bool admin)
 {
 	int version = cp_version(c, a);
 	const struct upnp_pm_entry *pm = &a->pm;
@@ -231,7 +237,7 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 		return;
 	}
 	/* seed 004 §7: IGD:1 default security, no mapping on behalf of a third party. */
-	if (!c->cfg.allow_third_party && !addr_eq(&ic, from)) {
+	if (!admin && !c->cfg.allow_third_party && !addr_eq(&ic, from)) {
 		core_log(c, IWF_LOG_INFO, "%s asked a mapping for %s: refused (third party)", ftext, pm->internal_client);
 		answer_error(c, call, igd(version, UPNP_E_CONFLICT, UPNP_E_NOT_AUTHORIZED));
 		return;
@@ -243,7 +249,7 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 		return;
 	}
 	uint16_t want = pm->external_port;
-	if (!rules_permit(c, want, &ic, pm->internal_port)) {
+	if (!admin && !rules_permit(c, want, &ic, pm->internal_port)) {
 		if (!any) {
 			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s:%u: refused by the permission rules", ftext,
 				 proto_name(proto), want, pm->internal_client, pm->internal_port);
@@ -253,7 +259,7 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 		want = 0; /* AddAny: let the carrier choose; the rules judge what it grants */
 	}
 	uint32_t lease = pm->lease_duration;
-	if (c->cfg.igd_version == 2 && (lease == 0 || lease > IGD2_MAX_LEASE))
+	if (!admin && c->cfg.igd_version == 2 && (lease == 0 || lease > IGD2_MAX_LEASE))
 		lease = IGD2_MAX_LEASE;
 
 	/* A PCP mapping is keyed by its internal endpoint (RFC 6887 §11.1): one external port
@@ -262,8 +268,8 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 		state_table_find_internal(c->table, proto, &ic, pm->internal_port);
 	if (same) {
 		struct life *l = life_get(c, same->id);
-		if (any && committed(l) && addr_eq(&same->remote_host, &rh)) {
-			refresh(c, l, call, pm, lease, version); /* the port it already has is the answer */
+		if (any && committed(l) && addr_eq(&same->remote_host, &rh) && !(same->flags & STATE_F_STATIC)) {
+			refresh(c, l, call, pm, lease, version, false); /* the port it already has is the answer */
 			return;
 		}
 		if (same->external_port != pm->external_port || !addr_eq(&same->remote_host, &rh)) {
@@ -278,12 +284,13 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 	const struct state_mapping *x = want ? state_table_find(c->table, proto, want, &rh) : NULL;
 	if (x && !any) {
 		struct life *l = life_get(c, x->id);
-		if (committed(l) && addr_eq(&x->internal_client, &ic)) {
-			/* The same internal client: an overwrite, not a conflict. */
+		/* The same internal client: an overwrite, not a conflict - but a control point
+		 * never overwrites the administrator's static mapping. */
+		if (committed(l) && addr_eq(&x->internal_client, &ic) && (admin || !(x->flags & STATE_F_STATIC))) {
 			if (x->internal_port == pm->internal_port || l->phase == LIFE_DISABLED || !pm->enabled)
-				refresh(c, l, call, pm, lease, version);
+				refresh(c, l, call, pm, lease, version, admin);
 			else
-				overwrite(c, l, call, pm, lease, version);
+				overwrite(c, l, call, pm, lease, version, admin);
 			return;
 		}
 		core_log(c, IWF_LOG_INFO, "%s asked %s %u: taken locally -> 718", ftext, proto_name(proto), want);
@@ -303,7 +310,7 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 	struct state_mapping m;
 	memset(&m, 0, sizeof(m));
 	m.protocol = proto;
-	m.flags = (uint8_t)(STATE_F_INTENT | (pm->enabled ? STATE_F_ENABLED : 0));
+	m.flags = (uint8_t)(STATE_F_INTENT | (pm->enabled ? STATE_F_ENABLED : 0) | (admin ? STATE_F_STATIC : 0));
 	m.external_port = want;
 	m.internal_port = pm->internal_port;
 	m.lease_duration = lease;
@@ -349,8 +356,8 @@ static void act_add(struct iwf_core *c, struct upnp_call *call, const struct upn
 	}
 }
 
-static void act_delete(struct iwf_core *c, struct upnp_call *call, const struct upnp_args *a,
-		       const struct in6_addr *from)
+void core_delete(struct iwf_core *c, struct upnp_call *call, const struct upnp_args *a, const struct in6_addr *from,
+		 bool admin)
 {
 	struct in6_addr rh;
 	memset(&rh, 0, sizeof(rh));
@@ -365,7 +372,8 @@ static void act_delete(struct iwf_core *c, struct upnp_call *call, const struct 
 		answer_error(c, call, UPNP_E_NO_SUCH_ENTRY);
 		return;
 	}
-	if (!may_touch(c, x, from)) {
+	if (!admin && (!may_touch(c, x, from) || (x->flags & STATE_F_STATIC))) {
+		/* the administrator's static mappings are the administrator's to delete */
 		answer_error(c, call, UPNP_E_NOT_AUTHORIZED);
 		return;
 	}
@@ -414,7 +422,7 @@ static void act_delete_range(struct iwf_core *c, struct upnp_call *call, const s
 		const struct state_mapping *m = state_table_at(c->table, i);
 		if (m->protocol != proto || m->external_port < a->start_port || m->external_port > a->end_port)
 			continue;
-		if (!in_scope(c, m, from, a->manage)) {
+		if (!in_scope(c, m, from, a->manage) || (m->flags & STATE_F_STATIC)) {
 			refused = true;
 			continue;
 		}
@@ -634,19 +642,21 @@ void iwf_core_action(struct iwf_core *c, struct upnp_call *call, enum upnp_actio
 {
 	struct in6_addr from;
 	from_addr(from_sa, &from);
+	if ((unsigned)action < UPNP_ACT__COUNT)
+		c->stats.actions[action]++;
 	if (c->cfg.log_level >= IWF_LOG_DEBUG) {
 		char text[INET6_ADDRSTRLEN];
 		core_log(c, IWF_LOG_DEBUG, "%s from %s", upnp_action_name(action), addr_text(&from, text, sizeof(text)));
 	}
 	switch (action) {
 	case UPNP_ACT_ADD_PORT_MAPPING:
-		act_add(c, call, args, &from, false);
+		core_add(c, call, args, &from, false, false);
 		return;
 	case UPNP_ACT_ADD_ANY_PORT_MAPPING:
-		act_add(c, call, args, &from, true);
+		core_add(c, call, args, &from, true, false);
 		return;
 	case UPNP_ACT_DELETE_PORT_MAPPING:
-		act_delete(c, call, args, &from);
+		core_delete(c, call, args, &from, false);
 		return;
 	case UPNP_ACT_DELETE_PORT_MAPPING_RANGE:
 		act_delete_range(c, call, args, &from);

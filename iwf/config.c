@@ -27,6 +27,7 @@ void iwf_config_init(struct iwf_config *cfg)
 	cfg->listen_announce = true;
 	snprintf(cfg->nat_mode, sizeof(cfg->nat_mode), "none");
 	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", IWF_DEFAULT_STATE_FILE);
+	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", IWF_DEFAULT_CONTROL_SOCKET);
 	cfg->nat_port_min = 1024;
 	cfg->nat_port_max = 65535;
 }
@@ -295,6 +296,12 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				rc = fail(detail, cap, "pcp_servers_file: path expected");
 				goto out;
 			}
+		} else if (strcmp(key, "control_socket") == 0) {
+			if (!copy_str(cfg->control_socket, sizeof(cfg->control_socket), v) ||
+			    (cfg->control_socket[0] && cfg->control_socket[0] != '/')) {
+				rc = fail(detail, cap, "control_socket: absolute path (shorter than 108 bytes) or \"\" expected");
+				goto out;
+			}
 		} else if (strcmp(key, "state_file") == 0) {
 			if (!copy_str(cfg->state_file, sizeof(cfg->state_file), v)) {
 				rc = fail(detail, cap, "state_file: path expected");
@@ -436,7 +443,8 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 		} else {
 			static const char *const known[] = {"lan_interfaces", "lan_address", "http_port", "pcp_servers",
 							    "pcp_servers_file", "state_file", "igd_version", "wan_type",
-							    "log_level", "friendly_name", "pcp", "nat", "security", "user", NULL};
+							    "log_level", "friendly_name", "pcp", "nat", "security", "user",
+							    "control_socket", NULL};
 			rc = fail_unknown(detail, cap, "", key, known);
 			goto out;
 		}

@@ -83,6 +83,9 @@ uint64_t iwf_core_next_deadline(const struct iwf_core *c);
 
 /* Replace the permission rules (SIGHUP reload). */
 void iwf_core_set_rules(struct iwf_core *c, const struct iwf_rule *rules, size_t n);
+/* Take from cfg what may change while running (admin.c): the permission rules,
+ * security.allow_third_party and the log level. */
+void iwf_core_reload(struct iwf_core *c, const struct iwf_config *cfg);
 
 /* What the core holds, for operators and tests. */
 struct iwf_core_counters {
@@ -94,5 +97,67 @@ void iwf_core_counters(const struct iwf_core *c, struct iwf_core_counters *out);
 
 /* The evented state as it is now; ext[0..cap) holds the external address text. */
 void iwf_core_state(const struct iwf_core *c, struct upnp_state *out, char *ext, size_t cap);
+
+/* ------------------------------------------------------------------ the administrator
+ * (admin.c): the router's own administrator, through the control socket (control.c). A
+ * static mapping is a state/ record with STATE_F_STATIC and owner ::, made and removed
+ * through the same lifecycle as a UPnP one (the local table first, MAP with PREFER_FAILURE
+ * and a stored nonce, lifetime-0 MAP with it on delete, replayed after a restart); the
+ * permission rules and IGD:1 default security do not apply to the administrator. */
+
+/* How a change ended: 0 = done (external_port: the mapping's port), else the UPnP error it
+ * would have been for a control point (718 conflict, 714 no such entry, 501 no answer...).
+ * Called exactly once per request, possibly before the request function returns; never
+ * after iwf_core_admin_cancel(c, arg). */
+typedef void iwf_admin_done_fn(void *arg, enum upnp_error err, uint16_t external_port);
+
+/* Add (or refresh) a static mapping: pm's protocol, external port (1..65535), internal
+ * client (IPv4 text) and port, remote host ("" = any), description, enabled, and lease in
+ * seconds (0 = permanent: renewed on the carrier until deleted). pm is copied. */
+void iwf_core_admin_add(struct iwf_core *c, const struct upnp_pm_entry *pm, iwf_admin_done_fn *done, void *arg);
+/* Delete any mapping, static or made by a control point (remote_host "" = any). */
+void iwf_core_admin_delete(struct iwf_core *c, enum upnp_proto proto, uint16_t external_port,
+			   const char *remote_host, iwf_admin_done_fn *done, void *arg);
+/* Forget the requester `arg` (its connection closed): its requests go on, unanswered. */
+void iwf_core_admin_cancel(struct iwf_core *c, void *arg);
+
+/* One mapping as the administrator sees it. */
+struct iwf_admin_entry {
+	struct upnp_pm_entry pm;     /* as UPnP lists it (lease_duration: seconds left, 0 = none) */
+	char external_addr[64];      /* the carrier's external address of it ("" = not known) */
+	uint32_t pcp_left_s;         /* seconds until the carrier's grant ends; 0 = none */
+	bool has_pcp;                /* the carrier granted it (pcp_left_s is meaningful) */
+	bool is_static;              /* made by the administrator */
+	const char *phase;           /* lifecycle phase name (static string) */
+};
+/* Fill out[0..cap) with the committed mappings in commit order (as GetGenericPortMappingEntry;
+ * intents - an Add or a Delete on its way - are not listed); returns how many there are (may
+ * exceed cap). */
+size_t iwf_core_admin_list(struct iwf_core *c, struct iwf_admin_entry *out, size_t cap);
+
+struct iwf_admin_status {
+	int igd_version;
+	bool connected;             /* UPnP ConnectionStatus */
+	bool reach_known;           /* the PCP server answered, or was found silent, once */
+	char external[64];          /* "" = not known */
+	bool have_epoch;
+	uint32_t epoch;             /* the server's Epoch time now (last one + time since) */
+	size_t mappings;            /* records in the table, every phase */
+	uint32_t connected_s;       /* seconds since ConnectionStatus became Connected (0 = not) */
+};
+void iwf_core_admin_status(const struct iwf_core *c, struct iwf_admin_status *out);
+
+/* What the core counted since it was made (the daemon adds pcp/ and upnp/ counters). */
+#define IWF_STATS_ERROR_CODES 24
+struct iwf_core_stats {
+	uint64_t actions[UPNP_ACT__COUNT];  /* UPnP actions received, by action */
+	uint64_t errors_total;              /* UPnP errors answered */
+	struct {
+		uint16_t code;              /* 0 = unused slot */
+		uint64_t n;
+	} errors[IWF_STATS_ERROR_CODES];    /* by code (the last slot also takes the overflow) */
+	uint64_t admin_requests;            /* control-socket changes (add, delete) */
+};
+void iwf_core_stats(const struct iwf_core *c, struct iwf_core_stats *out);
 
 #endif

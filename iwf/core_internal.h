@@ -120,6 +120,10 @@ struct iwf_core {
 
 	/* cascaded NAT: router-side ports in use (bit per port, per protocol) */
 	uint8_t *router_ports[2];
+
+	/* the administrator's requests waiting for their answer (admin.c) */
+	struct admin_op *admin_ops;
+	struct iwf_core_stats stats;
 };
 
 /* core.c-wide helpers (mappings.c) */
@@ -172,7 +176,17 @@ void core_wakeup(struct iwf_core *c);
 uint16_t router_port_pick(struct iwf_core *c, uint8_t proto, uint16_t wanted);
 void router_port_mark(struct iwf_core *c, uint8_t proto, uint16_t port, bool used);
 
-/* actions.c */
+/* actions.c: an Add (any: AddAnyPortMapping) or a Delete, for the control point `from`
+ * or, with admin, for the router's administrator (admin.c: a static mapping, owner ::, no
+ * permission rules, no IGD:1 default security, lease 0 = permanent, any mapping deletable). */
+void core_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args *a, const struct in6_addr *from,
+	      bool any, bool admin);
+void core_delete(struct iwf_core *c, struct upnp_call *call, const struct upnp_args *a, const struct in6_addr *from,
+		 bool admin);
+/* admin.c: the administrator's requests use a pointer of theirs as their `call`; answer_*
+ * hand such a call here (true) instead of to env->reply / env->error. */
+bool admin_answer(struct iwf_core *c, struct upnp_call *call, enum upnp_error e, uint16_t external_port);
+void admin_free_all(struct iwf_core *c);
 void range_done(struct iwf_core *c, struct range_op *r, enum upnp_error e);
 /* An overwrite (another InternalPort) waits for the delete of l's PCP mapping: the new
  * mapping's life, or NULL. */

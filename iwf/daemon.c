@@ -6,6 +6,7 @@
 #include <syslog.h>
 #include "core.h"
 
+#include "control.h"
 #include "netwatch.h"
 #include "pcp_event.h"
 #include "startprobe.h"
@@ -30,6 +31,10 @@ struct iwf {
 	struct upnp_server *upnp;
 	struct iwf_netwatch *netwatch;
 	struct iwf_startprobe *probe;
+	struct iwf_control *control;
+	int (*reload)(void *arg, char *msg, size_t cap);
+	void *reload_arg;
+	uint64_t started_ms;
 	struct event *ev_run, *ev_timer;
 	char root_url[128];
 	/* While iwf_new runs: the last error the LAN side logged, for the one-line reason. */
@@ -166,6 +171,79 @@ static void on_net_changed(void *arg)
 	int rc = pcp_io_reconnect(w->io);
 	if (rc != 0 && rc != ENOENT)
 		iwf_log(w->log, IWF_LOG_WARN, "network changed; PCP socket not reopened: %s", strerror(rc));
+}
+
+/* ------------------------------------------------------------------ control socket */
+
+static void control_info(void *arg, struct iwf_control_info *out)
+{
+	struct iwf *w = arg;
+	out->version = IWFD_VERSION;
+	out->started_ms = w->started_ms;
+	out->now_ms = env_mono(w);
+	struct pcp_server server;
+	if (w->io && pcp_io_get_server(w->io, &server)) {
+		char addr[INET6_ADDRSTRLEN + 1];
+		out->have_server = true;
+		pcp_addr_format(&server.addr, addr, sizeof(addr));
+		snprintf(out->server, sizeof(out->server), "%s%s%s:%u", strchr(addr, ':') ? "[" : "", addr,
+			 strchr(addr, ':') ? "]" : "", server.port);
+		out->server_origin = w->server_why;
+	}
+	struct pcp_io_stats io;
+	if (w->io) {
+		pcp_io_get_stats(w->io, &io);
+		out->announce_resends = io.announce_resends;
+	}
+}
+
+static int control_reload(void *arg, char *msg, size_t cap)
+{
+	struct iwf *w = arg;
+	if (!w->reload) {
+		snprintf(msg, cap, "nothing to reload");
+		return -1;
+	}
+	return w->reload(w->reload_arg, msg, cap);
+}
+
+static const struct iwf_control_ops control_ops = {.info = control_info, .reload = control_reload};
+
+int iwf_reload(struct iwf *w, const struct iwf_config *cfg, char *msg, size_t cap)
+{
+	bool servers_changed = cfg->n_pcp_servers != w->cfg.n_pcp_servers ||
+			       memcmp(cfg->pcp_servers, w->cfg.pcp_servers, sizeof(cfg->pcp_servers)) != 0;
+	if (servers_changed) {
+		const char *servers[IWF_MAX_PCP_SERVERS];
+		for (size_t i = 0; i < cfg->n_pcp_servers; i++)
+			servers[i] = cfg->pcp_servers[i];
+		int e = pcp_io_set_servers(w->io, servers, cfg->n_pcp_servers);
+		if (e) {
+			snprintf(msg, cap, "PCP servers not changed (%s); nothing changed", strerror(e));
+			return -1;
+		}
+		memcpy(w->cfg.pcp_servers, cfg->pcp_servers, sizeof(cfg->pcp_servers));
+		w->cfg.n_pcp_servers = cfg->n_pcp_servers;
+	}
+	iwf_core_reload(w->core, cfg);
+	memcpy(w->cfg.rules, cfg->rules, sizeof(cfg->rules));
+	w->cfg.n_rules = cfg->n_rules;
+	w->cfg.allow_third_party = cfg->allow_third_party;
+	w->cfg.log_level = cfg->log_level;
+	snprintf(msg, cap, "%zu permission rules, third-party mappings %s, PCP servers %s", cfg->n_rules,
+		 cfg->allow_third_party ? "allowed" : "refused", servers_changed ? "changed" : "unchanged");
+	return 0;
+}
+
+void iwf_set_reload(struct iwf *w, int (*reload)(void *arg, char *msg, size_t cap), void *arg)
+{
+	w->reload = reload;
+	w->reload_arg = arg;
+}
+
+int iwf_control_give(struct iwf *w, unsigned uid, unsigned gid, char *detail, size_t cap)
+{
+	return iwf_control_chown(w->control, (uid_t)uid, (gid_t)gid, detail, cap);
 }
 
 const char *iwf_err_name(enum iwf_err err)
@@ -347,6 +425,15 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	bool have_server = pcp_io_get_server(w->io, &server);
 	w->probe = iwf_startprobe_new(base, have_server ? &server : NULL, w->server_why, w->log);
 	snprintf(w->root_url, sizeof(w->root_url), "%s", upnp_server_root_url(w->upnp));
+	if (cfg->control_socket[0]) {
+		/* iwfctl's way in; without it iwfd still serves (a second iwfd on the default path
+		 * is told so here and runs without one). */
+		char cdetail[512];
+		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, cdetail, sizeof(cdetail));
+		if (!w->control)
+			iwf_log(w->log, IWF_LOG_WARN, "%s; iwfctl cannot reach this iwfd", cdetail);
+	}
+	w->started_ms = env_mono(w);
 	iwf_core_start(w->core); /* pushes the evented state; PCP_SERVICE_WAIT begins */
 	iwf_core_run(w->core);   /* the identity (boot id) is durable before we serve */
 	arm(w);
@@ -363,6 +450,8 @@ void iwf_free(struct iwf *w)
 		return;
 	/* Order: the WAN side closes, the core answers pending calls (501) while the LAN side
 	 * still exists, then the LAN side says goodbye. */
+	iwf_control_free(w->control); /* before the core: its pending requests are forgotten */
+	w->control = NULL;
 	iwf_startprobe_free(w->probe);
 	iwf_netwatch_free(w->netwatch);
 	pcp_io_free(w->io); /* the adapter borrows the core's engine: it goes first */

@@ -31,6 +31,8 @@ struct event_base;
  * 2869 is the port of the UPnP device host (IANA "icslap", Windows' own IGD), unused by
  * router services (why not 5000, 1900-adjacent or random ports: docs/configuration.md). */
 #define IWF_DEFAULT_HTTP_PORT 2869
+/* The control socket of iwfctl unless told otherwise (docs/control.md). */
+#define IWF_DEFAULT_CONTROL_SOCKET "/run/iwfd/control"
 
 enum iwf_err {
 	IWF_OK = 0,
@@ -74,6 +76,7 @@ struct iwf_config {
 	enum iwf_log_level log_level;
 	char friendly_name[64];
 	char user[32];            /* run as this user after start-up; "" = stay (privileges are dropped anyway) */
+	char control_socket[108]; /* iwfctl's UNIX socket (default IWF_DEFAULT_CONTROL_SOCKET); "" = none */
 
 	/* PCP */
 	uint32_t pcp_lifetime;       /* lifetime requested in MAP when the lease is longer, s */
@@ -158,5 +161,16 @@ void iwf_free(struct iwf *w);
 const char *iwf_root_url(const struct iwf *w);
 /* Replace the permission rules (SIGHUP reload). */
 void iwf_set_rules(struct iwf *w, const struct iwf_rule *rules, size_t n);
+/* Apply what may change without a restart from a freshly loaded cfg: the permission rules,
+ * security.allow_third_party, the log level (of the core; the logger is the caller's) and the
+ * PCP servers (pcp_servers; the server in use stays if listed, else mappings move with their
+ * nonces). A one-line summary in msg. 0, or -1 with the reason in msg (nothing changed). */
+int iwf_reload(struct iwf *w, const struct iwf_config *cfg, char *msg, size_t cap);
+/* What the control socket's "reload" calls (main.c: the same as SIGHUP): 0 with a message
+ * in msg, or -1 with the reason. */
+void iwf_set_reload(struct iwf *w, int (*reload)(void *arg, char *msg, size_t cap), void *arg);
+/* Give the control socket (and its directory when iwfd made it) to uid/gid before the
+ * privileges are dropped (--user). 0, or -1 with detail. */
+int iwf_control_give(struct iwf *w, unsigned uid, unsigned gid, char *detail, size_t cap);
 
 #endif

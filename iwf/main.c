@@ -66,20 +66,23 @@ static void usage(FILE *out)
 		"  --wan-if IFNAME        WAN interface (for --nat nftables; PCP ANNOUNCE is taken only\n"
 		"                         from it; default: the interface of the route to the server)\n"
 		"  --user NAME            run as this user once the sockets are open\n"
+		"  --control-socket PATH  iwfctl's UNIX socket (default " IWF_DEFAULT_CONTROL_SOCKET ";\n"
+		"                         \"\" for none)\n"
 		"  -h, --help             show this help and exit\n"
 		"  -V, --version          show the version and exit\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT stop cleanly (ssdp:byebye, state saved); SIGHUP reloads the\n"
-		"permission rules from the configuration file.\n"
+		"rules, allow_third_party, log level and PCP servers from the configuration file\n"
+		"(as iwfctl reload).\n"
 		"Exit status: 0 stopped cleanly, 1 could not start (the reason is on stderr, also\n"
 		"when detaching), 2 bad command line or configuration. Only one iwfd runs per state\n"
-		"file (lock STATE.lock). Manual: iwfd(8), iwfd.json(5).\n",
+		"file (lock STATE.lock). Manual: iwfd(8), iwfd.json(5), iwfctl(8).\n",
 		IWF_DEFAULT_HTTP_PORT);
 }
 
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
        OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF,
-       OPT_PCP_SERVERS_FILE, OPT_NO_STATE, OPT_USER };
+       OPT_PCP_SERVERS_FILE, OPT_NO_STATE, OPT_USER, OPT_CONTROL_SOCKET };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -96,6 +99,7 @@ static const struct option long_opts[] = {
 	{"pcp-servers-file", required_argument, NULL, OPT_PCP_SERVERS_FILE},
 	{"wan-if", required_argument, NULL, OPT_WAN_IF},
 	{"user", required_argument, NULL, OPT_USER},
+	{"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -124,7 +128,7 @@ static bool copy_arg(char *dst, size_t cap, const char *src)
 struct cli {
 	char lan_ifs[IWF_MAX_LAN_IFS][32];
 	size_t n_lan_ifs;
-	const char *lan_addr, *state, *nat, *wan_if, *servers_file, *user;
+	const char *lan_addr, *state, *nat, *wan_if, *servers_file, *user, *control;
 	char pcp[IWF_MAX_PCP_SERVERS][80];
 	size_t n_pcp;
 	bool http_port_set, igd_set, log_set, foreground;
@@ -213,6 +217,9 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 		case OPT_USER:
 			c->user = optarg;
 			break;
+		case OPT_CONTROL_SOCKET:
+			c->control = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			usage(stdout);
@@ -277,6 +284,11 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 		fprintf(stderr, "iwfd: --user name too long\n");
 		return 2;
 	}
+	if (c->control && (!copy_arg(cfg->control_socket, sizeof(cfg->control_socket), c->control) ||
+			   (c->control[0] && c->control[0] != '/'))) {
+		fprintf(stderr, "iwfd: --control-socket: absolute path (shorter than 108 bytes) or \"\" expected\n");
+		return 2;
+	}
 	if (c->http_port_set)
 		cfg->http_port = c->http_port;
 	if (c->igd_set)
@@ -313,6 +325,7 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 struct loop_ctx {
 	struct event_base *base;
 	struct iwf *iwf;
+	const struct cli *cli; /* flags win over the file at a reload too */
 };
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -322,22 +335,47 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(ctx->base);
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+/* What can change without a restart, from the configuration file (SIGHUP, iwfctl reload):
+ * iwf_reload (rules, allow_third_party, log level, PCP servers). 0 with a message, or -1 with the reason. */
+static int reload(void *arg, char *msg, size_t cap)
 {
 	struct loop_ctx *ctx = arg;
 	if (!g_config_path) {
-		iwf_log(&g_log, IWF_LOG_INFO, "SIGHUP: no configuration file to reload");
-		return;
+		snprintf(msg, cap, "no configuration file to reload");
+		return -1;
 	}
 	struct iwf_config cfg;
 	char detail[512];
 	iwf_config_init(&cfg);
 	if (iwf_config_load(&cfg, g_config_path, detail, sizeof(detail)) != IWF_OK) {
-		iwf_log(&g_log, IWF_LOG_ERROR, "SIGHUP: %s; rules unchanged", detail);
-		return;
+		snprintf(msg, cap, "%s; nothing changed", detail);
+		return -1;
 	}
-	iwf_set_rules(ctx->iwf, cfg.rules, cfg.n_rules);
-	iwf_log(&g_log, IWF_LOG_INFO, "SIGHUP: %zu permission rules loaded", cfg.n_rules);
+	if (ctx->cli->log_set)
+		cfg.log_level = ctx->cli->log_level; /* --log-level / -d win over the file, as at start */
+	if (ctx->cli->n_pcp) {
+		memcpy(cfg.pcp_servers, ctx->cli->pcp, sizeof(ctx->cli->pcp));
+		cfg.n_pcp_servers = ctx->cli->n_pcp;
+	}
+	char what[400];
+	if (iwf_reload(ctx->iwf, &cfg, what, sizeof(what)) != 0) {
+		snprintf(msg, cap, "%s", what);
+		return -1;
+	}
+	g_log.level = cfg.log_level;
+	snprintf(msg, cap, "%s, log level %s", what,
+		 g_log.level == IWF_LOG_DEBUG ? "debug" : g_log.level == IWF_LOG_INFO ? "info"
+							  : g_log.level == IWF_LOG_WARN ? "warn" : "error");
+	return 0;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	char msg[600];
+	int rc = reload(arg, msg, sizeof(msg));
+	iwf_log(&g_log, rc ? IWF_LOG_ERROR : IWF_LOG_INFO, "SIGHUP: %s", msg);
 }
 
 /* A start-up error: one line in the log and, when the log is not stderr (detaching: syslog),
@@ -416,6 +454,7 @@ int main(int argc, char **argv)
 	}
 	/* Sockets open, state directory ready: keep only what this mode needs (docs/robustness.md). */
 	if (iwf_privs_own_state(&privs, cfg.state_file, pdetail, sizeof(pdetail)) ||
+	    (privs.switch_user && iwf_control_give(ctx.iwf, privs.uid, privs.gid, pdetail, sizeof(pdetail))) ||
 	    iwf_privs_drop(&privs, pdetail, sizeof(pdetail))) {
 		iwf_free(ctx.iwf);
 		event_base_free(ctx.base);
@@ -423,6 +462,8 @@ int main(int argc, char **argv)
 	}
 	iwf_privs_describe(pdetail, sizeof(pdetail));
 	iwf_log(&g_log, IWF_LOG_INFO, "privileges: %s", pdetail);
+	ctx.cli = &c;
+	iwf_set_reload(ctx.iwf, reload, &ctx);
 	struct event *ev_term = evsignal_new(ctx.base, SIGTERM, on_stop, &ctx);
 	struct event *ev_int = evsignal_new(ctx.base, SIGINT, on_stop, &ctx);
 	struct event *ev_hup = evsignal_new(ctx.base, SIGHUP, on_hup, &ctx);

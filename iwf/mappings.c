@@ -296,14 +296,27 @@ void learn_external(struct iwf_core *c, const struct in6_addr *a)
 
 void answer_now(struct iwf_core *c, struct upnp_call *call, const struct upnp_reply *r)
 {
-	if (call)
+	if (call && !admin_answer(c, call, 0, r->reserved_port))
 		c->env.reply(c->env.arg, call, r);
+}
+
+static void count_error(struct iwf_core *c, enum upnp_error e)
+{
+	c->stats.errors_total++;
+	size_t i = 0;
+	while (i + 1 < IWF_STATS_ERROR_CODES && c->stats.errors[i].code && c->stats.errors[i].code != e)
+		i++;
+	if (!c->stats.errors[i].code)
+		c->stats.errors[i].code = (uint16_t)e;
+	c->stats.errors[i].n++;
 }
 
 void answer_error(struct iwf_core *c, struct upnp_call *call, enum upnp_error e)
 {
-	if (call)
-		c->env.error(c->env.arg, call, e);
+	if (!call || admin_answer(c, call, e, 0))
+		return;
+	count_error(c, e);
+	c->env.error(c->env.arg, call, e);
 }
 
 void answer_durable(struct iwf_core *c, struct upnp_call *call, enum upnp_error e, uint16_t reserved_port)
@@ -613,6 +626,7 @@ void iwf_core_free(struct iwf_core *c)
 	}
 	status_answer_waiting(c, true);
 	flush(c);
+	admin_free_all(c);
 	pcp_client_free(c->pcp); /* flows and their user pointers go with it */
 	cur = 0;
 	for (struct life *l; (l = life_next(c, &cur));)

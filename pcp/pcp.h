@@ -470,7 +470,16 @@ struct pcp_client_stats {
 	uint64_t dropped_by_reason[PCP_ERR_NOMEM + 1];
 	uint64_t lost_state_events;
 	size_t live_flows;
+	/* accepted responses (MAP and ANNOUNCE) by result code; results above PCP_RESULT_MAX
+	 * are counted in the last slot */
+	uint64_t results[PCP_RESULT_MAX + 2];
 };
 void pcp_client_get_stats(const struct pcp_client *c, struct pcp_client_stats *out);
+/* The current server's last accepted Epoch time (RFC 6887 §8.5) and the monotonic ms it
+ * was received at; false when no response of this server was accepted yet. */
+bool pcp_client_epoch(const struct pcp_client *c, uint32_t *server_time, uint64_t *at);
+/* Monotonic ms at which the flow's last grant ends (granted lifetime from the grant),
+ * UINT64_MAX when it was never granted. For operators ("PCP lifetime left"). */
+uint64_t pcp_flow_expires(const struct pcp_flow *f);
 
 #endif

@@ -1335,6 +1335,7 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 	c->unanswered_since = NEVER; /* the server is alive (RFC 7488 failover) */
 	c->last_response_at = now;
 	bool valid = epoch_valid(c, m.epoch, now); /* §8.5, on every response */
+	c->stats.results[m.result <= PCP_RESULT_MAX ? m.result : PCP_RESULT_MAX + 1]++;
 	reach_set(c, true);
 	if (!valid)
 		lost_state(c, f, m.opcode == PCP_OPCODE_ANNOUNCE ? c->cfg.announce_spread_ms : 0, now);
@@ -1359,4 +1360,18 @@ void pcp_client_get_stats(const struct pcp_client *c, struct pcp_client_stats *o
 {
 	if (c && out)
 		*out = c->stats;
+}
+
+bool pcp_client_epoch(const struct pcp_client *c, uint32_t *server_time, uint64_t *at)
+{
+	if (!c || !c->have_epoch)
+		return false;
+	*server_time = c->prev_server_time;
+	*at = c->prev_client_ms;
+	return true;
+}
+
+uint64_t pcp_flow_expires(const struct pcp_flow *f)
+{
+	return f ? flow_expire(f) : NEVER;
 }

@@ -645,6 +645,9 @@ class Iwfd:
             json.dump(config, f, indent=2)
         self.http_port = http_port
         self.state = os.path.join(topo.workdir, "iwfd-state.json")
+        # iwfctl's socket in the run's own directory: parallel runs never share the default
+        # /run/iwfd/control (the directory is made by iwfd, 0700)
+        self.control = os.path.join(topo.workdir, "ctl", "control")
         self.proc = None
         self.url = None
         self.starts = 0
@@ -656,7 +659,7 @@ class Iwfd:
                 "--pcp-server", self.pcp_server()]
         if self.state is not None:   # None: no --state flag (iwfd's default place)
             base += ["--state", self.state]
-        base += ["--log-level", "debug"]
+        base += ["--log-level", "debug", "--control-socket", self.control]
         if self.config:
             base = base[:1] + ["--config", self.config] + base[1:]
         return base + self.extra   # later flags override earlier ones

@@ -83,6 +83,10 @@ class Runner:
         v = self.topo.vars()
         v["url"] = self.iwfd.url if self.iwfd and self.iwfd.url else ""
         v["iwfd"] = self.iwfd_exe or ""
+        # iwfctl of the same build (tools/ beside iwf/), talking to this run's control socket
+        v["iwfctl"] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(self.iwfd_exe))),
+                                   "tools", "iwfctl") if self.iwfd_exe else ""
+        v["control"] = self.iwfd.control if self.iwfd else ""
         v["http_port"] = str(self.iwfd.http_port) if self.iwfd else ""
         v["iwfd_pid"] = str(self.iwfd.proc.pid) if self.iwfd and self.iwfd.proc else ""
         v["state"] = (self.iwfd.state or "") if self.iwfd else ""

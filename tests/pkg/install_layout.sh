@@ -18,6 +18,8 @@ rm -f "$dest.log"
 prefix=$(meson introspect "$build" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
 root=$dest$prefix
 check '[ -x "$root/sbin/iwfd" ]' "sbin/iwfd"
+check '[ -x "$root/bin/iwfctl" ]' "bin/iwfctl"
+check '"$root/bin/iwfctl" --help | grep -q "^Usage: iwfctl"' "the installed iwfctl runs"
 check '"$root/sbin/iwfd" --version | grep -q "^iwfd "' "the installed iwfd runs"
 for f in pcp_servers_hook.sh udhcpc-hook; do
 	check '[ -x "$root/lib/iwfd/$f" ]' "lib/iwfd/$f (executable)"
@@ -29,7 +31,7 @@ check '[ -n "$conf" ] && python3 -m json.tool "$conf" >/dev/null' "etc/iwfd/iwfd
 unit=$(find "$dest" -name iwfd.service | head -1)
 check '[ -n "$unit" ]' "the systemd unit"
 check '[ -f "$root/lib/sysusers.d/iwfd.conf" ]' "sysusers.d/iwfd.conf"
-for m in man8/iwfd.8 man5/iwfd.json.5; do
+for m in man8/iwfd.8 man8/iwfctl.8 man5/iwfd.json.5; do
 	check '[ -f "$root/share/man/$m" ]' "share/man/$m"
 	if command -v man >/dev/null; then
 		check '[ -z "$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$root/share/man/$m" 2>&1 >/dev/null)" ] && [ "$(MANWIDTH=80 man -l "$root/share/man/$m" 2>/dev/null | wc -l)" -gt 50 ]' "man -l $m renders, no warnings"
