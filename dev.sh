@@ -8,7 +8,8 @@ top=$PWD
 
 PACKAGES=(build-essential meson ninja-build pkg-config libevent-dev libjansson-dev
   libhttp-parser-dev libexpat1-dev libnftables-dev nftables miniupnpd-nftables miniupnpc
-  libminiupnpc-dev python3 python3-miniupnpc iproute2 socat tcpdump clang libclang-rt-14-dev valgrind)
+  libminiupnpc-dev python3 python3-miniupnpc iproute2 socat tcpdump clang libclang-rt-14-dev valgrind
+  tayga)
 
 install_deps() {
   local missing=()

@@ -161,6 +161,38 @@ static bool parse_range(const char *s, uint16_t *lo, uint16_t *hi)
 	return true;
 }
 
+bool iwf_clat_prefix_parse(const char *text, struct in6_addr *prefix, uint8_t *len)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	if (!slash || (size_t)(slash - text) >= sizeof(addr))
+		return false;
+	memcpy(addr, text, (size_t)(slash - text));
+	addr[slash - text] = '\0';
+	struct in6_addr a;
+	if (inet_pton(AF_INET6, addr, &a) != 1)
+		return false;
+	unsigned l = 0;
+	const char *p = slash + 1;
+	if (!*p || strlen(p) > 2)
+		return false;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		l = l * 10 + (unsigned)(*p - '0');
+	}
+	if (l != 32 && l != 40 && l != 48 && l != 56 && l != 64 && l != 96)
+		return false; /* RFC 6052 §2.2 */
+	for (unsigned i = l / 8; i < 16; i++)
+		if (a.s6_addr[i])
+			return false;
+	if (a.s6_addr[8])
+		return false; /* bits 64-71 must be zero (RFC 6052 §2.2) */
+	*prefix = a;
+	*len = (uint8_t)l;
+	return true;
+}
+
 bool iwf_rule_parse(struct iwf_rule *rule, const char *text)
 {
 	char buf[128], *save = NULL;
@@ -381,7 +413,7 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				}
 			}
 		} else if (strcmp(key, "nat") == 0) {
-			static const char *const known[] = {"mode", "wan_interface", "port_min", "port_max", NULL};
+			static const char *const known[] = {"mode", "wan_interface", "port_min", "port_max", "clat_prefix", NULL};
 			const char *k2;
 			json_t *v2;
 			if (!json_is_object(v)) {
@@ -391,8 +423,15 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 			json_object_foreach(v, k2, v2) {
 				if (strcmp(k2, "mode") == 0) {
 					if (!copy_str(cfg->nat_mode, sizeof(cfg->nat_mode), v2) ||
-					    (strcmp(cfg->nat_mode, "none") && strcmp(cfg->nat_mode, "nftables"))) {
-						rc = fail(detail, cap, "nat.mode: \"none\" or \"nftables\" expected");
+					    (strcmp(cfg->nat_mode, "none") && strcmp(cfg->nat_mode, "nftables") &&
+					     strcmp(cfg->nat_mode, "clat"))) {
+						rc = fail(detail, cap, "nat.mode: \"none\", \"nftables\" or \"clat\" expected");
+						goto out;
+					}
+				} else if (strcmp(k2, "clat_prefix") == 0) {
+					if (!json_is_string(v2) ||
+					    !iwf_clat_prefix_parse(json_string_value(v2), &cfg->clat_prefix, &cfg->clat_prefix_len)) {
+						rc = fail(detail, cap, "nat.clat_prefix: an IPv6 prefix \"ADDR/LEN\", LEN 32, 40, 48, 56, 64 or 96 (RFC 6052) expected");
 						goto out;
 					}
 				} else if (strcmp(k2, "wan_interface") == 0) {
@@ -469,8 +508,10 @@ enum iwf_err iwf_config_check(const struct iwf_config *cfg, char *detail, size_t
 		return fail(detail, cap, "IGD version must be 1 or 2");
 	if (cfg->ppp && cfg->igd_version != 1)
 		return fail(detail, cap, "WANPPPConnection is only offered with IGD:1");
-	if (strcmp(cfg->nat_mode, "none") && strcmp(cfg->nat_mode, "nftables"))
-		return fail(detail, cap, "NAT mode must be none or nftables");
+	if (strcmp(cfg->nat_mode, "none") && strcmp(cfg->nat_mode, "nftables") && strcmp(cfg->nat_mode, "clat"))
+		return fail(detail, cap, "NAT mode must be none, nftables or clat");
+	if (!strcmp(cfg->nat_mode, "clat") != (cfg->clat_prefix_len != 0))
+		return fail(detail, cap, "the CLAT prefix (--clat-prefix or nat.clat_prefix) goes with NAT mode clat, and only with it");
 	if (!strcmp(cfg->nat_mode, "nftables") && !cfg->wan_if[0])
 		return fail(detail, cap, "the nftables NAT needs the WAN interface (--wan-if or nat.wan_interface)");
 	if (cfg->nat_port_min > cfg->nat_port_max)

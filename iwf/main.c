@@ -61,8 +61,10 @@ static void usage(FILE *out)
 		"                         with priorities under systemd); else detach and log to syslog\n"
 		"  -d                     foreground and debug: -f --log-level debug\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
-		"  --nat none|nftables    the router's own NAT: none (DS-Lite/NAT64, default) or\n"
-		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules)\n"
+		"  --nat none|nftables|clat  the router's own NAT: none (DS-Lite/NAT64, default),\n"
+		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules) or\n"
+		"                         clat (464XLAT: the router's CLAT translates the LAN to IPv6)\n"
+		"  --clat-prefix P/LEN    with --nat clat: the CLAT's IPv6 prefix for LAN hosts (RFC 6052)\n"
 		"  --wan-if IFNAME        WAN interface (for --nat nftables; PCP ANNOUNCE is taken only\n"
 		"                         from it; default: the interface of the route to the server)\n"
 		"  --user NAME            run as this user once the sockets are open\n"
@@ -82,7 +84,7 @@ static void usage(FILE *out)
 
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
        OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF,
-       OPT_PCP_SERVERS_FILE, OPT_NO_STATE, OPT_USER, OPT_CONTROL_SOCKET };
+       OPT_PCP_SERVERS_FILE, OPT_NO_STATE, OPT_USER, OPT_CONTROL_SOCKET, OPT_CLAT_PREFIX };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -98,6 +100,7 @@ static const struct option long_opts[] = {
 	{"nat", required_argument, NULL, OPT_NAT},
 	{"pcp-servers-file", required_argument, NULL, OPT_PCP_SERVERS_FILE},
 	{"wan-if", required_argument, NULL, OPT_WAN_IF},
+	{"clat-prefix", required_argument, NULL, OPT_CLAT_PREFIX},
 	{"user", required_argument, NULL, OPT_USER},
 	{"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -128,7 +131,7 @@ static bool copy_arg(char *dst, size_t cap, const char *src)
 struct cli {
 	char lan_ifs[IWF_MAX_LAN_IFS][32];
 	size_t n_lan_ifs;
-	const char *lan_addr, *state, *nat, *wan_if, *servers_file, *user, *control;
+	const char *lan_addr, *state, *nat, *wan_if, *servers_file, *user, *control, *clat_prefix;
 	char pcp[IWF_MAX_PCP_SERVERS][80];
 	size_t n_pcp;
 	bool http_port_set, igd_set, log_set, foreground;
@@ -202,14 +205,17 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 			c->log_set = true;
 			break;
 		case OPT_NAT:
-			if (strcmp(optarg, "none") && strcmp(optarg, "nftables")) {
-				fprintf(stderr, "iwfd: --nat: none or nftables expected, got '%s'\n", optarg);
+			if (strcmp(optarg, "none") && strcmp(optarg, "nftables") && strcmp(optarg, "clat")) {
+				fprintf(stderr, "iwfd: --nat: none, nftables or clat expected, got '%s'\n", optarg);
 				return 2;
 			}
 			c->nat = optarg;
 			break;
 		case OPT_WAN_IF:
 			c->wan_if = optarg;
+			break;
+		case OPT_CLAT_PREFIX:
+			c->clat_prefix = optarg;
 			break;
 		case OPT_PCP_SERVERS_FILE:
 			c->servers_file = optarg;
@@ -271,6 +277,10 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 	}
 	if (c->nat)
 		copy_arg(cfg->nat_mode, sizeof(cfg->nat_mode), c->nat);
+	if (c->clat_prefix && !iwf_clat_prefix_parse(c->clat_prefix, &cfg->clat_prefix, &cfg->clat_prefix_len)) {
+		fprintf(stderr, "iwfd: --clat-prefix: an IPv6 prefix ADDR/LEN, LEN 32, 40, 48, 56, 64 or 96 expected\n");
+		return 2;
+	}
 	if (c->servers_file &&
 	    !copy_arg(cfg->pcp_servers_file, sizeof(cfg->pcp_servers_file), c->servers_file)) {
 		fprintf(stderr, "iwfd: --pcp-servers-file path too long\n");

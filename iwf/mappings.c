@@ -438,6 +438,10 @@ bool life_start_flow(struct iwf_core *c, struct life *l, bool prefer_failure, ui
 		/* seed 004 §5.5, no NAT in the CP router: the internal address is the LAN host's,
 		 * not the one our requests leave with -> THIRD_PARTY (RFC 6887 §13.1). */
 		p.internal_addr = m->internal_client;
+		if (c->cfg.clat_prefix_len) /* 464XLAT CPE (RFC 6877 §6.3): the host as its stateless
+					      * CLAT shows it to the PLAT; the port is kept */
+			iwf_nat_clat_addr(&c->cfg.clat_prefix, c->cfg.clat_prefix_len, &m->internal_client,
+					  &p.internal_addr);
 		p.internal_port = m->internal_port;
 		p.third_party = true;
 	}

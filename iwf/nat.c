@@ -118,10 +118,10 @@ struct iwf_nat *iwf_nat_new(const char *mode, const char *wan_if, char *detail, 
 		say(detail, cap, "out of memory");
 		return NULL;
 	}
-	if (!mode || !*mode || strcmp(mode, "none") == 0)
-		return n;
+	if (!mode || !*mode || strcmp(mode, "none") == 0 || strcmp(mode, "clat") == 0)
+		return n; /* clat: the router's CLAT translates statelessly, nothing to install */
 	if (strcmp(mode, "nftables") != 0) {
-		say(detail, cap, "unknown NAT mode '%s' (none or nftables)", mode);
+		say(detail, cap, "unknown NAT mode '%s' (none, clat or nftables)", mode);
 		free(n);
 		return NULL;
 	}
@@ -298,4 +298,18 @@ int iwf_nat_remove(struct iwf_nat *n, uint8_t proto, uint16_t router_port, char 
 	say(detail, cap, "no nftables");
 	return -1;
 #endif
+}
+
+void iwf_nat_clat_addr(const struct in6_addr *prefix, uint8_t prefix_len, const struct in6_addr *v4,
+		       struct in6_addr *out)
+{
+	/* RFC 6052 §2.2 */
+	size_t at = prefix_len / 8;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->s6_addr, prefix->s6_addr, at);
+	for (size_t i = 12; i < 16; i++, at++) {
+		if (at == 8)
+			at++; /* bits 64-71 */
+		out->s6_addr[at] = v4->s6_addr[i];
+	}
 }

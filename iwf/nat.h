@@ -6,7 +6,9 @@
  * protocol, router port -> LAN client address . port, applied to packets arriving on the
  * WAN interface). Entries are map elements, so adding and removing one is a single
  * idempotent command and nothing is left behind by a crash: the table is recreated at start
- * and deleted at a clean stop.
+ * and deleted at a clean stop. "clat" (a 464XLAT CPE, RFC 6877) installs nothing either: the
+ * CLAT is set up by the router's own tooling; iwfd only needs its address rule
+ * (iwf_nat_clat_addr).
  */
 #ifndef IWFD_NAT_H
 #define IWFD_NAT_H
@@ -14,10 +16,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 struct iwf_nat;
 
-/* mode "none" or "nftables"; wan_if required for nftables. NULL on failure with detail. */
+/* mode "none", "clat" or "nftables"; wan_if required for nftables. NULL on failure with detail. */
 struct iwf_nat *iwf_nat_new(const char *mode, const char *wan_if, char *detail, size_t cap);
 /* Remove the table (nftables) and free. NULL is a no-op. */
 void iwf_nat_free(struct iwf_nat *n);
@@ -35,5 +38,11 @@ int iwf_nat_add(struct iwf_nat *n, uint8_t proto, uint16_t router_port, const ch
 		uint16_t port, char *detail, size_t cap);
 /* Stop forwarding router_port. 0 = OK (also when it was not there). */
 int iwf_nat_remove(struct iwf_nat *n, uint8_t proto, uint16_t router_port, char *detail, size_t cap);
+
+/* The IPv6 address a stateless CLAT (RFC 6877 §6.3, a dedicated prefix) gives the LAN host
+ * v4 (IPv4-mapped, as stored): RFC 6052 §2.2, the IPv4 address in the prefix_len/8 bytes
+ * after the prefix, skipping byte 8 (bits 64-71, "u", zero); the suffix is zero. */
+void iwf_nat_clat_addr(const struct in6_addr *prefix, uint8_t prefix_len, const struct in6_addr *v4,
+		       struct in6_addr *out);
 
 #endif

@@ -13,6 +13,15 @@ fd00:99::1) and reaches the carrier (AFTR, miniupnpd serving PCP over IPv6) for 
 the softwire sw0 (192.0.0.2 <-> 192.0.0.1), a VXLAN-over-IPv6 stand-in for RFC 6333's ipip6
 tunnel (the test kernel has no ip6tnl); see _up_dslite_wan().
 
+Topology "464xlat" (issue "NAT64 CPEs", case 1): same IPv4 LAN; the router is a 464XLAT CPE
+(RFC 6877) with an IPv6-only WAN (fd00:99::2 <-> fd00:99::1).  Its CLAT is Debian's tayga as a
+stateless SIIT: each LAN host 192.168.77.N is 2001:db8:c1a7::c0a8:4dNN (RFC 6052 /96 embedding
+in the CLAT's dedicated prefix, RFC 6877 §6.3), IPv4 destinations are 64:ff9b::/96 + address.
+The carrier is the PLAT: tayga again (the same host map, onto 10.64.0.0/24) with NAT44 in
+nftables behind it onto 11.22.33.44 = a stateful NAT64 (RFC 6146); pcpsim serves PCP over IPv6
+and its hook tests/pcpsim/hooks/nat64_forward.py installs each mapping as an nftables DNAT
+11.22.33.44:port -> the tayga address of the internal IPv6 address; see _up_464xlat_wan().
+
 Every namespace is named <prefix>-<role> with prefix "iwf<pid>" so parallel runs never collide;
 interfaces are created directly inside their namespaces, so their short fixed names cannot clash
 either.  Everything created is registered in a cleanup stack that runs on normal exit, on
@@ -55,11 +64,27 @@ ADDR = {
 # (the "carrier" namespace).  192.0.0.0/29 is RFC 6333 §5.7's B4/AFTR softwire prefix.
 ADDR_DSLITE = dict(ADDR, router_wan="fd00:99::2", carrier="fd00:99::1",
                    b4="192.0.0.2", aftr="192.0.0.1")
+# 464XLAT (RFC 6877): router = CLAT (tayga, stateless), carrier = PLAT (tayga + NAT44).
+ADDR_464XLAT = dict(ADDR, router_wan="fd00:99::2", carrier="fd00:99::1",
+                    clat_prefix="2001:db8:c1a7::/96",        # the CLAT's dedicated prefix (§6.3)
+                    host1_v6="2001:db8:c1a7::c0a8:4d0b",     # RFC 6052 /96: 192.168.77.11
+                    host2_v6="2001:db8:c1a7::c0a8:4d0c",
+                    clat_v4="192.0.0.1",                     # RFC 7335: the CLAT's own IPv4
+                    nat64_prefix="64:ff9b::/96",              # RFC 6052 well-known prefix (PLAT)
+                    plat_hosts="10.64.0.0/24",               # PLAT's IPv4 side for the CLAT prefix
+                    plat_v4="10.64.255.1", plat_v6="fd00:64::1")
+TAYGA = "/usr/sbin/tayga"
 SOFTWIRE_IF = "sw0"
 SOFTWIRE_VNI = 6333
 IFACE = {"host": "eth0", "lan_bridge": "br-lan", "router_wan": "wan0", "carrier_lan": "cwan0",
          "carrier_ext": "ext0"}
 ROLES = ("host1", "host2", "router", "carrier")   # plus "internet" when asked for
+
+
+def _v4_hex(v4):
+    """'192.168.77.0' -> 'c0a8:4d00' (the last 32 bits of an RFC 6052 /96 address)."""
+    b = [int(x) for x in v4.split(".")]
+    return f"{b[0] << 8 | b[1]:x}:{b[2] << 8 | b[3]:x}"
 
 
 def log(msg):
@@ -232,17 +257,19 @@ class Topology:
         self.ns = {r: f"{self.prefix}-{r}" for r in self.roles}
         self.keep = keep
         # kind "dslite": IPv6-only WAN router<->carrier, IPv4 over a softwire (see up_dslite).
-        if kind not in ("routed", "dslite"):
+        if kind not in ("routed", "dslite", "464xlat"):
             raise HarnessError(f"unknown topology {kind!r}")
-        if kind == "dslite" and router_nat:
-            raise HarnessError("DS-Lite has no NAT in the B4 (router_nat must be false)")
+        if kind != "routed" and router_nat:
+            raise HarnessError(f"{kind}: no NAT44 in the CPE (router_nat must be false)")
         self.kind = kind
-        self.addr = dict(ADDR_DSLITE if kind == "dslite" else ADDR)
+        self.addr = dict({"dslite": ADDR_DSLITE, "464xlat": ADDR_464XLAT}.get(kind, ADDR))
         self.iface = dict(IFACE)
         if kind == "dslite":
             self.iface["softwire"] = SOFTWIRE_IF
         # the router's IPv4 address as seen by the carrier (permission rules, canary)
-        self.cpe_v4 = self.addr["b4"] if kind == "dslite" else self.addr["router_wan"]
+        self.cpe_v4 = self.addr[{"dslite": "b4", "464xlat": "clat_v4"}.get(kind, "router_wan")]
+        if kind == "464xlat":
+            self.iface.update(clat="clat", plat="nat64")
         self.lan_net = LAN_NET
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"{self.prefix}-")
         self._created = []
@@ -313,6 +340,8 @@ class Topology:
         self._veth("router", i["router_wan"], "carrier", i["carrier_lan"])
         if self.kind == "dslite":
             self._up_dslite_wan()
+        elif self.kind == "464xlat":
+            self._up_464xlat_wan()
         else:
             self._up_routed_wan()
         self._up_carrier_ext()
@@ -367,6 +396,64 @@ class Topology:
         self.run("carrier", [IP, "route", "add", self.lan_net, "via", a["b4"], "dev", sw], check=True)
         self.run("carrier", [IP, "route", "add", "224.0.0.0/4", "dev", sw], check=True)
 
+    def _up_464xlat_wan(self):
+        """464XLAT (RFC 6877): an IPv6-only WAN; the LAN's IPv4 is translated twice.
+
+        CLAT (router): Debian's tayga, stateless (SIIT, RFC 7915): the LAN /24 maps one to one
+        onto the CLAT's dedicated prefix ({clat_prefix}, RFC 6877 §6.3; the host's address is
+        its IPv4 address in the last 32 bits, RFC 6052 /96), IPv4 destinations onto the PLAT's
+        prefix {nat64_prefix}; ports are kept.  PLAT (carrier): tayga with the same host map
+        onto {plat_hosts}, then NAT44 (nftables masquerade) onto {ext}: tayga + NAT44 is the
+        usual Linux stateful NAT64 (RFC 6146).  Inbound PCP mappings are DNATs in front of
+        tayga, installed by pcpsim's hook (tests/pcpsim/hooks/nat64_forward.py)."""
+        a, i = self.addr, self.iface
+        for role, wan, me in (("router", i["router_wan"], a["router_wan"]),
+                              ("carrier", i["carrier_lan"], a["carrier"])):
+            for k in ("all", "default", wan):
+                self.run(role, ["sysctl", "-q", "-w", f"net.ipv6.conf.{k}.disable_ipv6=0"], check=True)
+            self.run(role, ["sysctl", "-q", "-w", f"net.ipv6.conf.{wan}.accept_ra=0"], check=False)
+            self.run(role, [IP, "-6", "addr", "add", f"{me}/64", "dev", wan, "nodad"], check=True)
+            self.run(role, [IP, "link", "set", wan, "up"], check=True)
+            self.run(role, ["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"], check=True)
+            self.run(role, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
+        lan24 = self.lan_net.split("/")[0]
+        host_map = f"map {lan24}/24 {a['clat_prefix'].split('/')[0]}{_v4_hex(lan24)}/120"
+        self.tayga("router", "clat", i["clat"], [
+            f"ipv4-addr {a['clat_v4']}", f"prefix {a['nat64_prefix']}", host_map])
+        self.run("router", [IP, "route", "add", "default", "dev", i["clat"]], check=True)
+        self.run("router", [IP, "-6", "route", "add", a["clat_prefix"], "dev", i["clat"]], check=True)
+        self.run("router", [IP, "-6", "route", "add", "default", "via", a["carrier"]], check=True)
+        self.run("router", [IP, "route", "add", "224.0.0.0/4", "dev", i["lan_bridge"]], check=True)
+        plat_map = f"map {a['plat_hosts']} {a['clat_prefix'].split('/')[0]}{_v4_hex(lan24)}/120"
+        self.tayga("carrier", "plat", i["plat"], [
+            f"ipv4-addr {a['plat_v4']}", f"ipv6-addr {a['plat_v6']}",
+            f"prefix {a['nat64_prefix']}", plat_map])
+        self.run("carrier", [IP, "route", "add", "10.64.0.0/16", "dev", i["plat"]], check=True)
+        self.run("carrier", [IP, "-6", "route", "add", a["nat64_prefix"], "dev", i["plat"]], check=True)
+        self.run("carrier", [IP, "-6", "route", "add", a["clat_prefix"], "via", a["router_wan"]], check=True)
+        self.run("carrier", [NFT, "-f", "-"], check=True, input=(
+            "table ip plat_nat44 {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority 100; policy accept;\n"
+            f"    oifname \"{i['carrier_ext']}\" ip saddr 10.64.0.0/16 snat to {a['ext']}\n"
+            "  }\n}\n"))
+
+    def tayga(self, role, name, tun, lines):
+        """Debian's tayga in role's namespace on a tun of its own, in the foreground."""
+        if not os.path.exists(TAYGA):
+            raise HarnessError(f"{TAYGA} is missing: apt-get install tayga (./dev.sh deps)")
+        d = os.path.join(self.workdir, f"tayga-{name}")
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "tayga.conf")
+        with open(conf, "w") as f:
+            f.write(f"# written by tests/e2e/harness.py for run {self.prefix}\n"
+                    f"tun-device {tun}\ndata-dir {d}\n" + "\n".join(lines) + "\n")
+        self.run(role, [TAYGA, "-c", conf, "--mktun"], check=True)
+        self.run(role, [IP, "link", "set", tun, "up"], check=True)
+        proc = self.spawn(role, f"tayga-{name}", [TAYGA, "-c", conf, "--nodetach"])
+        setattr(self, f"tayga_{name}", proc)
+        return proc
+
     def _up_carrier_ext(self):
         a, i = self.addr, self.iface
         if not self.internet:
@@ -391,7 +478,8 @@ class Topology:
 
     def _probe(self):
         a = self.addr
-        target = a["aftr"] if self.kind == "dslite" else a["carrier"]
+        # 464XLAT: through the CLAT and the PLAT to the carrier's own external address
+        target = {"dslite": a.get("aftr"), "464xlat": a["ext"]}.get(self.kind, a["carrier"])
         # Sanity: the LAN reaches the carrier through the router (no NAT).
         # (no ping on minimal Debian: a TCP connect to a closed port must be refused by the
         # carrier, which proves routing both ways without NAT)
@@ -563,6 +651,8 @@ class Pcpsim:
     table and fault rules are read and changed over its control socket (ctl)."""
 
     PCPSIM = os.path.join(os.path.dirname(HERE), "pcpsim", "pcpsim.py")
+    NAT64_HOOK = os.path.join(os.path.dirname(HERE), "pcpsim", "hooks", "nat64_forward.py")
+    NAT64_TABLE = "pcpsim_nat64"
 
     def __init__(self, topo, settings=None):
         self.topo = topo
@@ -579,9 +669,17 @@ class Pcpsim:
                 "--control", self.control]
         if self.settings:
             argv += ["--set", json.dumps(self.settings)]
+        env = None
+        if self.topo.kind == "464xlat":
+            # the PLAT: each MAP becomes a DNAT in front of the carrier's tayga (a data path)
+            argv += ["--hook", self.NAT64_HOOK]
+            env = dict(os.environ, PCPSIM_NAT64_TAYGA_CONF=os.path.join(
+                self.topo.workdir, "tayga-plat", "tayga.conf"),
+                PCPSIM_NAT64_EXT_IF=self.topo.iface["carrier_ext"],
+                PCPSIM_NAT64_TABLE=self.NAT64_TABLE)
         self.starts += 1
         self.proc = self.topo.spawn("carrier", "pcpsim" if self.starts == 1 else
-                                    f"pcpsim-{self.starts}", argv)
+                                    f"pcpsim-{self.starts}", argv, env=env)
         self.proc.wait_for(r"pcpsim ready", timeout)
         return self
 
@@ -614,9 +712,15 @@ class Pcpsim:
                          f"nonce {m['nonce']} left {m['lifetime_remaining']}s"
                          for m in r.get("mappings", []))
 
+    def nat64_rules(self):
+        """464XLAT: the NAT64's DNAT maps the hook keeps ('' elsewhere)."""
+        if self.topo.kind != "464xlat":
+            return ""
+        return self.topo.run("carrier", [NFT, "list", "table", "ip", self.NAT64_TABLE]).stdout
+
     # the nft-step interface of Miniupnpd
     def ruleset(self):
-        return self.table()
+        return self.table() + "\n" + self.nat64_rules()
 
     def nat_rules(self):
         return self.table()
