@@ -447,6 +447,8 @@ bool life_start_flow(struct iwf_core *c, struct life *l, bool prefer_failure, ui
 	}
 	p.suggested_port = m->external_port;
 	p.suggested_addr = m->external_addr;
+	if (c->cfg.clat_prefix_len && addr_is_any(&p.suggested_addr))
+		p.suggested_addr.s6_addr[10] = p.suggested_addr.s6_addr[11] = 0xff; /* NAT64: an IPv4 one */
 	p.lifetime = life_pcp_lifetime(c, m);
 	p.prefer_failure = prefer_failure;
 	if (!addr_is_any(&m->remote_host)) {

@@ -676,7 +676,11 @@ static void flow_request(const struct pcp_client *c, const struct pcp_flow *f, s
 	m->external_port = del ? 0 : f->ext_port;
 	/* §11.1: "no preference" is ::ffff:0.0.0.0 for IPv4 mappings, :: for IPv6. */
 	if (del || f->no_addr_pref || addr_no_preference(&f->ext_addr)) {
-		const struct in6_addr *fam = addr_is_zero(&f->internal_addr) ? &c->source : &f->internal_addr;
+		/* the family of the grant or of the caller's suggestion (::ffff:0.0.0.0: an IPv4
+		 * one, as NAT64 wants for an IPv6 host), else of the internal address */
+		const struct in6_addr *fam = pcp_addr_is_v4(&f->ext_addr) ? &f->ext_addr
+					     : addr_is_zero(&f->internal_addr) ? &c->source
+										: &f->internal_addr;
 		memset(&m->external_addr, 0, sizeof m->external_addr);
 		if (pcp_addr_is_v4(fam)) {
 			m->external_addr.s6_addr[10] = 0xff;

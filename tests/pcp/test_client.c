@@ -246,6 +246,18 @@ static void test_map_request_fields(void)
 	CHECK(pcp_addr_parse(&a, "::"));
 	CHECK(memcmp(&m.external_addr, &a, sizeof a) == 0);
 
+	/* NAT64 (an IPv6 internal address, an IPv4 external one wanted): the caller's
+	 * ::ffff:0.0.0.0 keeps its family; it was sent as :: (an IPv6 external address) */
+	struct pcp_map_params p64 = params(9001);
+	CHECK(pcp_addr_parse(&p64.internal_addr, "2001:db8:c1a7::c0a8:4d0b"));
+	p64.third_party = true;
+	CHECK(pcp_addr_parse(&p64.suggested_addr, "::ffff:0.0.0.0"));
+	drain(&e);
+	pcp_flow_map(e.c, &p64, NULL, e.now);
+	CHECK(out(&e, &m));
+	CHECK(pcp_addr_parse(&a, "::ffff:0.0.0.0"));
+	CHECK(memcmp(&m.external_addr, &a, sizeof a) == 0);
+
 	/* bad params */
 	struct pcp_map_params bad = params(1);
 	bad.lifetime = 0;
@@ -262,8 +274,8 @@ static void test_map_request_fields(void)
 	CHECK(pcp_flow_map(e.c, &bad, NULL, e.now) == NULL);
 	struct pcp_client_stats st;
 	pcp_client_get_stats(e.c, &st);
-	CHECK_EQ(st.live_flows, 4);
-	CHECK_EQ(st.sent, 4);
+	CHECK_EQ(st.live_flows, 5);
+	CHECK_EQ(st.sent, 5);
 	env_free(&e);
 }
 
