@@ -467,7 +467,9 @@ class Bench:
         w = self.topo.workdir
         cfg = os.path.join(w, f"{name}.json")
         with open(cfg, "w") as f:
-            json.dump({"pcp": {"service_wait_s": 0, "replay_rate": 0, "listen_announce": False}}, f)
+            # one control point fills 10,000: no per-host limit here
+            json.dump({"pcp": {"service_wait_s": 0, "replay_rate": 0, "listen_announce": False},
+                       "security": {"max_mappings_per_host": 0}}, f)
         state = os.path.join(w, f"{name}-state.json")
         if fresh and os.path.exists(state):
             os.unlink(state)

@@ -304,6 +304,14 @@ void core_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args
 		answer_error(c, call, UPNP_E_NO_PORT_MAPS_AVAILABLE);
 		return;
 	}
+	/* One host cannot take the subscriber's whole carrier quota (docs/robustness.md): past
+	 * its share, 728 NoPortMapsAvailable (IGD:1, which lacks that code: 501). */
+	if (!admin && c->cfg.max_per_host && host_mappings(c, from) >= c->cfg.max_per_host) {
+		core_log(c, IWF_LOG_WARN, "%s asked %s %u: it holds %u mappings, the per-host limit -> refused", ftext,
+			 proto_name(proto), pm->external_port, c->cfg.max_per_host);
+		answer_error(c, call, igd(version, UPNP_E_ACTION_FAILED, UPNP_E_NO_PORT_MAPS_AVAILABLE));
+		return;
+	}
 
 	char desc[STATE_DESC_MAX + 1];
 	clean_description(desc, sizeof(desc), pm->description);

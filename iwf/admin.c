@@ -172,5 +172,6 @@ void iwf_core_reload(struct iwf_core *c, const struct iwf_config *cfg)
 {
 	iwf_core_set_rules(c, cfg->rules, cfg->n_rules);
 	c->cfg.allow_third_party = cfg->allow_third_party;
+	c->cfg.max_per_host = cfg->max_per_host;
 	c->cfg.log_level = cfg->log_level;
 }

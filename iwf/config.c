@@ -30,6 +30,7 @@ void iwf_config_init(struct iwf_config *cfg)
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", IWF_DEFAULT_CONTROL_SOCKET);
 	cfg->nat_port_min = 1024;
 	cfg->nat_port_max = 65535;
+	cfg->max_per_host = 128; /* docs/configuration.md: a console needs a handful, a P2P client a few */
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -457,7 +458,7 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				}
 			}
 		} else if (strcmp(key, "security") == 0) {
-			static const char *const known[] = {"allow_third_party", "rules", NULL};
+			static const char *const known[] = {"allow_third_party", "rules", "max_mappings_per_host", NULL};
 			const char *k2;
 			json_t *v2;
 			if (!json_is_object(v)) {
@@ -474,6 +475,13 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				} else if (strcmp(k2, "rules") == 0) {
 					if ((rc = load_rules(cfg, v2, detail, cap)) != IWF_OK)
 						goto out;
+				} else if (strcmp(k2, "max_mappings_per_host") == 0) {
+					if (!json_is_integer(v2) || json_integer_value(v2) < 0 ||
+					    json_integer_value(v2) > 65536) {
+						rc = fail(detail, cap, "security.max_mappings_per_host: 0 (no limit) .. 65536 expected");
+						goto out;
+					}
+					cfg->max_per_host = (uint32_t)json_integer_value(v2);
 				} else {
 					rc = fail_unknown(detail, cap, "security.", k2, known);
 					goto out;

@@ -52,6 +52,14 @@ struct life {
 	};
 };
 
+struct host_count {
+	struct in6_addr addr;
+	uint32_t n;
+};
+
+/* mappings.c: the mappings the control point `owner` holds now. */
+uint32_t host_mappings(const struct iwf_core *c, const struct in6_addr *owner);
+
 /* A UPnP answer that waits for the journal to be durable (group commit). */
 struct deferred {
 	struct deferred *next;
@@ -84,6 +92,10 @@ struct iwf_core {
 	struct life **lives;
 	size_t lives_cap, lives_used, lives_n;
 	struct life *spare_lives;        /* freed lives for reuse (mappings.c) */
+	/* mappings held per control point (record owner; static ones not counted), open
+	 * addressing; an entry stays when its count drops to 0 (LAN hosts are few) */
+	struct host_count *hosts;
+	size_t hosts_cap, hosts_n;
 	struct life_block *life_blocks;  /* where lives come from */
 
 	/* lease ends: a min-heap with lazy deletion (a slot is stale when its record's

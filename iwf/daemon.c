@@ -229,6 +229,7 @@ int iwf_reload(struct iwf *w, const struct iwf_config *cfg, char *msg, size_t ca
 	memcpy(w->cfg.rules, cfg->rules, sizeof(cfg->rules));
 	w->cfg.n_rules = cfg->n_rules;
 	w->cfg.allow_third_party = cfg->allow_third_party;
+	w->cfg.max_per_host = cfg->max_per_host;
 	w->cfg.log_level = cfg->log_level;
 	snprintf(msg, cap, "%zu permission rules, third-party mappings %s, PCP servers %s", cfg->n_rules,
 		 cfg->allow_third_party ? "allowed" : "refused", servers_changed ? "changed" : "unchanged");

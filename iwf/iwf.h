@@ -98,6 +98,7 @@ struct iwf_config {
 
 	/* Security (seed 004 §7) */
 	bool allow_third_party;      /* IGD:1 default security off: map for other hosts */
+	uint32_t max_per_host;       /* mappings one control point may hold (static ones aside); 0 = no limit */
 	struct iwf_rule rules[IWF_MAX_RULES];
 	size_t n_rules;
 };

@@ -173,6 +173,77 @@ struct life *life_get(struct iwf_core *c, uint32_t id)
 	}
 }
 
+/* ------------------------------------------------------------------ per-host counts */
+
+static size_t host_slot(const struct in6_addr *a, size_t cap)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < 16; i++)
+		h = (h ^ a->s6_addr[i]) * 0x100000001b3ull;
+	return (size_t)(h ^ h >> 29) & (cap - 1);
+}
+
+static struct host_count *host_find(const struct iwf_core *c, const struct in6_addr *a)
+{
+	if (!c->hosts_cap)
+		return NULL;
+	for (size_t s = host_slot(a, c->hosts_cap);; s = (s + 1) & (c->hosts_cap - 1)) {
+		struct host_count *h = &c->hosts[s];
+		if (h->n == UINT32_MAX) /* never used */
+			return NULL;
+		if (memcmp(&h->addr, a, sizeof(*a)) == 0)
+			return h;
+	}
+}
+
+uint32_t host_mappings(const struct iwf_core *c, const struct in6_addr *owner)
+{
+	const struct host_count *h = host_find(c, owner);
+	return h ? h->n : 0;
+}
+
+/* Count one more (+1) or one less (-1) mapping for owner (:: - static - is not counted). */
+static void host_adjust(struct iwf_core *c, const struct in6_addr *owner, int d)
+{
+	if (addr_is_any(owner))
+		return;
+	struct host_count *h = host_find(c, owner);
+	if (!h && d > 0) {
+		if ((c->hosts_n + 1) * 4 > c->hosts_cap * 3) {
+			size_t ncap = c->hosts_cap ? c->hosts_cap * 2 : 16;
+			struct host_count *nv = malloc(ncap * sizeof(*nv));
+			if (!nv)
+				return; /* not counted: the limit is a little lenient under memory pressure */
+			for (size_t i = 0; i < ncap; i++)
+				nv[i].n = UINT32_MAX;
+			for (size_t i = 0; i < c->hosts_cap; i++) {
+				if (c->hosts[i].n == UINT32_MAX)
+					continue;
+				size_t s = host_slot(&c->hosts[i].addr, ncap);
+				while (nv[s].n != UINT32_MAX)
+					s = (s + 1) & (ncap - 1);
+				nv[s] = c->hosts[i];
+			}
+			free(c->hosts);
+			c->hosts = nv;
+			c->hosts_cap = ncap;
+		}
+		size_t s = host_slot(owner, c->hosts_cap);
+		while (c->hosts[s].n != UINT32_MAX)
+			s = (s + 1) & (c->hosts_cap - 1);
+		h = &c->hosts[s];
+		h->addr = *owner;
+		h->n = 0;
+		c->hosts_n++;
+	}
+	if (!h)
+		return;
+	if (d > 0)
+		h->n++;
+	else if (h->n > 0)
+		h->n--;
+}
+
 struct life *life_new(struct iwf_core *c, uint32_t id, enum life_phase phase)
 {
 	if ((c->lives_used + 1) * 4 >= c->lives_cap * 3 && !lives_grow(c))
@@ -189,6 +260,9 @@ struct life *life_new(struct iwf_core *c, uint32_t id, enum life_phase phase)
 		c->lives_used++;
 	c->lives[s] = l;
 	c->lives_n++;
+	const struct state_mapping *m = state_table_get(c->table, id);
+	if (m)
+		host_adjust(c, &m->owner, +1);
 	return l;
 }
 
@@ -415,7 +489,13 @@ static void nat_apply(struct iwf_core *c, const struct state_mapping *m, bool ad
 
 bool rec_update(struct iwf_core *c, const struct state_mapping *m)
 {
+	const struct state_mapping *old = state_table_get(c->table, m->id);
+	struct in6_addr was = old ? old->owner : in6addr_any;
 	enum state_err e = state_table_update(c->table, m);
+	if (e == STATE_OK && old && memcmp(&was, &m->owner, sizeof(was)) != 0) {
+		host_adjust(c, &was, -1);
+		host_adjust(c, &m->owner, +1);
+	}
 	if (e != STATE_OK) {
 		core_log(c, IWF_LOG_ERROR, "mapping %s external port %u: not written to the state journal (%s)", proto_name(m->protocol),
 			 m->external_port, state_err_name(e));
@@ -565,6 +645,7 @@ void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struc
 		if (phase_committed(from) || was_committed)
 			core_log(c, IWF_LOG_INFO, "mapping %s external port %u -> %s:%u removed (%s)", proto_name(m.protocol),
 				 m.external_port, ic, m.internal_port, why);
+		host_adjust(c, &cur->owner, -1);
 		state_table_remove(c->table, l->id);
 		if (was_committed)
 			table_changed(c);
@@ -644,6 +725,7 @@ void iwf_core_free(struct iwf_core *c)
 	}
 	state_table_sync(c->table, NULL, 0);
 	free(c->lives);
+	free(c->hosts);
 	free(c->leases);
 	free(c->replay_q);
 	free(c->router_ports[0]);

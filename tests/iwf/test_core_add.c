@@ -444,10 +444,45 @@ static void seed004_7_security(void)
 	security_for(2);
 }
 
+/* Issue "A hostile LAN": one host cannot take every mapping. At the per-host limit its Add
+ * gets 728 (IGD:2; 501 for IGD:1) without a PCP request while another host's Add succeeds;
+ * a delete frees its place; the count survives a restart (stored mappings count). */
+static void per_host_limit(void)
+{
+	for (int igd = 1; igd <= 2; igd++) {
+		struct iwf_config cfg;
+		h_config(&cfg);
+		cfg.igd_version = igd;
+		cfg.max_per_host = 3;
+		struct h *h = h_alloc(&cfg, true);
+		h_core_new(h);
+		h_start_with(h, 0);
+		h_run(h, 1000);
+		for (uint16_t k = 0; k < 3; k++)
+			CHECK_EQ_INT(h_add(h, HOST_A, TCP, (uint16_t)(49001 + k), (uint16_t)(49001 + k)), 0);
+		size_t mark = h_mark(h);
+		CHECK_EQ_INT(h_add(h, HOST_A, TCP, 49004, 49004), igd == 2 ? 728 : 501);
+		CHECK_EQ_INT(h_count_req(h, mark, 49004, L_ANY), 0);
+		CHECK(!h_listed(h, TCP, 49004));
+		CHECK_EQ_INT(h_add(h, HOST_B, TCP, 49101, 49101), 0);
+		/* re-adding one it has is an update, not a new mapping */
+		CHECK_EQ_INT(h_add(h, HOST_A, TCP, 49001, 49001), 0);
+		CHECK_EQ_INT(h_delete(h, HOST_A, TCP, 49001), 0);
+		CHECK_EQ_INT(h_add(h, HOST_A, TCP, 49004, 49004), 0);
+		h_restart(h);
+		h_start_with(h, 0);
+		h_run(h, 5000);
+		CHECK_EQ_INT(h_add(h, HOST_A, TCP, 49005, 49005), igd == 2 ? 728 : 501);
+		CHECK_EQ_INT(h_add(h, HOST_B, TCP, 49102, 49102), 0);
+		h_free(h);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct h_test tests[] = {
 		{"seed004_5_4_success_stored", seed004_5_4_success_stored},
+		{"per_host_limit", per_host_limit},
 		{"seed004_5_4_durable_before_reply", seed004_5_4_durable_before_reply},
 		{"seed004_5_5_map_fields", seed004_5_5_map_fields},
 		{"seed004_5_5_filter_refused", seed004_5_5_filter_refused},
