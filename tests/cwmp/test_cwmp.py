@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""iwf-cwmp against the test ACS (acs.py) on loopback. One case per invocation:
+    test_cwmp.py AGENT_BINARY CASE
+Each case starts a fresh ACS and agent (static backend) and checks one acceptance point."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from acs import ACS, rpc, rpc_get_values, rpc_set_values, rpc_set_attributes, rpc_get_attributes  # noqa: E402
+
+AGENT = None
+MAP = 'Device.PCP.Client.1.Server.1.InboundMapping.'
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Agent:
+    def __init__(self, acs, tmp, *extra, cr=True, periodic=None, auth=None):
+        self.cr_port = free_port() if cr else 0
+        self.args = [AGENT, '--acs-url', acs.url, '--static-backend', '--foreground',
+                     '--state-file', os.path.join(tmp, 'state.json'),
+                     '--static-hook', os.path.join(tmp, 'hook'),
+                     '--retry-min-wait', '1', '--notify-poll-ms', '200']
+        if cr:
+            self.args += ['--cr-port', str(self.cr_port), '--cr-bind', '127.0.0.1', '--cr-auth', 'cruser:crpass']
+        if periodic:
+            self.args += ['--periodic-inform', str(periodic)]
+        if auth:
+            self.args += ['--acs-auth', auth]
+        self.args += list(extra)
+        self.log = open(os.path.join(tmp, 'agent.log'), 'ab')
+        self.tmp = tmp
+        env = dict(os.environ, IWF_CWMP_STDERR='1')
+        self.p = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, env=env)
+
+    def hook(self, **changes):
+        path = os.path.join(self.tmp, 'hook')
+        with open(path + '.tmp', 'w') as f:
+            for k, v in changes.items():
+                f.write('%s=%s\n' % (k, v))
+        os.rename(path + '.tmp', path)
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print('ok:', what)
+
+
+def session(acs, n, timeout=10):
+    check(acs.wait_sessions(n, timeout), 'session %d completed' % n)
+    return acs.sessions[n - 1]
+
+
+# ---- cases ---------------------------------------------------------------------------------
+
+def case_bootstrap_boot(acs, tmp):
+    a = Agent(acs, tmp)
+    s = session(acs, 1)
+    check('0 BOOTSTRAP' in s.events and '1 BOOT' in s.events, 'fresh start: BOOTSTRAP + BOOT %s' % s.events)
+    check(s.device_id.get('OUI') == '00A0C5' and s.device_id.get('SerialNumber') == 'TEST0001', 'DeviceId')
+    check(s.inform_params.get('Device.ManagementServer.ConnectionRequestURL', '').startswith('http://127.0.0.1:'),
+          'ConnectionRequestURL in the Inform')
+    check(not s.errors, 'cookie returned on every POST')
+    a.stop()
+    a = Agent(acs, tmp)
+    s = session(acs, 2)
+    check(s.events == ['1 BOOT'], 'second start: BOOT only %s' % s.events)
+    a.stop()
+    # another ACS URL: BOOTSTRAP again
+    acs2 = ACS().start()
+    a = Agent(acs2, tmp)
+    s = session(acs2, 1)
+    check('0 BOOTSTRAP' in s.events, 'new ACS URL: BOOTSTRAP again')
+    a.stop()
+    acs2.stop()
+
+
+def case_periodic(acs, tmp):
+    a = Agent(acs, tmp, periodic=2)
+    session(acs, 1)
+    t0 = time.monotonic()
+    s = session(acs, 2, timeout=5)
+    t1 = time.monotonic()
+    check(s.events == ['2 PERIODIC'], 'periodic inform %s' % s.events)
+    s3 = session(acs, 3, timeout=5)
+    t2 = time.monotonic()
+    check(s3.events == ['2 PERIODIC'] and 1.5 < t2 - t1 < 3.0, 'interval ~2 s (%.2f s)' % (t2 - t1))
+    # the ACS changes the interval: it applies from the end of that session
+    acs.script([rpc_set_values([('Device.ManagementServer.PeriodicInformInterval', '1', 'xsd:unsignedInt')])])
+    session(acs, 4, timeout=5)
+    t3 = time.monotonic()
+    session(acs, 5, timeout=5)
+    t4 = time.monotonic()
+    check(t4 - t3 < 1.6, 'new interval 1 s applied (%.2f s)' % (t4 - t3))
+    a.stop()
+
+
+def case_names(acs, tmp):
+    acs.script([rpc('GetParameterNames', ParameterPath='Device.', NextLevel='1'),
+                rpc('GetParameterNames', ParameterPath='Device.DeviceInfo.', NextLevel='0'),
+                rpc('GetParameterNames', ParameterPath='Device.Nope.', NextLevel='1'),
+                rpc('GetRPCMethods'),
+                rpc_get_values('Device.DeviceInfo.', 'Device.ManagementServer.PeriodicInformEnable')])
+    a = Agent(acs, tmp)
+    s = session(acs, 1)
+    r = s.responses
+    check(set(r[0].names) == {'Device.DeviceInfo.', 'Device.PCP.', 'Device.ManagementServer.'},
+          'NextLevel on Device. lists its children %s' % sorted(r[0].names))
+    check('Device.DeviceInfo.SerialNumber' in r[1].names and r[1].names['Device.DeviceInfo.SerialNumber'] is False
+          and 'Device.DeviceInfo.' in r[1].names, 'NextLevel 0 lists the subtree with Writable')
+    check(r[2].fault == 9005, 'unknown path: 9005')
+    methods = [e.text for e in r[3].el.iter() if e.tag == 'string']
+    check('AddObject' in methods and 'Reboot' in methods, 'GetRPCMethods')
+    check(r[4].values.get('Device.DeviceInfo.Manufacturer', ('', ''))[0] == 'iwfd project'
+          and r[4].values['Device.ManagementServer.PeriodicInformEnable'][1] == 'xsd:boolean',
+          'GetParameterValues on a partial path, with types')
+    a.stop()
+
+
+def case_faults(acs, tmp):
+    P = 'Device.PCP.Client.1.Server.1.ServerNameOrAddress'
+    acs.script([
+        rpc_get_values('Device.DeviceInfo.NoSuch'),
+        rpc_set_values([('Device.DeviceInfo.NoSuch', 'x', 'xsd:string')]),
+        rpc_set_values([('Device.PCP.Client.1.Enable', '1', 'xsd:unsignedInt')]),
+        rpc_set_values([('Device.PCP.Client.1.Enable', 'maybe', 'xsd:boolean')]),
+        rpc_set_values([('Device.DeviceInfo.SerialNumber', 'X', 'xsd:string')]),
+        # partly bad: the good one must not be applied, nor the ParameterKey
+        rpc_set_values([(P, '203.0.113.9', 'xsd:string'), ('Device.DeviceInfo.SerialNumber', 'X', 'xsd:string')],
+                       key='bad'),
+        rpc_get_values(P, 'Device.ManagementServer.ParameterKey'),
+        rpc('Download', CommandKey='x'),
+        rpc_set_values([(P, '203.0.113.9', 'xsd:string')], key='good'),
+        rpc_get_values(P, 'Device.ManagementServer.ParameterKey'),
+    ])
+    a = Agent(acs, tmp)
+    s = session(acs, 1)
+    r = s.responses
+    check(r[0].fault == 9005, 'GetParameterValues unknown name: 9005')
+    check(r[1].fault == 9003 and r[1].param_faults == {'Device.DeviceInfo.NoSuch': 9005}, 'Set unknown: 9003/9005')
+    check(r[2].param_faults == {'Device.PCP.Client.1.Enable': 9006}, 'Set wrong type: 9006')
+    check(r[3].param_faults == {'Device.PCP.Client.1.Enable': 9007}, 'Set bad value: 9007')
+    check(r[4].param_faults == {'Device.DeviceInfo.SerialNumber': 9008}, 'Set read-only: 9008')
+    check(r[5].fault == 9003 and r[5].param_faults == {'Device.DeviceInfo.SerialNumber': 9008},
+          'partly bad Set: a fault for the bad one only')
+    check(r[6].values[P][0] == '192.0.2.1' and r[6].values['Device.ManagementServer.ParameterKey'][0] == '',
+          'partly bad Set changed nothing (value, ParameterKey)')
+    check(r[7].fault == 9000, 'unsupported method: 9000')
+    check(r[8].method == 'SetParameterValuesResponse' and r[8].text('Status') == '0', 'good Set: Status 0')
+    check(r[9].values[P][0] == '203.0.113.9' and r[9].values['Device.ManagementServer.ParameterKey'][0] == 'good',
+          'good Set applied with its ParameterKey')
+    a.stop()
+
+
+def case_objects(acs, tmp):
+    acs.script([
+        rpc('AddObject', ObjectName=MAP, ParameterKey='k1'),
+        rpc('AddObject', ObjectName=MAP, ParameterKey='k2'),
+        rpc_set_values([(MAP + '2.InternalPort', '8080', 'xsd:unsignedInt'), (MAP + '2.Enable', 'true', 'xsd:boolean')]),
+        rpc_get_values(MAP, 'Device.PCP.Client.1.Server.1.InboundMappingNumberOfEntries'),
+        rpc('DeleteObject', ObjectName=MAP + '1.', ParameterKey='k3'),
+        rpc('GetParameterNames', ParameterPath=MAP, NextLevel='1'),
+        rpc('DeleteObject', ObjectName=MAP + '7.', ParameterKey='k4'),
+        rpc('AddObject', ObjectName='Device.DeviceInfo.', ParameterKey='k5'),
+        rpc_get_values('Device.ManagementServer.ParameterKey'),
+    ])
+    a = Agent(acs, tmp)
+    r = session(acs, 1).responses
+    check(r[0].text('InstanceNumber') == '1' and r[1].text('InstanceNumber') == '2', 'AddObject: instances 1, 2')
+    check(r[2].method == 'SetParameterValuesResponse', 'Set in a new instance')
+    check(r[3].values[MAP + '2.InternalPort'][0] == '8080' and r[3].values[MAP + '2.Enable'][0] == '1'
+          and r[3].values['Device.PCP.Client.1.Server.1.InboundMappingNumberOfEntries'][0] == '2',
+          'values and NumberOfEntries')
+    check(r[4].method == 'DeleteObjectResponse', 'DeleteObject')
+    check(set(r[5].names) == {MAP + '2.'}, 'instance 1 gone %s' % sorted(r[5].names))
+    check(r[6].fault == 9005 and r[7].fault == 9005, 'DeleteObject/AddObject on bad names: 9005')
+    check(r[8].values['Device.ManagementServer.ParameterKey'][0] == 'k3', 'ParameterKey of the last good call')
+    a.stop()
+
+
+def cr_get(url, user, password):
+    pm = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    pm.add_password(None, url, user, password)
+    opener = urllib.request.build_opener(urllib.request.HTTPDigestAuthHandler(pm))
+    try:
+        return opener.open(url, timeout=5).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def case_connreq(acs, tmp):
+    a = Agent(acs, tmp)
+    s = session(acs, 1)
+    url = s.inform_params['Device.ManagementServer.ConnectionRequestURL']
+    check(cr_get(url, 'cruser', 'wrong') == 401, 'wrong credentials: 401')
+    time.sleep(2.5)
+    check(len(acs.sessions) == 1, 'no session after wrong credentials')
+    try:
+        code = urllib.request.urlopen(url, timeout=5).status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    check(code == 401, 'no credentials: 401')
+    bad = url.rsplit('/', 1)[0] + '/other'
+    check(cr_get(bad, 'cruser', 'crpass') == 404, 'another path: 404')
+    t0 = time.monotonic()
+    check(cr_get(url, 'cruser', 'crpass') == 200, 'right credentials: 200')
+    s = session(acs, 2, timeout=3)
+    check(time.monotonic() - t0 < 2.0, 'session within 2 s (%.2f s)' % (time.monotonic() - t0))
+    check(s.events == ['6 CONNECTION REQUEST'], 'event 6 CONNECTION REQUEST')
+    a.stop()
+
+
+def case_notify(acs, tmp):
+    P = 'Device.PCP.Client.1.Server.1.ExternalIPAddress'
+    Q = 'Device.PCP.Client.1.Server.1.Status'
+    acs.script([rpc_set_attributes([(P, 2), (Q, 1)]), rpc_get_attributes(P, Q, 'Device.DeviceInfo.OUI')])
+    a = Agent(acs, tmp)
+    r = session(acs, 1).responses
+    check(r[0].method == 'SetParameterAttributesResponse', 'SetParameterAttributes')
+    check(r[1].attributes == {P: 2, Q: 1, 'Device.DeviceInfo.OUI': 0}, 'GetParameterAttributes %s' % r[1].attributes)
+    a.hook(**{Q: 'Error'})  # passive: no session of its own
+    time.sleep(1.5)
+    check(len(acs.sessions) == 1, 'passive change: no session')
+    a.hook(**{P: '198.51.100.99'})
+    s = session(acs, 2, timeout=4)
+    check(s.events == ['4 VALUE CHANGE'], 'active change: VALUE CHANGE inform %s' % s.events)
+    check(s.inform_params.get(P) == '198.51.100.99' and s.inform_params.get(Q) == 'Error',
+          'changed parameters (active and passive) in the Inform')
+    time.sleep(1)
+    check(len(acs.sessions) == 2, 'one notification per change')
+    a.stop()
+    # attributes survive a restart
+    acs.script([rpc_get_attributes(P)])
+    a = Agent(acs, tmp)
+    check(session(acs, 3).responses[0].attributes == {P: 2}, 'attributes kept across a restart')
+    a.stop()
+
+
+def case_acs_auth(acs, tmp):
+    acs.auth = 'digest'
+    a = Agent(acs, tmp, auth='acs:acs-secret')
+    s = session(acs, 1)
+    check('0 BOOTSTRAP' in s.events and acs.auth_failures >= 1, 'digest to the ACS')
+    a.stop()
+    acs.auth = 'basic'
+    a = Agent(acs, tmp, auth='acs:acs-secret')
+    session(acs, 2)
+    check(True, 'basic to the ACS')
+    a.stop()
+    acs.auth = 'digest'
+    a = Agent(acs, tmp, auth='acs:wrong')
+    time.sleep(2.5)
+    check(len(acs.sessions) == 2, 'wrong ACS password: no session')
+    a.stop()
+
+
+def case_retry(acs, tmp):
+    acs.inform_fault = True
+    a = Agent(acs, tmp)
+    s = session(acs, 2, timeout=6)
+    check(s.retry_count == 1 and '0 BOOTSTRAP' in s.events, 'after a failed Inform: retried, RetryCount 1, events kept')
+    a.stop()
+
+
+def case_reboot(acs, tmp):
+    acs.script([rpc('Reboot', CommandKey='rk1')])
+    a = Agent(acs, tmp)
+    session(acs, 1)
+    s = session(acs, 2, timeout=6)
+    check('1 BOOT' in s.events and 'M Reboot' in s.events and s.command_keys['M Reboot'] == 'rk1',
+          'after Reboot: 1 BOOT + M Reboot with its CommandKey %s' % s.events)
+    acs.script([rpc('FactoryReset')])
+    a.p.send_signal(0)
+    # a connection request to get the FactoryReset in
+    url = s.inform_params['Device.ManagementServer.ConnectionRequestURL']
+    check(cr_get(url, 'cruser', 'crpass') == 200, 'connection request')
+    session(acs, 3)
+    s = session(acs, 4, timeout=6)
+    check('0 BOOTSTRAP' in s.events, 'after FactoryReset: BOOTSTRAP %s' % s.events)
+    a.stop()
+
+
+CASES = {k[5:]: v for k, v in globals().items() if k.startswith('case_')}
+
+if __name__ == '__main__':
+    AGENT = os.path.abspath(sys.argv[1])
+    name = sys.argv[2]
+    tmp = tempfile.mkdtemp(prefix='cwmp-')
+    acs = ACS().start()
+    try:
+        CASES[name](acs, tmp)
+    except Exception:
+        sys.stdout.write(open(os.path.join(tmp, 'agent.log'), errors='replace').read()[-6000:])
+        raise
+    finally:
+        acs.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
