@@ -56,10 +56,15 @@ class Agent:
     def stop(self):
         self.p.terminate()
         try:
-            self.p.wait(5)
+            rc = self.p.wait(10)
         except subprocess.TimeoutExpired:
             self.p.kill()
             self.p.wait()
+            raise AssertionError('agent did not stop on SIGTERM')
+        self.log.flush()
+        log = open(self.log.name, errors='replace').read()
+        check('Sanitizer' not in log and 'runtime error' not in log, 'no sanitizer report')
+        check(rc == 0, 'agent exited 0 on SIGTERM')
 
 
 def check(cond, what):

@@ -12,6 +12,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,7 +75,7 @@ struct agent {
 	struct attr attrs[MAX_ATTRS];
 	size_t nattrs;
 
-	struct event *retry_ev, *periodic_ev, *poll_ev;
+	struct event *retry_ev, *periodic_ev, *poll_ev, *sigterm_ev, *sigint_ev;
 	struct evhttp *cr;
 	struct auth_server cr_auth;
 	char cr_path[40];
@@ -877,6 +878,13 @@ static bool cr_start(struct agent *a)
 	return true;
 }
 
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct agent *a = arg;
+	cwmp_log(LOG_NOTICE, "signal %d: stopping", (int)sig);
+	event_base_loopbreak(a->base);
+}
+
 /* ---- entry ---------------------------------------------------------------------------- */
 
 static const struct dm_mem_row mgmt_rows[] = {
@@ -929,6 +937,12 @@ int cwmp_agent_run(struct cwmp_config *cfg, char **argv)
 	a->retry_ev = evtimer_new(a->base, on_retry, a);
 	a->periodic_ev = evtimer_new(a->base, on_periodic, a);
 	a->poll_ev = evtimer_new(a->base, on_poll, a);
+	a->sigterm_ev = evsignal_new(a->base, SIGTERM, on_signal, a);
+	a->sigint_ev = evsignal_new(a->base, SIGINT, on_signal, a);
+	if (!a->retry_ev || !a->periodic_ev || !a->poll_ev || !a->sigterm_ev || !a->sigint_ev)
+		goto out;
+	event_add(a->sigterm_ev, NULL);
+	event_add(a->sigint_ev, NULL);
 	state_load(a);
 	if (cfg->cr_port && !cr_start(a))
 		goto out;
@@ -950,6 +964,10 @@ out:
 		event_free(a->periodic_ev);
 	if (a->poll_ev)
 		event_free(a->poll_ev);
+	if (a->sigterm_ev)
+		event_free(a->sigterm_ev);
+	if (a->sigint_ev)
+		event_free(a->sigint_ev);
 	if (a->last_post)
 		evbuffer_free(a->last_post);
 	if (a->dns)

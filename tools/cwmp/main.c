@@ -120,6 +120,16 @@ static bool load_file(struct cwmp_config *c, const char *file)
 	return true;
 }
 
+static void config_free(struct cwmp_config *c)
+{
+	char **strs[] = { &c->acs_url, &c->acs_user, &c->acs_pass, &c->cr_bind, &c->cr_user, &c->cr_pass,
+		&c->control_socket, &c->static_hook, &c->state_file, &c->ca_file };
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct cwmp_config c = { .retry_min_wait = 5, .retry_multiplier = 2000, .notify_poll_ms = 1000, .cwmp_minor = 4 };
@@ -180,9 +190,11 @@ int main(int argc, char **argv)
 	int rc = cwmp_agent_run(&c, argv);
 	if (rc == 101 || rc == 102) {
 		/* Reboot / FactoryReset: start again as a new process (argv[0] as started) */
+		config_free(&c);
 		execv("/proc/self/exe", argv);
 		perror("iwf-cwmp: re-exec");
 		return 1;
 	}
+	config_free(&c);
 	return rc;
 }
