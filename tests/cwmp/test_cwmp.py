@@ -237,6 +237,18 @@ def case_connreq(acs, tmp):
     a.stop()
 
 
+def case_cr_interface(acs, tmp):
+    if os.geteuid() != 0:
+        print('skip: SO_BINDTODEVICE needs root (CAP_NET_RAW)')
+        sys.exit(77)
+    a = Agent(acs, tmp, '--cr-interface', 'lo')
+    s = session(acs, 1)
+    url = s.inform_params['Device.ManagementServer.ConnectionRequestURL']
+    check(cr_get(url, 'cruser', 'crpass') == 200, 'listener bound to the device (lo) answers')
+    check(session(acs, 2, timeout=3).events == ['6 CONNECTION REQUEST'], 'and starts a session')
+    a.stop()
+
+
 def case_notify(acs, tmp):
     P = 'Device.PCP.Client.1.Server.1.ExternalIPAddress'
     Q = 'Device.PCP.Client.1.Server.1.Status'

@@ -12,6 +12,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -871,8 +873,38 @@ static bool cr_start(struct agent *a)
 	evhttp_set_allowed_methods(a->cr, EVHTTP_REQ_GET);
 	evhttp_set_gencb(a->cr, on_cr, a);
 	snprintf(a->cr_auth.realm, sizeof a->cr_auth.realm, "iwf-cwmp");
-	if (!evhttp_bind_socket_with_handle(a->cr, a->cfg->cr_bind, (ev_uint16_t)a->cfg->cr_port)) {
-		cwmp_log(LOG_ERR, "connection request: cannot listen on %s:%u", a->cfg->cr_bind, a->cfg->cr_port);
+	if (!a->cfg->cr_interface) {
+		if (!strcmp(a->cfg->cr_bind, "0.0.0.0") || !strcmp(a->cfg->cr_bind, "::"))
+			cwmp_log(LOG_WARNING, "connection request: listening on every address, LAN included; give "
+			                      "cr-interface (the WAN interface) or filter port %u (docs/tr069.md)",
+			         a->cfg->cr_port);
+		if (!evhttp_bind_socket_with_handle(a->cr, a->cfg->cr_bind, (ev_uint16_t)a->cfg->cr_port)) {
+			cwmp_log(LOG_ERR, "connection request: cannot listen on %s:%u", a->cfg->cr_bind, a->cfg->cr_port);
+			return false;
+		}
+		return true;
+	}
+	/* Bound to the WAN device: the kernel delivers only connections that arrived over it, so
+	 * a LAN host cannot reach the port even through the router's WAN address. */
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char port[8];
+	snprintf(port, sizeof port, "%u", a->cfg->cr_port);
+	if (getaddrinfo(a->cfg->cr_bind, port, &hints, &ai) != 0) {
+		cwmp_log(LOG_ERR, "connection request: cr-bind must be a numeric address");
+		return false;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+	bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+	          setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, a->cfg->cr_interface,
+	                     (socklen_t)strlen(a->cfg->cr_interface)) == 0 &&
+	          bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0 &&
+	          evhttp_accept_socket_with_handle(a->cr, fd) != NULL;
+	freeaddrinfo(ai);
+	if (!ok) {
+		cwmp_log(LOG_ERR, "connection request: cannot listen on %s:%u over %s: %s", a->cfg->cr_bind,
+		         a->cfg->cr_port, a->cfg->cr_interface, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return false;
 	}
 	return true;

@@ -18,6 +18,7 @@ struct cwmp_config {
 	char *acs_user, *acs_pass;     /* NULL: no credentials */
 	unsigned cr_port;              /* 0: no connection-request listener */
 	char *cr_bind;                 /* address the listener binds to */
+	char *cr_interface;            /* SO_BINDTODEVICE: only connections arriving over it (WAN) */
 	char *cr_user, *cr_pass;
 	char *control_socket;          /* dm_sock backend; NULL with static_backend */
 	bool static_backend;           /* the in-memory test tree instead of iwfd */

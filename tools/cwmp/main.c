@@ -14,6 +14,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: iwf-cwmp --acs-url URL [--acs-auth USER:PASS] [--cr-port N] [--cr-bind ADDR]\n"
+	           "                [--cr-interface WANIF]"
 	           "                [--cr-auth USER:PASS] [--control-socket PATH | --static-backend]\n"
 	           "                [--periodic-inform SECONDS] [--state-file FILE] [--ca-file FILE]\n"
 	           "                [--config FILE] [--foreground]\n");
@@ -59,6 +60,8 @@ static bool apply(struct cwmp_config *c, const char *key, const char *val)
 		return parse_uint(val, 65535, &c->cr_port);
 	else if (!strcmp(key, "cr-bind"))
 		set_str(&c->cr_bind, val);
+	else if (!strcmp(key, "cr-interface"))
+		set_str(&c->cr_interface, val);
 	else if (!strcmp(key, "cr-auth"))
 		return split_auth(val, &c->cr_user, &c->cr_pass);
 	else if (!strcmp(key, "control-socket"))
@@ -122,7 +125,7 @@ static bool load_file(struct cwmp_config *c, const char *file)
 
 static void config_free(struct cwmp_config *c)
 {
-	char **strs[] = { &c->acs_url, &c->acs_user, &c->acs_pass, &c->cr_bind, &c->cr_user, &c->cr_pass,
+	char **strs[] = { &c->acs_url, &c->acs_user, &c->acs_pass, &c->cr_bind, &c->cr_interface, &c->cr_user, &c->cr_pass,
 		&c->control_socket, &c->static_hook, &c->state_file, &c->ca_file };
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
 		free(*strs[i]);
@@ -136,6 +139,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "acs-url", required_argument, 0, 0 }, { "acs-auth", required_argument, 0, 0 },
 		{ "cr-port", required_argument, 0, 0 }, { "cr-bind", required_argument, 0, 0 },
+		{ "cr-interface", required_argument, 0, 0 },
 		{ "cr-auth", required_argument, 0, 0 }, { "control-socket", required_argument, 0, 0 },
 		{ "static-backend", no_argument, 0, 0 }, { "static-hook", required_argument, 0, 0 },
 		{ "periodic-inform", required_argument, 0, 0 }, { "state-file", required_argument, 0, 0 },

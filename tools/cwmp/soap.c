@@ -177,7 +177,11 @@ void xml_esc(struct evbuffer *b, const char *s)
 		case '>': rep = "&gt;"; break;
 		case '"': rep = "&quot;"; break;
 		case '\'': rep = "&apos;"; break;
-		default: break;
+		default:
+			/* C0 controls other than TAB, LF, CR cannot appear in XML 1.0: dropped */
+			if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
+				rep = "";
+			break;
 		}
 		if (rep) {
 			evbuffer_add(b, run, (size_t)(s - run));
