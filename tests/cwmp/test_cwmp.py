@@ -2,6 +2,7 @@
 """iwf-cwmp against the test ACS (acs.py) on loopback. One case per invocation:
     test_cwmp.py AGENT_BINARY CASE
 Each case starts a fresh ACS and agent (static backend) and checks one acceptance point."""
+import json
 import os
 import shutil
 import socket
@@ -28,9 +29,10 @@ def free_port():
 
 
 class Agent:
-    def __init__(self, acs, tmp, *extra, cr=True, periodic=None, auth=None):
+    def __init__(self, acs, tmp, *extra, cr=True, periodic=None, auth=None, sock=None):
         self.cr_port = free_port() if cr else 0
-        self.args = [AGENT, '--acs-url', acs.url, '--static-backend', '--foreground',
+        backend = ['--static-backend'] if not sock else ['--control-socket', sock]
+        self.args = [AGENT, '--acs-url', acs.url] + backend + ['--foreground',
                      '--state-file', os.path.join(tmp, 'state.json'),
                      '--static-hook', os.path.join(tmp, 'hook'),
                      '--retry-min-wait', '1', '--notify-poll-ms', '200']
@@ -235,6 +237,52 @@ def case_connreq(acs, tmp):
     check(time.monotonic() - t0 < 2.0, 'session within 2 s (%.2f s)' % (time.monotonic() - t0))
     check(s.events == ['6 CONNECTION REQUEST'], 'event 6 CONNECTION REQUEST')
     a.stop()
+
+
+def case_sock_backend(acs, tmp):
+    """The control-socket backend against fake_iwfd.py, which speaks docs/tr069.md's protocol."""
+    sock = os.path.join(tmp, 'iwfd.sock')
+    reqlog = os.path.join(tmp, 'requests.log')
+    fake = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fake_iwfd.py'),
+                             sock, reqlog])
+    try:
+        for _ in range(50):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        acs.script([
+            rpc('GetParameterNames', ParameterPath='Device.', NextLevel='1'),
+            rpc('AddObject', ObjectName=MAP, ParameterKey='s1'),
+            rpc_set_values([(MAP + '1.InternalPort', '22', 'xsd:unsignedInt'),
+                            ('Device.ManagementServer.PeriodicInformInterval', '600', 'xsd:unsignedInt')]),
+            rpc_set_values([(MAP + '1.InternalPort', '23', 'xsd:unsignedInt'),
+                            ('Device.ManagementServer.PeriodicInformInterval', 'x', 'xsd:unsignedInt')]),
+            rpc_set_values([(MAP + '1.InternalPort', '24', 'xsd:unsignedInt'),
+                            (MAP + '1.Status', 'x', 'xsd:string')]),
+            rpc_get_values(MAP, 'Device.ManagementServer.PeriodicInformInterval'),
+            rpc('DeleteObject', ObjectName=MAP + '1.', ParameterKey='s2'),
+            rpc_get_values('Device.PCP.Client.1.Server.1.InboundMappingNumberOfEntries', 'Device.Bogus'),
+        ])
+        a = Agent(acs, tmp, sock=sock)
+        s = session(acs, 1)
+        r = s.responses
+        check(s.device_id.get('Manufacturer') == 'fake iwfd', 'DeviceId from the socket backend')
+        check(set(r[0].names) == {'Device.DeviceInfo.', 'Device.PCP.', 'Device.ManagementServer.'},
+              'names merged from iwfd and the agent %s' % sorted(r[0].names))
+        check(r[1].text('InstanceNumber') == '1', 'dm.add')
+        check(r[2].method == 'SetParameterValuesResponse', 'dm.set across iwfd and the agent')
+        check(r[3].param_faults == {'Device.ManagementServer.PeriodicInformInterval': 9007}, 'agent-side fault')
+        check(r[4].param_faults == {MAP + '1.Status': 9008}, 'iwfd-side fault (param_faults)')
+        check(r[5].values[MAP + '1.InternalPort'][0] == '22'
+              and r[5].values['Device.ManagementServer.PeriodicInformInterval'][0] == '600',
+              'both partly bad Sets changed nothing on either side')
+        check(r[6].method == 'DeleteObjectResponse' and r[7].fault == 9005, 'dm.delete; dm.get fault 9005')
+        a.stop()
+        ops = [json.loads(l)['op'] for l in open(reqlog)]
+        check({'dm.get', 'dm.names', 'dm.set', 'dm.add', 'dm.delete'} <= set(ops), 'ops used: %s' % sorted(set(ops)))
+    finally:
+        fake.terminate()
+        fake.wait()
 
 
 def case_cr_interface(acs, tmp):
