@@ -250,6 +250,17 @@ static int mem_delete_object(struct dm_backend *b, const char *p)
 		k--;
 	if (k == len - 1 || k == 0 || p[k - 1] != '.')
 		return DM_INVALID_NAME;
+	/* and of a table with a template (a fixed instance such as Client.1. is not deletable) */
+	char tmpl[512];
+	if (k + 5 >= sizeof tmpl)
+		return DM_INVALID_NAME;
+	memcpy(tmpl, p, k);
+	strcpy(tmpl + k, "{i}.");
+	bool have = false;
+	for (size_t i = 0; i < m->n; i++)
+		have |= !strcmp(m->v[i].name, tmpl);
+	if (!have)
+		return DM_INVALID_NAME;
 	for (size_t i = m->n; i-- > 0;)
 		if (!strncmp(m->v[i].name, p, len)) {
 			free(m->v[i].name);
