@@ -144,6 +144,8 @@ static void test_mem(void)
 	dm_list_clear(&l);
 	CHECK(b->ops->delete_object(b, "Device.PCP.Client.1.Server.1.InboundMapping.1.") == DM_OK);
 	CHECK(b->ops->delete_object(b, "Device.PCP.Client.1.") == DM_INVALID_NAME); /* a fixed instance */
+	CHECK(b->ops->add_object(b, map, &inst) == DM_OK && inst == 2); /* 1 is not given again */
+	CHECK(b->ops->delete_object(b, "Device.PCP.Client.1.Server.1.InboundMapping.2.") == DM_OK);
 	CHECK(b->ops->delete_object(b, "Device.DeviceInfo.") == DM_INVALID_NAME);
 	p = "Device.PCP.Client.1.Server.1.InboundMappingNumberOfEntries";
 	CHECK(b->ops->get_values(b, &p, 1, &l) == DM_OK && l.n == 1 && !strcmp(l.v[0].value, "0"));

@@ -195,7 +195,7 @@ static int mem_add_object(struct dm_backend *b, const char *p, unsigned *instanc
 		return DM_INVALID_NAME;
 	snprintf(tmpl, sizeof tmpl, "%s{i}.", p);
 	size_t tlen = strlen(tmpl), at = m->n;
-	bool have = false;
+	struct row *t = NULL;
 	unsigned max = 0;
 	for (size_t i = 0; i < m->n; i++) {
 		if (!strncmp(m->v[i].name, p, len)) {
@@ -205,11 +205,15 @@ static int mem_add_object(struct dm_backend *b, const char *p, unsigned *instanc
 				max = (unsigned)v;
 		}
 		if (!strcmp(m->v[i].name, tmpl))
-			have = true;
+			t = &m->v[i];
 	}
-	if (!have)
+	if (!t)
 		return DM_INVALID_NAME; /* not a multi-instance object */
-	unsigned inst = max + 1;
+	/* instance numbers are not reused: the template object's value keeps the last one given */
+	unsigned long last = strtoul(t->value, NULL, 10);
+	unsigned inst = (last > max ? (unsigned)last : max) + 1;
+	char lastbuf[16];
+	snprintf(lastbuf, sizeof lastbuf, "%u", inst);
 	char name[600];
 	/* instances go after the template rows, so the indexes of templates do not move */
 	size_t n0 = m->n;
@@ -233,6 +237,14 @@ static int mem_add_object(struct dm_backend *b, const char *p, unsigned *instanc
 			return rc;
 		}
 	}
+	for (size_t i = 0; i < m->n; i++)
+		if (!strcmp(m->v[i].name, tmpl)) {
+			char *v = strdup(lastbuf);
+			if (v) {
+				free(m->v[i].value);
+				m->v[i].value = v;
+			}
+		}
 	update_count(m, p);
 	*instance = inst;
 	return DM_OK;
