@@ -147,7 +147,7 @@ class Session:
 
 class ACS:
     def __init__(self, host='127.0.0.1', port=0, auth=None, user='acs', password='acs-secret', cwmp_ns=CWMP_NS,
-                 inform_fault=False):
+                 inform_fault=False, tls=None):
         self.host, self.port = host, port
         self.auth, self.user, self.password = auth, user, password
         self.cwmp_ns = cwmp_ns
@@ -158,6 +158,7 @@ class ACS:
         self.inform_fault = inform_fault
         self._nonces = set()
         self.server = None
+        self.tls = tls  # (certfile, keyfile): serve https on the name 'localhost'
 
     # -- scripting
     def script(self, requests):
@@ -167,6 +168,8 @@ class ACS:
 
     @property
     def url(self):
+        if self.tls:
+            return 'https://localhost:%d/acs' % self.server.server_address[1]
         return 'http://%s:%d/acs' % (self.host, self.server.server_address[1])
 
     def start(self):
@@ -191,6 +194,11 @@ class ACS:
                     super().handle_error(request, client_address)
 
         self.server = Server((self.host, self.port), Handler)
+        if self.tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

@@ -285,6 +285,37 @@ def case_sock_backend(acs, tmp):
         fake.wait()
 
 
+def case_tls(acs, tmp):
+    """https to the ACS: the certificate is verified (a CA file that does not sign it fails)."""
+    if not shutil.which('openssl'):
+        print('skip: no openssl command to make a certificate')
+        sys.exit(77)
+    cert, key = os.path.join(tmp, 'acs.pem'), os.path.join(tmp, 'acs.key')
+    other, okey = os.path.join(tmp, 'other.pem'), os.path.join(tmp, 'other.key')
+    for c, k in ((cert, key), (other, okey)):
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+                        '-addext', 'subjectAltName=DNS:localhost', '-keyout', k, '-out', c],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    acs.stop()
+    tacs = ACS(tls=(cert, key)).start()
+    try:
+        a = Agent(tacs, tmp, '--ca-file', other, cr=False)
+        time.sleep(2.5)
+        log = open(os.path.join(tmp, 'agent.log'), errors='replace').read()
+        if 'built without TLS' in log:
+            a.stop()
+            print('skip: iwf-cwmp built without TLS')
+            sys.exit(77)
+        check(len(tacs.sessions) == 0, 'a certificate the CA file does not vouch for: no session')
+        a.stop()
+        a = Agent(tacs, tmp, '--ca-file', cert, cr=False)
+        s = session(tacs, 1)
+        check('0 BOOTSTRAP' in s.events and not s.errors, 'session over TLS with the ACS certificate verified')
+        a.stop()
+    finally:
+        tacs.stop()
+
+
 def case_cr_interface(acs, tmp):
     if os.geteuid() != 0:
         print('skip: SO_BINDTODEVICE needs root (CAP_NET_RAW)')
