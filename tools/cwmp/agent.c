@@ -70,6 +70,7 @@ struct agent {
 	char challenge[512];
 	unsigned retry_count;
 	bool again;            /* something happened during the session: another one after it */
+	bool retry_now;        /* the ACS asked for an immediate retry (8005) */
 	int after;             /* 1 reboot, 2 factory reset after the session */
 	char after_key[33];
 	unsigned acs_max_envelopes;
@@ -301,6 +302,9 @@ static void sess_to(struct agent *a, enum sess s)
 			lo *= k;
 		double hi = lo * k;
 		uint64_t ms = (uint64_t)(lo * 1000 + (hi - lo) * 1000 * (rnd32() / 4294967296.0));
+		if (a->retry_now)
+			ms = 0;
+		a->retry_now = false;
 		cwmp_log(LOG_INFO, "session failed (retry %u): next attempt in %llu ms", a->retry_count,
 		         (unsigned long long)ms);
 		arm(a->retry_ev, ms);
@@ -538,7 +542,10 @@ static void post(struct agent *a, struct evbuffer *body)
 	}
 	struct evhttp_request *req = evhttp_request_new(on_response, a);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	const char *host = evhttp_uri_get_host(a->uri);
+	char host[300];
+	int port = evhttp_uri_get_port(a->uri);
+	const char *hn = evhttp_uri_get_host(a->uri);
+	snprintf(host, sizeof host, port >= 0 ? (strchr(hn, ':') ? "[%s]:%d" : "%s:%d") : "%s", hn, port);
 	evhttp_add_header(h, "Host", host);
 	if (body && evbuffer_get_length(body)) {
 		evhttp_add_header(h, "Content-Type", "text/xml; charset=\"utf-8\"");
@@ -648,34 +655,39 @@ static struct evbuffer *answer(struct agent *a, const struct xnode *env)
 	return out;
 }
 
+/* A Fault 8005 "Retry request" to our Inform: retry at once (seed 003 A.5.3). */
+static bool retry_request(struct evbuffer *in, size_t len)
+{
+	struct xnode *env = len ? xml_parse((const char *)evbuffer_pullup(in, -1), len) : NULL;
+	const struct xnode *f = xnode_child(xnode_child(env, "Body"), "Fault");
+	const struct xnode *code = xnode_child(xnode_child(xnode_child(f, "detail"), "Fault"), "FaultCode");
+	bool yes = code && !strcmp(code->text, "8005");
+	xnode_free(env);
+	return yes;
+}
+
 static void on_response(struct evhttp_request *req, void *arg)
 {
 	struct agent *a = arg;
 	int code = req ? evhttp_request_get_response_code(req) : 0;
 	if (!req || code == 0) {
 		cwmp_log(LOG_WARNING, "ACS: no response");
-		{
-			session_end(a, false);
-			return;
-		}
+		session_end(a, false);
+		return;
 	}
 	take_cookies(a, evhttp_request_get_input_headers(req));
 	if (code == 401) {
 		const char *ch = evhttp_find_header(evhttp_request_get_input_headers(req), "WWW-Authenticate");
 		if (a->auth_tried || !ch || !a->cfg->acs_user || strlen(ch) >= sizeof a->challenge) {
 			cwmp_log(LOG_WARNING, "ACS: authentication failed");
-			{
-				session_end(a, false);
-				return;
-			}
+			session_end(a, false);
+			return;
 		}
 		snprintf(a->challenge, sizeof a->challenge, "%s", ch);
 		a->nc = 0;
 		a->auth_tried = true;
-		{
-			post(a, a->last_post);
-			return;
-		}
+		post(a, a->last_post);
+		return;
 	}
 	a->auth_tried = false;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -683,20 +695,18 @@ static void on_response(struct evhttp_request *req, void *arg)
 	if (code == 204 || (code == 200 && len == 0)) {
 		if (a->sess == S_INFORM) {
 			cwmp_log(LOG_WARNING, "ACS: empty answer to the Inform");
-			{
-				session_end(a, false);
-				return;
-			}
+			session_end(a, false);
+			return;
 		}
 		session_end(a, true); /* seed 003 §3.7.1.4 1a: no more ACS requests */
 		return;
 	}
 	if (code != 200) {
 		cwmp_log(LOG_WARNING, "ACS: HTTP %d", code);
-		{
-			session_end(a, false);
-			return;
-		}
+		if (a->sess == S_INFORM && retry_request(in, len))
+			a->retry_now = true;
+		session_end(a, false);
+		return;
 	}
 	struct xnode *env = xml_parse((const char *)evbuffer_pullup(in, -1), len);
 	const struct xnode *body = xnode_child(env, "Body");
@@ -704,19 +714,15 @@ static void on_response(struct evhttp_request *req, void *arg)
 	if (!env || strcmp(env->name, "Envelope") || !msg) {
 		cwmp_log(LOG_WARNING, "ACS: not a SOAP envelope");
 		xnode_free(env);
-		{
-			session_end(a, false);
-			return;
-		}
+		session_end(a, false);
+		return;
 	}
 	if (a->sess == S_INFORM) {
 		if (strcmp(msg->name, "InformResponse")) {
 			cwmp_log(LOG_WARNING, "ACS: %s instead of InformResponse", msg->name);
 			xnode_free(env);
-			{
-				session_end(a, false);
-				return;
-			}
+			session_end(a, false);
+			return;
 		}
 		if (msg->ns && strlen(msg->ns) < sizeof a->ns)
 			snprintf(a->ns, sizeof a->ns, "%s", msg->ns); /* the version the ACS chose */
@@ -741,10 +747,17 @@ static void on_response(struct evhttp_request *req, void *arg)
 
 static void run_after(struct agent *a);
 
+static void free_conn(evutil_socket_t fd, short what, void *arg)
+{
+	evhttp_connection_free(arg);
+}
+
 static void session_end(struct agent *a, bool ok)
 {
 	if (a->conn) {
-		evhttp_connection_free(a->conn);
+		/* not from inside its own callback: on the next loop turn */
+		if (event_base_once(a->base, -1, EV_TIMEOUT, free_conn, a->conn, &(struct timeval){ 0, 0 }) != 0)
+			evhttp_connection_free(a->conn);
 		a->conn = NULL;
 	}
 	if (a->last_post) {

@@ -148,37 +148,39 @@ int main(int argc, char **argv)
 		{ "notify-poll-ms", required_argument, 0, 0 }, { "cwmp-version", required_argument, 0, 0 },
 		{ "config", required_argument, 0, 'c' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
 	};
+	int rc = 2;
 	/* the file first, so the command line overrides it */
 	for (int i = 1; i + 1 < argc; i++)
 		if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c"))
 			if (!load_file(&c, argv[i + 1]))
-				return 2;
+				goto out;
 	int ch, idx;
 	while ((ch = getopt_long(argc, argv, "c:h", opts, &idx)) != -1) {
 		if (ch == 'h') {
 			usage(stdout);
-			return 0;
+			rc = 0;
+			goto out;
 		}
 		if (ch == 'c')
 			continue;
 		if (ch != 0) {
 			usage(stderr);
-			return 2;
+			goto out;
 		}
 		const char *val = opts[idx].has_arg ? optarg : "1";
 		if (!apply(&c, opts[idx].name, val)) {
 			fprintf(stderr, "iwf-cwmp: bad value for --%s\n", opts[idx].name);
-			return 2;
+			goto out;
 		}
 	}
 	if (!c.acs_url || (!c.control_socket && !c.static_backend)) {
 		fprintf(stderr, "iwf-cwmp: --acs-url and --control-socket (or --static-backend) are needed\n");
 		usage(stderr);
-		return 2;
+		goto out;
 	}
 	if ((c.cr_port && !c.cr_user)) {
 		fprintf(stderr, "iwf-cwmp: --cr-port needs --cr-auth (seed 003 §3.2.2: authenticate the ACS)\n");
-		return 2;
+		goto out;
 	}
 	if (!c.cr_bind)
 		c.cr_bind = strdup("0.0.0.0");
@@ -188,10 +190,11 @@ int main(int argc, char **argv)
 		openlog("iwf-cwmp", LOG_PID, LOG_DAEMON);
 		if (daemon(0, 0) != 0) {
 			perror("iwf-cwmp: daemon");
-			return 1;
+			rc = 1;
+			goto out;
 		}
 	}
-	int rc = cwmp_agent_run(&c, argv);
+	rc = cwmp_agent_run(&c, argv);
 	if (rc == 101 || rc == 102) {
 		/* Reboot / FactoryReset: start again as a new process (argv[0] as started) */
 		config_free(&c);
@@ -199,6 +202,7 @@ int main(int argc, char **argv)
 		perror("iwf-cwmp: re-exec");
 		return 1;
 	}
+out:
 	config_free(&c);
 	return rc;
 }

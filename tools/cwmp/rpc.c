@@ -222,18 +222,14 @@ static void rpc_set_parameter_attributes(struct agent *a, const struct xnode *re
 			int rc = dm->ops->get_values(dm, &p, 1, &vals);
 			if (rc) {
 				dm_list_clear(&vals);
-				{
-					fault(r, rc);
-					return;
-				}
+				fault(r, rc);
+				return;
 			}
 			for (size_t i = 0; pass == 1 && i < vals.n; i++)
 				if ((rc = agent_attr_set(a, vals.v[i].name, note->text[0] - '0'))) {
 					dm_list_clear(&vals);
-					{
-						fault(r, rc);
-						return;
-					}
+					fault(r, rc);
+					return;
 				}
 			dm_list_clear(&vals);
 		}
@@ -259,10 +255,8 @@ static void rpc_get_parameter_attributes(struct agent *a, const struct xnode *re
 	free(v);
 	if (rc) {
 		dm_list_clear(&out);
-		{
-			fault(r, rc);
-			return;
-		}
+		fault(r, rc);
+		return;
 	}
 	size_t na;
 	struct attr *at = agent_attrs(a, &na);

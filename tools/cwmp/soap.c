@@ -76,10 +76,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 		s->root = n;
 	} else {
 		xnode_free(n);
-		{
-			fail(s);
-			return;
-		}
+		fail(s);
+		return;
 	}
 	s->cur = n;
 	if (!n->name || !n->text)
