@@ -312,12 +312,15 @@ class ACS:
         hdr = child(env, 'Header')
         idel = child(hdr, 'ID') if hdr is not None else None
         if self.inform_fault:
-            self.inform_fault = False
+            # True: one 8002 fault; a list: one fault per Inform with these codes
+            codes = self.inform_fault if isinstance(self.inform_fault, list) else [8002]
+            code = codes.pop(0)
+            self.inform_fault = codes if codes else False
             s.ended = True
             self._send(h, 500, envelope('<soap-env:Fault><faultcode>Server</faultcode><faultstring>CWMP fault'
-                                        '</faultstring><detail><cwmp:Fault><FaultCode>8002</FaultCode>'
-                                        '<FaultString>Internal error</FaultString></cwmp:Fault></detail>'
-                                        '</soap-env:Fault>', self.cwmp_ns).encode())
+                                        '</faultstring><detail><cwmp:Fault><FaultCode>%d</FaultCode>'
+                                        '<FaultString>fault</FaultString></cwmp:Fault></detail>'
+                                        '</soap-env:Fault>' % code, self.cwmp_ns).encode())
             return
         body = envelope('<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>', self.cwmp_ns,
                         idel.text if idel is not None else None)

@@ -373,11 +373,45 @@ def case_acs_auth(acs, tmp):
 
 
 def case_retry(acs, tmp):
-    acs.inform_fault = True
+    # two failures with m = 1 s, k = 2: waits within [1, 2] s, then [2, 4] s
+    acs.inform_fault = [8002, 8002]
     a = Agent(acs, tmp)
-    s = session(acs, 2, timeout=6)
-    check(s.retry_count == 1 and '0 BOOTSTRAP' in s.events, 'after a failed Inform: retried, RetryCount 1, events kept')
+    s = session(acs, 3, timeout=10)
+    t = [x.started for x in acs.sessions]
+    check(s.retry_count == 2 and '0 BOOTSTRAP' in s.events and '1 BOOT' in s.events,
+          'after two failed Informs: RetryCount 2, events kept %s' % s.events)
+    check(0.9 <= t[1] - t[0] <= 2.3, 'first wait within [1, 2] s (%.2f)' % (t[1] - t[0]))
+    check(1.9 <= t[2] - t[1] <= 4.3, 'second wait within [2, 4] s (%.2f)' % (t[2] - t[1]))
     a.stop()
+    # 8005 Retry request: at once (seed 003 A.5.3)
+    acs.inform_fault = [8005]
+    a = Agent(acs, tmp)
+    s = session(acs, 5, timeout=5)
+    t = [x.started for x in acs.sessions]
+    check(t[4] - t[3] < 0.5 and s.retry_count == 1, '8005: retried at once (%.2f s)' % (t[4] - t[3]))
+    a.stop()
+
+
+def case_config_file(acs, tmp):
+    import json as _json
+    conf = os.path.join(tmp, 'cwmp.json')
+    with open(conf, 'w') as f:
+        _json.dump({'acs-url': acs.url, 'static-backend': True, 'foreground': True, 'periodic-inform': 1,
+                    'state-file': os.path.join(tmp, 'state.json'), 'cr-port': free_port(), 'cr-bind': '127.0.0.1',
+                    'cr-auth': 'u:p', 'retry-min-wait': 1}, f)
+    log = open(os.path.join(tmp, 'agent.log'), 'ab')
+    p = subprocess.Popen([AGENT, '--config', conf], stdout=log, stderr=log, env=dict(os.environ, IWF_CWMP_STDERR='1'))
+    s = session(acs, 2, timeout=5)
+    check(s.events == ['2 PERIODIC'], 'keys from the configuration file (periodic-inform 1)')
+    p.terminate()
+    check(p.wait(5) == 0, 'stopped')
+    with open(conf, 'w') as f:
+        _json.dump({'acs-url': acs.url, 'static-backend': True, 'no-such-key': 1}, f)
+    r = subprocess.run([AGENT, '--config', conf], capture_output=True, text=True)
+    check(r.returncode == 2 and 'no-such-key' in r.stderr, 'unknown key refused: %s' % r.stderr.strip())
+    r = subprocess.run([AGENT, '--acs-url', acs.url, '--static-backend', '--cr-port', '7547'], capture_output=True,
+                       text=True)
+    check(r.returncode == 2 and 'cr-auth' in r.stderr, 'a listener without credentials refused')
 
 
 def case_reboot(acs, tmp):
