@@ -192,6 +192,8 @@ def case_objects(acs, tmp):
         rpc('DeleteObject', ObjectName=MAP + '7.', ParameterKey='k4'),
         rpc('AddObject', ObjectName='Device.DeviceInfo.', ParameterKey='k5'),
         rpc_get_values('Device.ManagementServer.ParameterKey'),
+        rpc_set_attributes([(MAP + '2.Enable', 2)]),
+        rpc('DeleteObject', ObjectName=MAP + '2.', ParameterKey='k6'),
     ])
     a = Agent(acs, tmp)
     r = session(acs, 1).responses
@@ -204,6 +206,10 @@ def case_objects(acs, tmp):
     check(set(r[5].names) == {MAP + '2.'}, 'instance 1 gone %s' % sorted(r[5].names))
     check(r[6].fault == 9005 and r[7].fault == 9005, 'DeleteObject/AddObject on bad names: 9005')
     check(r[8].values['Device.ManagementServer.ParameterKey'][0] == 'k3', 'ParameterKey of the last good call')
+    check(r[9].method == 'SetParameterAttributesResponse' and r[10].method == 'DeleteObjectResponse',
+          'active notification on an instance, then the instance deleted')
+    time.sleep(1)
+    check(len(acs.sessions) == 1, 'a deletion by the ACS notifies nothing')
     a.stop()
 
 

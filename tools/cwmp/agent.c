@@ -240,17 +240,65 @@ int agent_attr_set(struct agent *a, const char *name, int notification)
 	return DM_OK;
 }
 
+/* The current values of the notified parameters, in cur[i] for attrs[i] (NULL: not read).
+ * One backend call for all of them; when that fails, one call each, and a parameter that no
+ * longer exists (9005: its instance was deleted) loses its attribute. */
+static void watched_values(struct agent *a, char **cur)
+{
+	const char **names = calloc(a->nattrs ? a->nattrs : 1, sizeof *names);
+	size_t k = 0;
+	struct dm_list v = { 0 };
+	if (!names)
+		return;
+	for (size_t i = 0; i < a->nattrs; i++)
+		if (a->attrs[i].notification)
+			names[k++] = a->attrs[i].name;
+	bool batch = k && a->dm->ops->get_values(a->dm, names, k, &v) == DM_OK && v.n == k;
+	free(names);
+	for (size_t i = 0, j = 0; i < a->nattrs; i++) {
+		struct attr *t = &a->attrs[i];
+		if (!t->notification)
+			continue;
+		if (batch && !strcmp(v.v[j].name, t->name)) {
+			cur[i] = strdup(v.v[j++].value);
+			continue;
+		}
+		batch = false;
+		struct dm_list one = { 0 };
+		const char *n = t->name;
+		int rc = a->dm->ops->get_values(a->dm, &n, 1, &one);
+		if (rc == DM_OK && one.n == 1)
+			cur[i] = strdup(one.v[0].value);
+		else if (rc == DM_INVALID_NAME)
+			t->notification = 0;
+		dm_list_clear(&one);
+	}
+	dm_list_clear(&v);
+	/* drop the attributes of parameters that are gone */
+	size_t w = 0;
+	for (size_t i = 0; i < a->nattrs; i++) {
+		if (!a->attrs[i].notification) {
+			free(a->attrs[i].name);
+			free(a->attrs[i].last);
+			free(cur[i]);
+			continue;
+		}
+		cur[w] = cur[i];
+		a->attrs[w++] = a->attrs[i];
+	}
+	for (size_t i = w; i < a->nattrs; i++)
+		cur[i] = NULL;
+	a->nattrs = w;
+}
+
 /* Takes the current value of every notified parameter as the reference. */
 void agent_attrs_resnapshot(struct agent *a)
 {
+	char *cur[MAX_ATTRS] = { 0 };
+	watched_values(a, cur);
 	for (size_t i = 0; i < a->nattrs; i++) {
-		struct dm_list v = { 0 };
-		const char *n = a->attrs[i].name;
 		free(a->attrs[i].last);
-		a->attrs[i].last = NULL;
-		if (a->dm->ops->get_values(a->dm, &n, 1, &v) == DM_OK && v.n == 1)
-			a->attrs[i].last = strdup(v.v[0].value);
-		dm_list_clear(&v);
+		a->attrs[i].last = cur[i];
 	}
 }
 
@@ -261,23 +309,21 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 	struct agent *a = arg;
 	if (a->data && a->cfg->static_hook && dm_mem_apply_file(a->data, a->cfg->static_hook) > 0)
 		cwmp_log(LOG_INFO, "static backend: external change applied");
+	char *cur[MAX_ATTRS] = { 0 };
 	bool active = false;
+	watched_values(a, cur);
 	for (size_t i = 0; i < a->nattrs; i++) {
 		struct attr *t = &a->attrs[i];
-		if (!t->notification)
-			continue;
-		struct dm_list v = { 0 };
-		const char *n = t->name;
-		if (a->dm->ops->get_values(a->dm, &n, 1, &v) == DM_OK && v.n == 1 &&
-		    (!t->last || strcmp(t->last, v.v[0].value))) {
+		if (cur[i] && (!t->last || strcmp(t->last, cur[i]))) {
 			free(t->last);
-			t->last = strdup(v.v[0].value);
+			t->last = cur[i];
+			cur[i] = NULL;
 			t->changed = true;
 			a->events |= 1u << EV_VALUE_CHANGE;
 			if (t->notification == 2)
 				active = true;
 		}
-		dm_list_clear(&v);
+		free(cur[i]);
 	}
 	if (active) {
 		cwmp_log(LOG_INFO, "active notification: value change");
