@@ -33,7 +33,8 @@ static long long now_ms(void)
 /* Sends req (taken), returns the parsed reply or NULL. */
 static json_t *call(struct sockb *s, json_t *req)
 {
-	json_object_set_new(req, "id", json_integer(++s->next_id));
+	json_int_t id = ++s->next_id;
+	json_object_set_new(req, "id", json_integer(id));
 	char *text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	if (!text)
@@ -88,7 +89,7 @@ out:
 		close(fd);
 	free(buf);
 	free(text);
-	if (reply && !json_is_object(reply)) {
+	if (reply && (!json_is_object(reply) || json_integer_value(json_object_get(reply, "id")) != id)) {
 		json_decref(reply);
 		reply = NULL;
 	}
