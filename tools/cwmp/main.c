@@ -11,6 +11,10 @@
 #include <syslog.h>
 #include <unistd.h>
 
+/* iwfd's control socket lives in its RuntimeDirectory (docs/install.md); the name is the
+ * control socket's, to be kept in step with iwfd. */
+#define DEFAULT_CONTROL_SOCKET "/run/iwfd/iwfd.sock"
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: iwf-cwmp --acs-url URL [--acs-auth USER:PASS] [--cr-port N] [--cr-bind ADDR]\n"
@@ -173,8 +177,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!c.acs_url || (!c.control_socket && !c.static_backend)) {
-		fprintf(stderr, "iwf-cwmp: --acs-url and --control-socket (or --static-backend) are needed\n");
+	if (!c.control_socket && !c.static_backend)
+		c.control_socket = strdup(DEFAULT_CONTROL_SOCKET);
+	if (!c.acs_url) {
+		fprintf(stderr, "iwf-cwmp: --acs-url is needed\n");
 		usage(stderr);
 		goto out;
 	}
