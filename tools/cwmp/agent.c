@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +133,15 @@ static void arm(struct event *ev, uint64_t ms)
 
 static void state_load(struct agent *a)
 {
+	/* its directory, when missing (one level: /var/lib/iwf-cwmp) */
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", a->cfg->state_file);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			cwmp_log(LOG_WARNING, "state directory %s: %s", dir, strerror(errno));
+	}
 	json_t *j = json_load_file(a->cfg->state_file, 0, NULL);
 	const char *url = j ? json_string_value(json_object_get(j, "acs_url")) : NULL;
 	a->bootstrapped = url && !strcmp(url, a->cfg->acs_url) && json_is_true(json_object_get(j, "bootstrapped"));
@@ -1039,8 +1049,11 @@ int cwmp_agent_run(struct cwmp_config *cfg, char **argv)
 		goto out;
 	periodic_arm(a);
 	arm(a->poll_ev, cfg->notify_poll_ms);
-	cwmp_log(LOG_NOTICE, "iwf-cwmp: ACS %s, connection requests on %s:%u%s", cfg->acs_url, cfg->cr_bind, cfg->cr_port,
-	         a->cr_path);
+	if (cfg->cr_port)
+		cwmp_log(LOG_NOTICE, "iwf-cwmp: ACS %s, connection requests on %s:%u%s", cfg->acs_url, cfg->cr_bind,
+		         cfg->cr_port, a->cr_path);
+	else
+		cwmp_log(LOG_NOTICE, "iwf-cwmp: ACS %s, no connection requests", cfg->acs_url);
 	start_session(a);
 	event_base_dispatch(a->base);
 	rc = a->after < 0 ? 100 + (-a->after) : 0; /* main(): re-execute */
