@@ -162,7 +162,8 @@ class ACS:
 
     # -- scripting
     def script(self, requests):
-        """Queue a script (list of request bodies) for the next session without one."""
+        """Queue a script (list of request bodies) for the next session without one; the
+        string 'HTTP500' in it answers that POST with a 500 (a session broken off)."""
         with self.lock:
             self.scripts.append(list(requests))
 
@@ -329,6 +330,10 @@ class ACS:
     def _next(self, h, s):
         if s.script:
             req = s.script.pop(0)
+            if req == 'HTTP500':  # break the session off
+                s.ended = True
+                self._send(h, 500)
+                return
             self._send(h, 200, envelope(req, self.cwmp_ns, msg_id=secrets.token_hex(4)).encode())
         else:
             s.ended = True

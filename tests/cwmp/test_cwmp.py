@@ -395,6 +395,16 @@ def case_retry(acs, tmp):
     s = session(acs, 5, timeout=5)
     t = [x.started for x in acs.sessions]
     check(t[4] - t[3] < 0.5 and s.retry_count == 1, '8005: retried at once (%.2f s)' % (t[4] - t[3]))
+    # a session broken off after its InformResponse: not a failed Inform, no retry of its own
+    acs.script(['HTTP500'])
+    url = s.inform_params['Device.ManagementServer.ConnectionRequestURL']
+    check(cr_get(url, 'cruser', 'crpass') == 200, 'connection request')
+    session(acs, 6, timeout=3)
+    time.sleep(2.5)
+    check(len(acs.sessions) == 6, 'broken-off session not retried without new events')
+    check(cr_get(url, 'cruser', 'crpass') == 200, 'connection request')
+    s = session(acs, 7, timeout=3)
+    check(s.retry_count == 0 and s.events == ['6 CONNECTION REQUEST'], 'next Inform: RetryCount 0 %s' % s.events)
     a.stop()
 
 

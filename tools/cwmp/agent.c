@@ -821,8 +821,18 @@ static void session_end(struct agent *a, bool ok)
 		a->last_post = NULL;
 	}
 	if (!ok) {
-		a->retry_count++;
+		/* RetryCount counts failed Informs (A.3.3.1); a session that breaks off after its
+		 * InformResponse delivered its events and is started again only for new ones. */
+		bool informed = a->sess == S_RUNNING;
+		if (!informed)
+			a->retry_count++;
 		a->again = false;
+		if (informed && !a->events) {
+			cwmp_log(LOG_WARNING, "session broke off after the Inform");
+			sess_to(a, S_IDLE);
+			periodic_arm(a);
+			return;
+		}
 		sess_to(a, S_WAIT_RETRY);
 		return;
 	}
