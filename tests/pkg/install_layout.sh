@@ -1,7 +1,7 @@
 #!/bin/sh
 # `meson install` produces the documented layout (docs/install.md): sbin/iwfd, the hooks in
 # lib/iwfd, the example configuration, the systemd unit (accepted by systemd-analyze verify
-# when it is there), sysusers.d, the man pages (rendered by man -l without warnings).
+# when it is there), sysusers.d, bin/iwf-cwmp, the man pages (rendered by man -l without warnings).
 # usage: install_layout.sh BUILD_DIR
 # The checks are eval'd strings (expanded when run): SC2016/SC2034 are meant.
 # shellcheck disable=SC2016,SC2034
@@ -21,6 +21,7 @@ check '[ -x "$root/sbin/iwfd" ]' "sbin/iwfd"
 check '[ -x "$root/bin/iwfctl" ]' "bin/iwfctl"
 check '"$root/bin/iwfctl" --help | grep -q "^Usage: iwfctl"' "the installed iwfctl runs"
 check '"$root/sbin/iwfd" --version | grep -q "^iwfd "' "the installed iwfd runs"
+check '[ -x "$root/bin/iwf-cwmp" ] && "$root/bin/iwf-cwmp" --help | grep -q "^usage: iwf-cwmp"' "bin/iwf-cwmp (TR-069 agent) runs"
 for f in pcp_servers_hook.sh udhcpc-hook; do
 	check '[ -x "$root/lib/iwfd/$f" ]' "lib/iwfd/$f (executable)"
 done
@@ -31,7 +32,7 @@ check '[ -n "$conf" ] && python3 -m json.tool "$conf" >/dev/null' "etc/iwfd/iwfd
 unit=$(find "$dest" -name iwfd.service | head -1)
 check '[ -n "$unit" ]' "the systemd unit"
 check '[ -f "$root/lib/sysusers.d/iwfd.conf" ]' "sysusers.d/iwfd.conf"
-for m in man8/iwfd.8 man8/iwfctl.8 man5/iwfd.json.5; do
+for m in man8/iwfd.8 man8/iwfctl.8 man5/iwfd.json.5 man8/iwf-cwmp.8; do
 	check '[ -f "$root/share/man/$m" ]' "share/man/$m"
 	if command -v man >/dev/null; then
 		check '[ -z "$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$root/share/man/$m" 2>&1 >/dev/null)" ] && [ "$(MANWIDTH=80 man -l "$root/share/man/$m" 2>/dev/null | wc -l)" -gt 50 ]' "man -l $m renders, no warnings"
