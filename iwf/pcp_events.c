@@ -124,7 +124,7 @@ static void on_failed(struct iwf_core *c, struct life *l, const struct pcp_event
 			life_to(c, l, LIFE_DISABLED, NULL, "could not be enabled again");
 			return;
 		}
-		/* fall through */
+		__attribute__((fallthrough)); /* a replay failing: as for an active mapping */
 	case LIFE_ACTIVE:
 		/* No answer: pcp/ keeps re-sending until the server is back (seed 004 §5.1). A
 		 * short-lived error is retried by pcp/ after its lifetime. A lasting refusal: the
