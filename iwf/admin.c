@@ -70,14 +70,22 @@ void iwf_core_admin_cancel(struct iwf_core *c, void *arg)
 			op->done = NULL;
 }
 
-/* The administrator's request as the arguments of the action it stands for, addressed to
- * the device's own service version (its §4.3 column). */
-static void admin_args(const struct iwf_core *c, struct upnp_args *a)
+/* A new pending request and the arguments of the action it stands for, addressed to the
+ * device's own service version (its §4.3 column); NULL (done already told) without memory. */
+static struct admin_op *admin_start(struct iwf_core *c, iwf_admin_done_fn *done, void *arg, struct upnp_args *a)
 {
+	struct admin_op *op = op_new(c, done, arg);
+	if (!op) {
+		done(arg, UPNP_E_ACTION_FAILED, 0);
+		return NULL;
+	}
 	memset(a, 0, sizeof(*a));
 	a->service = UPNP_SVC_WANIPCONN;
 	a->version = (uint8_t)c->cfg.igd_version;
+	return op;
 }
+
+static const struct in6_addr admin_owner; /* :: - the administrator's mappings are static */
 
 void iwf_core_admin_add(struct iwf_core *c, const struct upnp_pm_entry *pm, iwf_admin_done_fn *done, void *arg)
 {
@@ -86,33 +94,25 @@ void iwf_core_admin_add(struct iwf_core *c, const struct upnp_pm_entry *pm, iwf_
 		done(arg, UPNP_E_INVALID_ARGS, 0);
 		return;
 	}
-	struct admin_op *op = op_new(c, done, arg);
-	if (!op) {
-		done(arg, UPNP_E_ACTION_FAILED, 0);
-		return;
-	}
 	struct upnp_args a;
-	admin_args(c, &a);
+	struct admin_op *op = admin_start(c, done, arg, &a);
+	if (!op)
+		return;
 	a.pm = *pm;
-	static const struct in6_addr none; /* owner :: (STATE_F_STATIC) */
-	core_add(c, op_call(op), &a, &none, false, true);
+	core_add(c, op_call(op), &a, &admin_owner, false, true);
 }
 
 void iwf_core_admin_delete(struct iwf_core *c, enum upnp_proto proto, uint16_t external_port,
 			   const char *remote_host, iwf_admin_done_fn *done, void *arg)
 {
-	struct admin_op *op = op_new(c, done, arg);
-	if (!op) {
-		done(arg, UPNP_E_ACTION_FAILED, 0);
-		return;
-	}
 	struct upnp_args a;
-	admin_args(c, &a);
+	struct admin_op *op = admin_start(c, done, arg, &a);
+	if (!op)
+		return;
 	a.pm.protocol = proto;
 	a.pm.external_port = external_port;
 	snprintf(a.pm.remote_host, sizeof(a.pm.remote_host), "%s", remote_host ? remote_host : "");
-	static const struct in6_addr none;
-	core_delete(c, op_call(op), &a, &none, true);
+	core_delete(c, op_call(op), &a, &admin_owner, true);
 }
 
 size_t iwf_core_admin_list(struct iwf_core *c, struct iwf_admin_entry *out, size_t cap)

@@ -33,6 +33,18 @@ static const char **strings(const struct xnode *arr, size_t *n, struct rpc_reply
 	return v;
 }
 
+/* The ParameterNames array of a request as strings (free the array, not the strings), or
+ * NULL with the fault set. */
+static const char **parameter_names(const struct xnode *req, size_t *n, struct rpc_reply *r)
+{
+	const struct xnode *names = xnode_child(req, "ParameterNames");
+	if (!names) {
+		fault(r, DM_INVALID_ARGUMENTS);
+		return NULL;
+	}
+	return strings(names, n, r);
+}
+
 static void rpc_get_rpc_methods(struct agent *a, const struct xnode *req, struct rpc_reply *r)
 {
 	evbuffer_add_printf(r->body, "<cwmp:GetRPCMethodsResponse><MethodList soap-enc:arrayType=\"xsd:string[%zu]\">",
@@ -58,13 +70,8 @@ static void value_list(struct evbuffer *b, const struct dm_list *l)
 /* seed 003 A.3.2.2 */
 static void rpc_get_parameter_values(struct agent *a, const struct xnode *req, struct rpc_reply *r)
 {
-	const struct xnode *names = xnode_child(req, "ParameterNames");
-	if (!names) {
-		fault(r, DM_INVALID_ARGUMENTS);
-		return;
-	}
 	size_t n;
-	const char **v = strings(names, &n, r);
+	const char **v = parameter_names(req, &n, r);
 	if (!v)
 		return;
 	struct dm_list out = { 0 };
@@ -240,13 +247,8 @@ static void rpc_set_parameter_attributes(struct agent *a, const struct xnode *re
 /* seed 003 A.3.2.5 */
 static void rpc_get_parameter_attributes(struct agent *a, const struct xnode *req, struct rpc_reply *r)
 {
-	const struct xnode *names = xnode_child(req, "ParameterNames");
-	if (!names) {
-		fault(r, DM_INVALID_ARGUMENTS);
-		return;
-	}
 	size_t n;
-	const char **v = strings(names, &n, r);
+	const char **v = parameter_names(req, &n, r);
 	if (!v)
 		return;
 	struct dm_list out = { 0 };
