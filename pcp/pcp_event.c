@@ -650,7 +650,7 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 		mr.imr_multiaddr.s_addr = htonl(0xe0000001); /* 224.0.0.1 */
 		mr.imr_interface.s_addr = htonl(INADDR_ANY);
 		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
-			io_log(io, LOG_INFO, "pcp: join 224.0.0.1: %s", strerror(errno));
+			io_log(io, LOG_DEBUG, "pcp: join 224.0.0.1 for ANNOUNCE: %s (every host is in the all-hosts group anyway)", strerror(errno));
 	} else {
 		struct ipv6_mreq mr6;
 		memset(&mr6, 0, sizeof mr6);
@@ -658,7 +658,7 @@ static int open_announce_socket(struct pcp_io *io, int family, uint16_t port)
 		mr6.ipv6mr_multiaddr.s6_addr[1] = 0x02;
 		mr6.ipv6mr_multiaddr.s6_addr[15] = 0x01; /* ff02::1 */
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr6, sizeof mr6) < 0)
-			io_log(io, LOG_INFO, "pcp: join ff02::1: %s", strerror(errno));
+			io_log(io, LOG_DEBUG, "pcp: join ff02::1 for ANNOUNCE: %s (every host is in the all-hosts group anyway)", strerror(errno));
 	}
 	return fd;
 }

@@ -278,7 +278,6 @@ static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 	if (s->calls != NULL)
 		s->calls->prev = c;
 	s->calls = c;
-	upnp_log(&s->logger, LOG_DEBUG, "upnp: %s", sr.def->name);
 	s->ops->action(s->ops_arg, c, sr.def->action, &sr.args,
 		       (const struct sockaddr *)&req->peer);
 	/* c may be freed here */
