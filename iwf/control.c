@@ -406,7 +406,7 @@ struct iwf_control *iwf_control_new(struct event_base *base, const char *path, s
 	ctl->core = core;
 	ctl->ops = ops;
 	ctl->ops_arg = arg;
-	ctl->dm = iwf_dm_new(core);
+	ctl->dm = iwf_dm_new(core, ops, arg);
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sun.sun_path) || path[0] != '/') {
 		snprintf(ctl->path, sizeof(ctl->path), "%.40s...", path);

@@ -131,6 +131,7 @@ struct dm_wait {
 	bool is_add;
 	struct pending cand[DM_MAX_PENDING]; /* add: the pending rows as the set leaves them */
 	size_t n_cand;
+	int upnp_on;   /* UPnPIWF.Enable to apply with the set: -1 = not set */
 	uint32_t inst; /* the row added or deleted */
 	enum upnp_proto proto;
 	uint16_t eport;
@@ -138,6 +139,8 @@ struct dm_wait {
 
 struct iwf_dm {
 	struct iwf_core *core;
+	const struct iwf_control_ops *ops;
+	void *ops_arg;
 	uint32_t next_inst;
 	struct pending pend[DM_MAX_PENDING];
 	size_t n_pend;
@@ -146,11 +149,13 @@ struct iwf_dm {
 	struct dm_wait *waits;
 };
 
-struct iwf_dm *iwf_dm_new(struct iwf_core *core)
+struct iwf_dm *iwf_dm_new(struct iwf_core *core, const struct iwf_control_ops *ops, void *ops_arg)
 {
 	struct iwf_dm *dm = calloc(1, sizeof(*dm));
 	if (dm) {
 		dm->core = core;
+		dm->ops = ops;
+		dm->ops_arg = ops_arg;
 		dm->next_inst = 1;
 	}
 	return dm;
@@ -409,8 +414,8 @@ static bool snapshot(struct iwf_dm *dm, const struct iwf_control_info *info, str
 	row_add(r, 0, false, "boolean", "0", CLIENT "FILTEREnable");
 	row_add(r, 0, false, "unsignedInt", "1", CLIENT "ServerNumberOfEntries");
 	row_add(r, 0, false, "object", NULL, CLIENT "UPnPIWF.");
-	row_add(r, 0, false, "boolean", "1", CLIENT "UPnPIWF.Enable");
-	row_add(r, 0, false, "string", "Enabled", CLIENT "UPnPIWF.Status");
+	row_add(r, 0, dm->ops && dm->ops->upnp_enable, "boolean", b01(info->upnp_enabled), CLIENT "UPnPIWF.Enable");
+	row_add(r, 0, false, "string", info->upnp_enabled ? "Enabled" : "Disabled", CLIENT "UPnPIWF.Status");
 	row_add(r, 0, false, "object", NULL, CLIENT "Server.");
 	row_add(r, 0, false, "object", NULL, SERVER);
 	if (info->have_server)
@@ -641,6 +646,7 @@ static json_t *do_set(struct iwf_dm *dm, struct rows *r, json_t *id, json_t *req
 		return answer_fault(id, 9002, "out of memory");
 	memcpy(w->cand, dm->pend, dm->n_pend * sizeof(dm->pend[0]));
 	w->n_cand = dm->n_pend;
+	w->upnp_on = -1;
 	json_t *faults = json_array();
 	uint32_t enabling = 0;
 	size_t n_enabling = 0;
@@ -653,10 +659,18 @@ static json_t *do_set(struct iwf_dm *dm, struct rows *r, json_t *id, json_t *req
 		int fault = 0;
 		const struct row *row = name ? row_find(r, name) : NULL;
 		struct pending *c = NULL;
+		bool b;
 		if (!name || !value) {
 			fault = 9003;
 		} else if (!row || !row->value) {
 			fault = 9005;
+		} else if (row->writable && !strcmp(name, CLIENT "UPnPIWF.Enable")) {
+			if (type && strcmp(type_name(type), "boolean") != 0)
+				fault = 9006;
+			else if (!parse_bool(value, &b))
+				fault = 9007;
+			else
+				w->upnp_on = b;
 		} else if (!row->writable || !(c = pend_find(w->cand, w->n_cand, row->inst))) {
 			fault = 9008;
 		} else if (type && strcmp(type_name(type), row->type) != 0) {
@@ -701,6 +715,8 @@ static json_t *do_set(struct iwf_dm *dm, struct rows *r, json_t *id, json_t *req
 			if (d)
 				*d = w->cand[k];
 		}
+		if (w->upnp_on >= 0)
+			dm->ops->upnp_enable(dm->ops_arg, w->upnp_on);
 		free(w);
 		return answer_ok(id);
 	}
@@ -761,6 +777,8 @@ static void wait_done(void *arg, enum upnp_error err, uint16_t external_port)
 				*d = w->cand[k];
 		}
 		pend_remove(dm, w->inst);
+		if (w->upnp_on >= 0)
+			dm->ops->upnp_enable(dm->ops_arg, w->upnp_on);
 		size_t n = iwf_core_admin_list(dm->core, NULL, 0);
 		struct iwf_admin_entry *v = calloc(n ? n : 1, sizeof(*v));
 		if (v) {

@@ -17,7 +17,8 @@ struct iwf_dm;
 /* An answer that came later (after the carrier answered an add or a delete). */
 typedef void iwf_dm_reply_fn(void *arg, json_t *answer);
 
-struct iwf_dm *iwf_dm_new(struct iwf_core *core);
+/* ops (borrowed): info, and upnp_enable for UPnPIWF.Enable (read-only when NULL). */
+struct iwf_dm *iwf_dm_new(struct iwf_core *core, const struct iwf_control_ops *ops, void *ops_arg);
 /* Forgets the pending rows; requests still waiting for the carrier are cancelled. */
 void iwf_dm_free(struct iwf_dm *dm);
 

@@ -180,6 +180,68 @@ def test_dm_direct(exe):
         dm.close()
 
 
+def ssdp_search():
+    """One M-SEARCH (ssdp:all, MX 1) from a fresh socket: the first answer, or None."""
+    q = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    q.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+    q.settimeout(2)
+    q.sendto(b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\n'
+             b'MX: 1\r\nST: ssdp:all\r\n\r\n', ("239.255.255.250", 1900))
+    try:
+        return q.recvfrom(2048)[0]
+    except socket.timeout:
+        return None
+    finally:
+        q.close()
+
+
+def test_dm_upnpiwf_enable(exe):
+    """UPnPIWF.Enable=0: ssdp:byebye, searches unanswered, SOAP refused (HTTP 503); the
+    mappings made before stay (on the carrier and in Device.PCP.); =1: the IGD is back."""
+    import struct
+    from iwfsim import upnpc
+    env, sock = dm_env(exe)
+    with env:
+        lis = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lis.bind(("0.0.0.0", 1900))
+        lis.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                       struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton("127.0.0.1")))
+        lis.settimeout(0.5)
+        assert ssdp_search() is not None, "the IGD answers M-SEARCH"
+        assert env.add(45000, 8000) == 0
+        dm = Dm(sock)
+        en = "Device.PCP.Client.1.UPnPIWF.Enable"
+        assert dm("dm.set", params=[{"name": en, "type": "string", "value": "0"}])["param_faults"] == \
+            [{"name": en, "fault": 9006}]
+        assert dm.values(en)[en] == "1"
+        while True:  # what came before
+            try:
+                lis.recv(2048)
+            except socket.timeout:
+                break
+        assert dm("dm.set", params=[{"name": en, "type": "boolean", "value": "0"}])["ok"]
+        got = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.5:
+            try:
+                got.append(lis.recv(2048))
+            except socket.timeout:
+                break
+        assert any(b"NTS: ssdp:byebye" in g for g in got), got
+        v = dm.values("Device.PCP.Client.1.UPnPIWF.")
+        assert v[en] == "0" and v["Device.PCP.Client.1.UPnPIWF.Status"] == "Disabled", v
+        assert ssdp_search() is None, "no answer to M-SEARCH while stopped"
+        rc, out = upnpc(env.url, "-a", "127.0.0.1", 8002, 45002, "TCP")
+        assert "HTTP error" in out, out
+        assert len(inst_of(dm.values(MAP), Origin="UPnP_IWF", AssignedExternalPort=45000)) == 1, "kept"
+        assert [m for m in env.sim.mappings() if m["internal_port"] == 8000], "kept on the carrier"
+        assert dm("dm.set", params=[{"name": en, "value": "1"}])["ok"]
+        assert ssdp_search() is not None, "answers again"
+        assert env.add(45002, 8002) == 0
+        dm.close()
+
+
 def agent_path():
     p = os.environ.get("IWF_CWMP") or os.path.join(ROOT, "build", "tools", "cwmp", "iwf-cwmp")
     if not os.access(p, os.X_OK):
