@@ -59,6 +59,9 @@ static void rows_free(struct rows *r)
 }
 
 static void row_add(struct rows *r, uint32_t inst, bool writable, const char *type, const char *value,
+		    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void row_add(struct rows *r, uint32_t inst, bool writable, const char *type, const char *value,
 		    const char *fmt, ...)
 {
 	if (r->oom)
