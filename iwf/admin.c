@@ -124,6 +124,7 @@ size_t iwf_core_admin_list(struct iwf_core *c, struct iwf_admin_entry *out, size
 		const struct life *l = life_get(c, m->id);
 		struct iwf_admin_entry *e = &out[i];
 		memset(e, 0, sizeof(*e));
+		e->id = m->id;
 		addr_text(&m->remote_host, e->pm.remote_host, sizeof(e->pm.remote_host));
 		e->pm.external_port = m->external_port;
 		e->pm.protocol = (enum upnp_proto)m->protocol;
@@ -161,6 +162,8 @@ void iwf_core_admin_status(const struct iwf_core *c, struct iwf_admin_status *ou
 	}
 	out->mappings = state_table_count(c->table);
 	out->connected_s = c->connected ? (uint32_t)((now - c->connected_since) / 1000) : 0;
+	out->pcp_lifetime = c->cfg.pcp_lifetime;
+	snprintf(out->wan_if, sizeof(out->wan_if), "%s", c->cfg.wan_if);
 }
 
 void iwf_core_stats(const struct iwf_core *c, struct iwf_core_stats *out)

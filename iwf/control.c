@@ -6,6 +6,7 @@
  * connections, IWF_CONTROL_IDLE_S of silence. The protocol: docs/control.md.
  */
 #include "control.h"
+#include "dm.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -39,6 +40,7 @@ struct iwf_control {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* made by us, "" = not */
 	struct ctl_conn *conns;
 	size_t n_conns;
+	struct iwf_dm *dm; /* Device.PCP. for the dm.* ops (dm.c) */
 };
 
 /* ------------------------------------------------------------------ requests */
@@ -252,8 +254,10 @@ static void conn_free(struct ctl_conn *k)
 		}
 	}
 	ctl->n_conns--;
-	if (k->waiting)
+	if (k->waiting) {
 		iwf_core_admin_cancel(ctl->core, k);
+		iwf_dm_cancel(ctl->dm, k);
+	}
 	bufferevent_free(k->bev);
 	free(k);
 }
@@ -283,6 +287,32 @@ static void admin_done(void *arg, enum upnp_error err, uint16_t external_port)
 	conn_read(k->bev, k); /* requests that arrived meanwhile */
 }
 
+static void dm_done(void *arg, json_t *ans)
+{
+	struct ctl_conn *k = arg;
+	k->waiting = false;
+	conn_send(k, ans);
+	bufferevent_enable(k->bev, EV_READ);
+	conn_read(k->bev, k);
+}
+
+/* A dm.* request (docs/tr069.md) goes to dm.c; anything else to iwf_control_handle. */
+static json_t *handle_line(struct ctl_conn *k, const char *line, size_t len)
+{
+	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	const char *op = json_string_value(json_object_get(req, "op"));
+	if (k->ctl->dm && op && strncmp(op, "dm.", 3) == 0) {
+		struct iwf_control_info info;
+		memset(&info, 0, sizeof(info));
+		k->ctl->ops->info(k->ctl->ops_arg, &info);
+		json_t *ans = iwf_dm_handle(k->ctl->dm, &info, req, dm_done, k);
+		json_decref(req);
+		return ans;
+	}
+	json_decref(req);
+	return iwf_control_handle(k->ctl->core, k->ctl->ops, k->ctl->ops_arg, line, len, admin_done, k);
+}
+
 static void conn_read(struct bufferevent *bev, void *arg)
 {
 	struct ctl_conn *k = arg;
@@ -306,7 +336,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 		k->waiting = true; /* the callback may come before iwf_control_handle returns */
-		json_t *ans = iwf_control_handle(k->ctl->core, k->ctl->ops, k->ctl->ops_arg, line, len, admin_done, k);
+		json_t *ans = handle_line(k, line, len);
 		free(line);
 		if (ans) {
 			k->waiting = false;
@@ -376,6 +406,7 @@ struct iwf_control *iwf_control_new(struct event_base *base, const char *path, s
 	ctl->core = core;
 	ctl->ops = ops;
 	ctl->ops_arg = arg;
+	ctl->dm = iwf_dm_new(core, ops, arg);
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sun.sun_path) || path[0] != '/') {
 		snprintf(ctl->path, sizeof(ctl->path), "%.40s...", path);
@@ -455,6 +486,7 @@ void iwf_control_free(struct iwf_control *ctl)
 		return;
 	while (ctl->conns)
 		conn_free(ctl->conns);
+	iwf_dm_free(ctl->dm);
 	if (ctl->listener) {
 		evconnlistener_free(ctl->listener);
 		unlink(ctl->path); /* may fail after dropping privileges without --user: harmless */

@@ -28,12 +28,15 @@ struct iwf_control_info {
 	uint64_t started_ms;       /* monotonic ms of the daemon's start */
 	uint64_t now_ms;
 	uint64_t announce_resends; /* pcp_io_stats */
+	bool upnp_enabled;         /* the IGD is on the LAN (upnp_server_set_enabled) */
 };
 
 struct iwf_control_ops {
 	void (*info)(void *arg, struct iwf_control_info *out);
 	/* Reload what can change without a restart; 0 with a message, or -1 with the reason. */
 	int (*reload)(void *arg, char *msg, size_t cap);
+	/* Start or stop the IGD on the LAN (TR-181 UPnPIWF.Enable); NULL = not possible. */
+	void (*upnp_enable)(void *arg, bool on);
 };
 
 struct iwf_control;

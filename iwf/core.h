@@ -123,6 +123,7 @@ void iwf_core_admin_cancel(struct iwf_core *c, void *arg);
 
 /* One mapping as the administrator sees it. */
 struct iwf_admin_entry {
+	uint32_t id;                 /* the state/ record's id: stable while the mapping lives */
 	struct upnp_pm_entry pm;     /* as UPnP lists it (lease_duration: seconds left, 0 = none) */
 	char external_addr[64];      /* the carrier's external address of it ("" = not known) */
 	uint32_t pcp_left_s;         /* seconds until the carrier's grant ends; 0 = none */
@@ -144,6 +145,8 @@ struct iwf_admin_status {
 	uint32_t epoch;             /* the server's Epoch time now (last one + time since) */
 	size_t mappings;            /* records in the table, every phase */
 	uint32_t connected_s;       /* seconds since ConnectionStatus became Connected (0 = not) */
+	uint32_t pcp_lifetime;      /* configured MAP lifetime, s (pcp.lifetime) */
+	char wan_if[32];            /* configured WAN interface ("" = none) */
 };
 void iwf_core_admin_status(const struct iwf_core *c, struct iwf_admin_status *out);
 

@@ -180,6 +180,7 @@ static void control_info(void *arg, struct iwf_control_info *out)
 	struct iwf *w = arg;
 	out->version = IWFD_VERSION;
 	out->started_ms = w->started_ms;
+	out->upnp_enabled = upnp_server_enabled(w->upnp);
 	out->now_ms = env_mono(w);
 	struct pcp_server server;
 	if (w->io && pcp_io_get_server(w->io, &server)) {
@@ -207,7 +208,14 @@ static int control_reload(void *arg, char *msg, size_t cap)
 	return w->reload(w->reload_arg, msg, cap);
 }
 
-static const struct iwf_control_ops control_ops = {.info = control_info, .reload = control_reload};
+static void control_upnp_enable(void *arg, bool on)
+{
+	struct iwf *w = arg;
+	upnp_server_set_enabled(w->upnp, on);
+}
+
+static const struct iwf_control_ops control_ops = {
+	.info = control_info, .reload = control_reload, .upnp_enable = control_upnp_enable};
 
 int iwf_reload(struct iwf *w, const struct iwf_config *cfg, char *msg, size_t cap)
 {

@@ -61,6 +61,7 @@ struct upnp_server {
 	uint32_t st_entries, st_system_update_id;
 	char nt_store[N_NT][NT_LEN];
 	const char *nts[N_NT + 1];
+	bool stopped; /* upnp_server_set_enabled(false): SSDP silent, SOAP answered 503 */
 };
 
 /* ------------------------------------------------------------------ calls */
@@ -248,6 +249,10 @@ static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 	struct upnp_call *c;
 	int rc;
 
+	if (s->stopped) {
+		http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
+		return;
+	}
 	/* Content-Type is not checked: clients send text/xml, application/xml or nothing. */
 	rc = upnp_soap_parse(req->body != NULL ? req->body : "", req->body_len,
 			     http_request_header(req, "SOAPACTION"), fl, &sr);
@@ -328,6 +333,20 @@ static void set_vars(struct upnp_server *s, enum upnp_service svc, const char *c
 {
 	if (s->gena != NULL)
 		gena_set_vars(s->gena, (int)svc, names, values);
+}
+
+void upnp_server_set_enabled(struct upnp_server *s, bool on)
+{
+	if (s == NULL || s->stopped == !on)
+		return;
+	s->stopped = !on;
+	ssdp_set_enabled(s->ssdp, on);
+	upnp_log(&s->logger, LOG_INFO, "upnp: IGD %s on the LAN", on ? "started again" : "stopped");
+}
+
+bool upnp_server_enabled(const struct upnp_server *s)
+{
+	return s != NULL && !s->stopped;
 }
 
 void upnp_server_set_state(struct upnp_server *s, const struct upnp_state *st)

@@ -123,6 +123,7 @@ struct ssdp {
 	size_t n_pending;
 	uint64_t last_limit_log_ms;
 	struct upnp_logger logger;
+	bool off;                  /* stopped (ssdp_set_enabled): no alive, searches ignored */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -668,7 +669,8 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		if (!have_pi)
 			continue; /* cannot tell where it came from: not answered */
 		buf[n] = '\0';
-		handle_msearch(s, buf, (size_t)n, &from, ifindex, dst);
+		if (!s->off)
+			handle_msearch(s, buf, (size_t)n, &from, ifindex, dst);
 	}
 }
 
@@ -952,11 +954,28 @@ fail:
 	return NULL;
 }
 
+void ssdp_set_enabled(struct ssdp *s, bool on)
+{
+	if (s == NULL || s->off == !on)
+		return;
+	if (!on) {
+		send_notify(s, false); /* UDA 1.1 §1.2.4 */
+		event_del(s->ev_notify);
+		while (s->pending != NULL)
+			pending_free(s, s->pending);
+		s->off = true;
+		return;
+	}
+	s->off = false;
+	s->alive_round = 0;
+	notify_cb(-1, 0, s); /* ssdp:alive now, repeated as at start */
+}
+
 void ssdp_free(struct ssdp *s)
 {
 	if (s == NULL)
 		return;
-	if (s->fd >= 0 && s->ev_read != NULL)
+	if (s->fd >= 0 && s->ev_read != NULL && !s->off)
 		send_notify(s, false); /* UDA 1.1 §1.2.4 */
 	while (s->pending != NULL)
 		pending_free(s, s->pending);

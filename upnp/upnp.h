@@ -253,6 +253,10 @@ void upnp_server_free(struct upnp_server *s);
 /* "http://ADDR:PORT/rootDesc.xml"; valid while s lives. */
 const char *upnp_server_root_url(const struct upnp_server *s);
 uint16_t upnp_server_http_port(const struct upnp_server *s);
+/* Stop the IGD on the LAN (ssdp:byebye, searches ignored, every SOAP action answered HTTP
+ * 503; descriptions and GENA stay) or start it again (ssdp:alive). Pending calls go on. */
+void upnp_server_set_enabled(struct upnp_server *s, bool on);
+bool upnp_server_enabled(const struct upnp_server *s);
 /* Push the current state; upnp/ events the variables that changed (GENA). st copied. */
 void upnp_server_set_state(struct upnp_server *s, const struct upnp_state *st);
 

@@ -175,6 +175,8 @@ struct ssdp_config {
  * serves to its other LAN segments (weak host model). */
 struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, enum upnp_err *err);
 void ssdp_free(struct ssdp *s); /* sends ssdp:byebye */
+/* Stop (ssdp:byebye, no more alive, searches ignored) or start again (ssdp:alive). */
+void ssdp_set_enabled(struct ssdp *s, bool on);
 
 /* Pure M-SEARCH parsing, for tests and fuzzing. Returns 0 and fills st (the ST value,
  * NUL-terminated, truncated to cap) and *mx when buf is a valid M-SEARCH. */

@@ -87,6 +87,9 @@ class Runner:
         v["iwfctl"] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(self.iwfd_exe))),
                                    "tools", "iwfctl") if self.iwfd_exe else ""
         v["control"] = self.iwfd.control if self.iwfd else ""
+        # the TR-069 agent of the same build (tools/cwmp/ beside iwf/)
+        v["iwf_cwmp"] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(self.iwfd_exe))),
+                                     "tools", "cwmp", "iwf-cwmp") if self.iwfd_exe else ""
         v["http_port"] = str(self.iwfd.http_port) if self.iwfd else ""
         v["iwfd_pid"] = str(self.iwfd.proc.pid) if self.iwfd and self.iwfd.proc else ""
         v["state"] = (self.iwfd.state or "") if self.iwfd else ""
