@@ -14,6 +14,7 @@
 #include "pcp.h"
 #include "pcp_event.h"
 #include "../testutil.h"
+#include "udp_util.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -103,28 +104,9 @@ static void srv_close(struct srv *s)
 	close(s->fd);
 }
 
-static uint16_t free_udp_port(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t sl = sizeof sin;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
-	CHECK(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
-/* An ANNOUNCE from the server's address and port (the server socket) to to_port. */
 static void send_announce(struct srv *s, uint16_t to_port, uint32_t epoch)
 {
-	struct pcp_msg a = { .version = 2, .response = true, .opcode = PCP_OPCODE_ANNOUNCE, .epoch = epoch };
-	uint8_t buf[PCP_MAX_PACKET];
-	size_t len = 0;
-	CHECK_EQ(pcp_msg_encode(&a, buf, sizeof buf, &len), PCP_OK);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(to_port) };
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(sendto(s->fd, buf, len, 0, (struct sockaddr *)&sin, sizeof sin) == (ssize_t)len);
+	tu_send_announce(s->fd, to_port, epoch);
 }
 
 static void on_guard(evutil_socket_t fd, short what, void *arg)
@@ -162,7 +144,7 @@ static bool setup(struct setup *t, const char *ifname)
 	char server[64];
 	snprintf(server, sizeof server, "127.0.0.1:%u", t->s.port);
 	const char *servers[] = { server };
-	t->aport = free_udp_port();
+	t->aport = tu_free_udp_port();
 	struct pcp_io_config iocfg = { .servers = servers, .n_servers = 1, .listen_announce = true,
 				       .announce_port = t->aport };
 #ifdef PCP_IO_ANNOUNCE_GAP_MS

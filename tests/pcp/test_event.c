@@ -10,6 +10,7 @@
 #include "pcp.h"
 #include "pcp_event.h"
 #include "../testutil.h"
+#include "udp_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -215,27 +216,9 @@ static bool wait_for(struct ctx *c, enum pcp_event_type type, bool renewal, unsi
 	return c->got;
 }
 
-static uint16_t free_udp_port(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t sl = sizeof sin;
-	sin.sin_addr.s_addr = htonl(INADDR_ANY);
-	CHECK(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
-	CHECK(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
 static void send_announce(struct responder *r, uint16_t to_port, uint32_t epoch)
 {
-	struct pcp_msg a = { .version = 2, .response = true, .opcode = PCP_OPCODE_ANNOUNCE, .epoch = epoch };
-	uint8_t buf[PCP_MAX_PACKET];
-	size_t len = 0;
-	CHECK_EQ(pcp_msg_encode(&a, buf, sizeof buf, &len), PCP_OK);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(to_port) };
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(sendto(r->fd, buf, len, 0, (struct sockaddr *)&sin, sizeof sin) == (ssize_t)len);
+	tu_send_announce(r->fd, to_port, epoch);
 }
 
 static void test_parse_server(void)
@@ -276,7 +259,7 @@ static void test_loopback(void)
 	char server[64];
 	snprintf(server, sizeof server, "127.0.0.1:%u", r1.port);
 	const char *servers[] = { server };
-	uint16_t aport = free_udp_port();
+	uint16_t aport = tu_free_udp_port();
 	struct pcp_io_config iocfg = { .servers = servers, .n_servers = 1, .listen_announce = true,
 				       .announce_port = aport };
 	int err = -1;
