@@ -1258,6 +1258,18 @@ def per_mapping(base, e):
     return (e["VmRSS_kB"] - base["VmRSS_kB"]) * 1024 / e["mappings"]
 
 
+def io_stages(series):
+    """(series, stage, its numbers, Adds) of every iwfd fill stage with /proc/PID/io deltas,
+    the whole fill last in each series."""
+    for key, s in series.items():
+        if s["daemon"] != "iwfd":
+            continue
+        for lab, st in list(s["stages"].items()) + [("whole fill", s["total"])]:
+            n = st.get("adds")
+            if n and "write_bytes" in st:
+                yield key, lab, st, n
+
+
 def metrics(res):
     """The comparable numbers of a run: [(key, value, decimals)], same keys in every run that has
     them (older JSONs have fewer).  Keys start with the issue's acceptance item (a)-(f)."""
@@ -1320,20 +1332,14 @@ def metrics(res):
                 add(f"(d) fill {key} {lab}: Adds/s", st["adds"] / st["seconds"], 1)
         add(f"(d) fill {key}: mappings reached", s["reached"])
         add(f"(d) fill {key}: failed Adds", s["total"].get("failed"))
-    for key, s in series.items():
-        if s["daemon"] != "iwfd":
-            continue
-        for lab, st in list(s["stages"].items()) + [("whole fill", s["total"])]:
-            n = st.get("adds")
-            if not n or "write_bytes" not in st:
-                continue
-            add(f"(e) {key} {lab}: write_bytes per Add, B", st["write_bytes"] / n)
-            add(f"(e) {key} {lab}: wchar per Add, B", st["wchar"] / n)
-            if "log_bytes" in st:
-                add(f"(e) {key} {lab}: log bytes per Add, B", st["log_bytes"] / n)
-                add(f"(e) {key} {lab}: state wchar per Add (wchar - log - HTTP in wchar), B",
-                    (st["wchar"] - st["log_bytes"] - st.get("http_wchar_bytes", 0)) / n)
-            add(f"(e) {key} {lab}: iwfd CPU per Add, µs", st["cpu_ns"] / n / 1e3)
+    for key, lab, st, n in io_stages(series):
+        add(f"(e) {key} {lab}: write_bytes per Add, B", st["write_bytes"] / n)
+        add(f"(e) {key} {lab}: wchar per Add, B", st["wchar"] / n)
+        if "log_bytes" in st:
+            add(f"(e) {key} {lab}: log bytes per Add, B", st["log_bytes"] / n)
+            add(f"(e) {key} {lab}: state wchar per Add (wchar - log - HTTP in wchar), B",
+                (st["wchar"] - st["log_bytes"] - st.get("http_wchar_bytes", 0)) / n)
+        add(f"(e) {key} {lab}: iwfd CPU per Add, µs", st["cpu_ns"] / n / 1e3)
     for lab, v in (res.get("storage") or {}).items():
         if lab.startswith("after") and isinstance(v, dict) and "bytes" in v:
             add(f"(e) state storage {lab}, bytes", v["bytes"])
@@ -1583,20 +1589,14 @@ def report(res):
         L.append("")
         L.append("7. Storage writes per AddPortMapping (iwfd; /proc/PID/io deltas over the fill / Adds)")
         rows = []
-        for key, s in series.items():
-            if s["daemon"] != "iwfd":
-                continue
-            for lab, st in list(s["stages"].items()) + [("whole fill", s["total"])]:
-                n = st.get("adds")
-                if not n or "write_bytes" not in st:
-                    continue
-                http = st.get("resp_bytes", 0) / n
-                http_w = st.get("http_wchar_bytes", 0) / n     # runs before the calibration: 0
-                logb = st.get("log_bytes", 0) / n
-                rows.append((key, lab, fmt(n), fmt(st["write_bytes"] / n, 0),
-                             fmt(st["cancelled_write_bytes"] / n, 0), fmt(st["wchar"] / n, 0),
-                             fmt(logb, 0), f"{fmt(http, 0)} ({fmt(http_w, 0) if 'http_wchar_bytes' in st else '?'})",
-                             fmt(st["wchar"] / n - logb - http_w, 0), fmt(st["syscw"] / n, 2)))
+        for key, lab, st, n in io_stages(series):
+            http = st.get("resp_bytes", 0) / n
+            http_w = st.get("http_wchar_bytes", 0) / n     # runs before the calibration: 0
+            logb = st.get("log_bytes", 0) / n
+            rows.append((key, lab, fmt(n), fmt(st["write_bytes"] / n, 0),
+                         fmt(st["cancelled_write_bytes"] / n, 0), fmt(st["wchar"] / n, 0),
+                         fmt(logb, 0), f"{fmt(http, 0)} ({fmt(http_w, 0) if 'http_wchar_bytes' in st else '?'})",
+                         fmt(st["wchar"] / n - logb - http_w, 0), fmt(st["syscw"] / n, 2)))
         L += table(("daemon, control points", "stage", "Adds", "write_bytes/Add", "cancelled/Add", "wchar/Add",
                     "log/Add", "HTTP answers/Add (in wchar)", "state wchar/Add", "write calls/Add"), rows)
         L.append("write_bytes: bytes the process dirtied in the page cache (whole 4 KiB pages, the log "
