@@ -11,7 +11,8 @@ from a link-local and from a ULA source, and unicast, answered with the matching
 LOCATION; no answer to the WAN host nor to a LAN source outside lan0's prefixes; the
 description over IPv6 (ULA and link-local); HTTP from outside the prefixes closed unanswered,
 from the WAN refused; GENA SUBSCRIBE over IPv6 with an IPv6 callback gets its NOTIFY (ULA and
-link-local), another host's callback 412; and without --ipv6 nothing is sent over IPv6.
+link-local), another host's callback 412; a prefix added while running is served; and
+without --ipv6 nothing is sent over IPv6.
 usage: test_ipv6.py HARNESS
        test_ipv6.py --client MODE ARGS...   (run inside a namespace by the test itself)
 """
@@ -326,6 +327,18 @@ try:
     g = run_client(L, "gena", "fd77:1::1", h.port, "eth0", "fd77:1::3", 47003)
     check(g["status"] == 412 and g["notify"] == [],
           "CALLBACK naming another IPv6 host: 412, nothing sent (%s)" % g["status"])
+
+    # --- a LAN prefix added while running (DHCPv6-PD after a WAN reconnect): served
+    sh("ip", "-n", R, "addr", "add", "fd77:5::1/64", "dev", "lan0")
+    sh("ip", "-n", L, "addr", "add", "fd77:5::2/64", "dev", "eth0")
+    g = run_client(L, "get", "fd77:5::1", h.port, "fd77:5::2", "eth0", "/rootDesc.xml")
+    check(g.get("data", "").startswith("HTTP/1.1 200"),
+          "HTTP from fd77:5::2 in a prefix added after the start: 200 (%s)" % g)
+    res = search(L, GROUP6, 1900, "fd77:5::2")
+    check(len(res) == 1 and res[0]["headers"].get("location") ==
+          "http://[fd77:5::1]:%d/rootDesc.xml" % h.port,
+          "M-SEARCH from fd77:5::2: answered, LOCATION in the new prefix (%s)" %
+          [r["headers"].get("location") for r in res])
     check(h.alive(), "harness alive at the end")
 finally:
     if h is not None:
