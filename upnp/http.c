@@ -21,6 +21,8 @@
  * per interface, bound to it (SO_BINDTODEVICE); Linux delivers a connection for our LAN
  * address that arrives on the WAN interface to no listener at all (the weak host model
  * would otherwise accept it). A peer must also be on one of its interface's subnets.
+ * With http_server_config.ipv6 each interface also gets an IPv6 listener on [::] (same
+ * port, IPV6_V6ONLY), whose peers must be on-link (upnp_lan_if_has6); limits are shared.
  *
  * Memory: every byte a peer can make us hold is counted (conn_held: unparsed input,
  * requests, responses not yet sent). A connection is not read or parsed further while

@@ -10,6 +10,11 @@
  * traffic at a spoofed victim elsewhere. Replies are further limited by a global token
  * bucket and one per source address.
  *
+ * IPv6 (ssdp_config.ipv6, UDA 1.1 Annex A): a second socket on [::]:1900 joins ff02::c on
+ * each LAN interface; IPV6_PKTINFO plays IP_PKTINFO's part, a source must be on-link
+ * (upnp_lan_if_has6), the buckets and limits are shared with IPv4, and LOCATION names a
+ * bracketed address of the interface (location6).
+ *
  * Per-source buckets are not a small table of recent sources (a source evicted from it
  * came back with a full bucket, so 100 rotating addresses were each "new" and fresh and
  * used up every budget): each address owns two of SSDP_SRC_BUCKETS buckets chosen by two
