@@ -63,7 +63,7 @@
 #define HTTP_OUT_MAX 16384       /* unsent answer bytes above which a connection is not parsed */
 #define HTTP_HOST_SHARE 4        /* a host may hold 1/4 of the connections and of the bytes */
 #define HTTP_HOST_RESERVE 16384  /* a host holding less may read even when the total is full */
-#define HTTP_MAX_LISTENERS 8
+#define HTTP_MAX_LISTENERS 16      /* 8 LAN interfaces, IPv4 and IPv6 each */
 #define HTTP_KERNEL_BUF 65536    /* SO_RCVBUF / SO_SNDBUF of LAN connections (kernel doubles) */
 #define HTTP_CLIENT_MAX_STATUS 512 /* bytes of a NOTIFY response we look at */
 
