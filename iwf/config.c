@@ -372,6 +372,12 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				rc = fail(detail, cap, "user: user name of at most %zu bytes expected", sizeof(cfg->user) - 1);
 				goto out;
 			}
+		} else if (strcmp(key, "upnp_ipv6") == 0) {
+			if (!json_is_boolean(v)) {
+				rc = fail(detail, cap, "upnp_ipv6: true or false expected");
+				goto out;
+			}
+			cfg->upnp_ipv6 = json_is_true(v);
 		} else if (strcmp(key, "friendly_name") == 0) {
 			if (!copy_str(cfg->friendly_name, sizeof(cfg->friendly_name), v)) {
 				rc = fail(detail, cap, "friendly_name: string of at most %zu bytes expected",
@@ -499,7 +505,7 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 			static const char *const known[] = {"lan_interfaces", "lan_address", "http_port", "pcp_servers",
 							    "pcp_servers_file", "state_file", "igd_version", "wan_type",
 							    "log_level", "friendly_name", "pcp", "nat", "security", "user",
-							    "control_socket", NULL};
+							    "control_socket", "upnp_ipv6", NULL};
 			rc = fail_unknown(detail, cap, "", key, known);
 			goto out;
 		}

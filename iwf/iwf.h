@@ -67,6 +67,8 @@ struct iwf_config {
 	size_t n_lan_ifs;
 	char lan_addr[64];        /* "" = first IPv4 address of the first LAN interface */
 	uint16_t http_port;       /* default IWF_DEFAULT_HTTP_PORT; 0 = ephemeral */
+	bool upnp_ipv6;           /* also UPnP over IPv6 on the LAN interfaces (UDA 1.1 Annex A);
+				     default false */
 	char pcp_servers[IWF_MAX_PCP_SERVERS][80]; /* "ADDR", "ADDR:PORT", "[V6]:PORT" */
 	size_t n_pcp_servers;        /* 0 = the IPv4 default router (RFC 6887 §8.1) */
 	char pcp_servers_file[256];  /* DHCP hand-over file (RFC 7291 options), "" = none */

@@ -5,7 +5,7 @@ fail=0
 check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 out=$("$iwfd" --help); rc=$?
 check '[ $rc -eq 0 ]' "--help exits 0"
-for flag in --config --lan-if --lan-addr --http-port --pcp-server --state --no-state --igd --foreground --log-level --nat --wan-if --pcp-servers-file --help --version; do
+for flag in --config --lan-if --lan-addr --http-port --pcp-server --state --no-state --igd --foreground --log-level --nat --wan-if --pcp-servers-file --upnp-ipv6 --help --version; do
   check 'echo "$out" | grep -q -- "$flag"' "--help mentions $flag"
 done
 check '"$iwfd" --version | grep -Eq "^iwfd [0-9]+\.[0-9]+"' "--version prints the version"

@@ -25,6 +25,7 @@ static void test_defaults(void)
 	CHECK_EQ_INT(c.pcp_lifetime, 7200);
 	CHECK(c.listen_announce);
 	CHECK(!c.allow_third_party);
+	CHECK(!c.upnp_ipv6); /* issue 15: UPnP over IPv6 is opt-in */
 	/* issue "Real homes" #12: persistence is on unless turned off */
 	CHECK(strcmp(c.state_file, IWF_DEFAULT_STATE_FILE) == 0);
 	CHECK(strcmp(c.state_file, "/var/lib/iwfd/state") == 0);
@@ -41,7 +42,7 @@ static void test_load(void)
 	iwf_config_init(&c);
 	const char *p = write_file(
 		"{\"lan_interfaces\": [\"br-lan\", \"wlan0\"], \"pcp_servers\": [\"[2001:db8::1]:5351\"],"
-		" \"igd_version\": 2, \"http_port\": 5000, \"state_file\": \"/tmp/x.json\","
+		" \"igd_version\": 2, \"http_port\": 5000, \"state_file\": \"/tmp/x.json\", \"upnp_ipv6\": true,"
 		" \"log_level\": \"debug\", \"pcp\": {\"lifetime\": 600, \"service_wait_s\": 0},"
 		" \"security\": {\"allow_third_party\": true, \"rules\": [\"deny 0-65535 192.168.1.66 0-65535\","
 		" \"allow 1024-65535 192.168.1.0/24 1024-65535\"]}}");
@@ -51,6 +52,7 @@ static void test_load(void)
 	CHECK(strcmp(c.pcp_servers[0], "[2001:db8::1]:5351") == 0);
 	CHECK_EQ_INT(c.igd_version, 2);
 	CHECK_EQ_INT(c.http_port, 5000);
+	CHECK(c.upnp_ipv6);
 	CHECK_EQ_INT(c.log_level, IWF_LOG_DEBUG);
 	CHECK_EQ_INT(c.pcp_lifetime, 600);
 	CHECK_EQ_INT(c.pcp_service_wait_s, 0);
@@ -67,6 +69,7 @@ static void test_load(void)
 		{"{\"security\": {\"rules\": [\"permit all\"]}}", "rules[0]"},
 		{"{\"lan_interfaces\": \"br-lan\"}", "lan_interfaces"},
 		{"{\"log_level\": \"loud\"}", "log_level"},
+		{"{\"upnp_ipv6\": \"yes\"}", "upnp_ipv6"},
 		{"[1, 2]", "top level"},
 		{"{\"igd_version\": 1, \"igd_version\": 2}", "duplicate"},
 		{"{broken", "cfg-"},
