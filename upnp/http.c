@@ -21,6 +21,8 @@
  * per interface, bound to it (SO_BINDTODEVICE); Linux delivers a connection for our LAN
  * address that arrives on the WAN interface to no listener at all (the weak host model
  * would otherwise accept it). A peer must also be on one of its interface's subnets.
+ * With http_server_config.ipv6 each interface also gets an IPv6 listener on [::] (same
+ * port, IPV6_V6ONLY), whose peers must be on-link (upnp_lan_if_has6); limits are shared.
  *
  * Memory: every byte a peer can make us hold is counted (conn_held: unparsed input,
  * requests, responses not yet sent). A connection is not read or parsed further while
@@ -128,6 +130,7 @@ struct http_listener {
 	bool lan;                    /* bound to lif: peers must be on its subnets (IPv6: on-link,
 					upnp_lan_if_has6) */
 	struct upnp_lan_if lif;
+	uint64_t refreshed_ms;       /* IPv6: lif's addresses last re-read */
 };
 
 struct http_server {
@@ -1004,14 +1007,19 @@ static void refuse_busy(struct http_server *s, evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* Refusals are logged at most once a second: a flood must not flood the log too. */
 static bool refusal_log_due(struct http_server *s)
 {
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 	if (s->last_refusal_log_ms != 0 && now - s->last_refusal_log_ms < 1000)
 		return false;
 	s->last_refusal_log_ms = now;
@@ -1042,6 +1050,12 @@ static int conn_add(struct http_server *s, struct http_listener *l, evutil_socke
 	size_t per_host = s->cfg.max_connections / HTTP_HOST_SHARE > 4 ?
 			  s->cfg.max_connections / HTTP_HOST_SHARE : 4, mine = 0;
 
+	if (l != NULL && l->lan && l->family == AF_INET6 && !peer_on_lan(l, sa) &&
+	    mono_ms() - l->refreshed_ms >= 1000) {
+		/* the LAN prefix may have changed (DHCPv6-PD): look again, once a second at most */
+		l->refreshed_ms = mono_ms();
+		upnp_lan_if_refresh6(&l->lif);
+	}
 	if (l != NULL && l->lan && !peer_on_lan(l, sa)) {
 		/* LAN only: a peer that is not on the interface's subnet gets no answer. */
 		if (refusal_log_due(s)) {

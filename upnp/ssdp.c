@@ -10,6 +10,11 @@
  * traffic at a spoofed victim elsewhere. Replies are further limited by a global token
  * bucket and one per source address.
  *
+ * IPv6 (ssdp_config.ipv6, UDA 1.1 Annex A): a second socket on [::]:1900 joins ff02::c on
+ * each LAN interface; IPV6_PKTINFO plays IP_PKTINFO's part, a source must be on-link
+ * (upnp_lan_if_has6), the buckets and limits are shared with IPv4, and LOCATION names a
+ * bracketed address of the interface (location6).
+ *
  * Per-source buckets are not a small table of recent sources (a source evicted from it
  * came back with a full bucket, so 100 rotating addresses were each "new" and fresh and
  * used up every budget): each address owns two of SSDP_SRC_BUCKETS buckets chosen by two
@@ -77,6 +82,7 @@ struct ssdp_target {
 
 struct ssdp_iface {
 	struct upnp_lan_if lan;    /* name, index, primary address (source of our datagrams) */
+	uint64_t refreshed_ms;     /* IPv6 addresses last re-read (upnp_lan_if_refresh6) */
 	char *location;
 };
 
@@ -516,7 +522,12 @@ static void send_notify6(struct ssdp *s, bool alive)
 
 	inet_pton(AF_INET6, SSDP_GROUP6, &to.sin6_addr);
 	for (size_t i = 0; i < s->n_ifaces; i++) {
-		const struct ssdp_iface *ifc = &s->ifaces[i];
+		struct ssdp_iface *ifc = &s->ifaces[i];
+
+		if (alive) { /* announce the addresses the interface has now */
+			ifc->refreshed_ms = now_ms();
+			upnp_lan_if_refresh6(&ifc->lan);
+		}
 
 		if (!location6(ifc, NULL, loc, sizeof(loc)))
 			continue;
@@ -693,6 +704,13 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len, struct s
 	onlink = v6 ? upnp_lan_if_has6(&s->ifaces[ii].lan, &p->to.v6.sin6_addr,
 				       p->to.v6.sin6_scope_id) && p->to.v6.sin6_port != 0
 		    : upnp_lan_if_has(&s->ifaces[ii].lan, p->to.v4.sin_addr) && p->to.v4.sin_port != 0;
+	if (!onlink && v6 && now_ms() - s->ifaces[ii].refreshed_ms >= 1000) {
+		/* the LAN prefix may have changed since we last looked */
+		s->ifaces[ii].refreshed_ms = now_ms();
+		upnp_lan_if_refresh6(&s->ifaces[ii].lan);
+		onlink = upnp_lan_if_has6(&s->ifaces[ii].lan, &p->to.v6.sin6_addr,
+					  p->to.v6.sin6_scope_id) && p->to.v6.sin6_port != 0;
+	}
 	if (!onlink) {
 		upnp_log(&s->logger, LOG_DEBUG, "ssdp: ignoring %s: not on %s's subnet", ip,
 			 s->ifaces[ii].lan.name);
@@ -1005,6 +1023,21 @@ bool upnp_url_with_v6_host(const char *url, const struct in6_addr *addr, char *o
 	}
 	n = snprintf(out, cap, "http://[%s]%s", host, e);
 	return n > 0 && (size_t)n < cap;
+}
+
+void upnp_lan_if_refresh6(struct upnp_lan_if *lif)
+{
+	struct ifaddrs *ifa, *p;
+
+	if (getifaddrs(&ifa) != 0)
+		return; /* keep what we had */
+	lif->n_nets6 = 0;
+	lif->has_ll6 = false;
+	for (p = ifa; p != NULL; p = p->ifa_next)
+		if (p->ifa_addr != NULL && p->ifa_addr->sa_family == AF_INET6 &&
+		    strcmp(p->ifa_name, lif->name) == 0)
+			lan_if_add6(lif, p);
+	freeifaddrs(ifa);
 }
 
 /* Fill name, index and IPv4 networks of one LAN interface (shared with http.c). */

@@ -64,6 +64,10 @@ bool upnp_lan_if_has6(const struct upnp_lan_if *lif, const struct in6_addr *a, u
  * false when lif has no IPv6 address at all. */
 bool upnp_lan_if_addr6_for(const struct upnp_lan_if *lif, const struct in6_addr *peer,
 			   struct in6_addr *out);
+/* Re-read lif's IPv6 addresses: LAN prefixes change while we run (DHCPv6-PD after a WAN
+ * reconnect, SLAAC). Callers do it when an IPv6 peer is not on-link (at most once a second)
+ * and SSDP before each round of announcements. */
+void upnp_lan_if_refresh6(struct upnp_lan_if *lif);
 /* "http://HOST:PORT/path" of url with its host replaced by "[addr]" (len bytes written into
  * out, NUL-terminated); false when url has no "http://host" or out is too small. */
 bool upnp_url_with_v6_host(const char *url, const struct in6_addr *addr, char *out, size_t cap);
