@@ -262,8 +262,9 @@ void core_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args
 	uint16_t want = pm->external_port;
 	if (!admin && !rules_permit(c, want, &ic, pm->internal_port)) {
 		if (!any) {
-			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s:%u: refused by the permission rules", ftext,
-				 proto_name(proto), want, pm->internal_client, pm->internal_port);
+			char in[ADDR_PORT_TEXT_MAX];
+			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s: refused by the permission rules", ftext,
+				 proto_name(proto), want, addr_port_text(&ic, pm->internal_port, in, sizeof(in)));
 			answer_error(c, call, igd(version, UPNP_E_CONFLICT, UPNP_E_NOT_AUTHORIZED));
 			return;
 		}
@@ -284,9 +285,10 @@ void core_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args
 			return;
 		}
 		if (same->external_port != pm->external_port || !addr_eq(&same->remote_host, &rh)) {
-			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s:%u: that endpoint is mapped from port %u -> 718",
-				 ftext, proto_name(proto), pm->external_port, pm->internal_client, pm->internal_port,
-				 same->external_port);
+			char in[ADDR_PORT_TEXT_MAX];
+			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s: that endpoint is mapped from port %u -> 718",
+				 ftext, proto_name(proto), pm->external_port,
+				 addr_port_text(&ic, pm->internal_port, in, sizeof(in)), same->external_port);
 			answer_error(c, call, UPNP_E_CONFLICT);
 			return;
 		}

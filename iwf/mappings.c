@@ -67,6 +67,15 @@ bool rules_permit(const struct iwf_core *c, uint16_t ext_port, const struct in6_
 	return iwf_rules_permit(c->cfg.rules, c->cfg.n_rules, ext_port, v4, int_port);
 }
 
+const char *addr_port_text(const struct in6_addr *a, uint16_t port, char *buf, size_t cap)
+{
+	char t[INET6_ADDRSTRLEN];
+	addr_text(a, t, sizeof(t));
+	bool v6 = !pcp_addr_is_v4(a);
+	snprintf(buf, cap, "%s%s%s:%u", v6 ? "[" : "", t, v6 ? "]" : "", port);
+	return buf;
+}
+
 bool core_nat64(const struct iwf_core *c)
 {
 	return strcmp(c->cfg.nat_mode, "nat64") == 0;
@@ -606,10 +615,10 @@ void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struc
 	enum life_phase from = (enum life_phase)l->phase;
 	bool was_committed = !(cur->flags & STATE_F_INTENT);
 	uint64_t old_end = cur->lease_end_ms;
-	char ic[INET6_ADDRSTRLEN];
-	core_log(c, IWF_LOG_DEBUG, "mapping %s external port %u -> %s:%u: %s -> %s (%s)", proto_name(m.protocol),
-		 m.external_port, addr_text(&m.internal_client, ic, sizeof(ic)), m.internal_port,
-		 life_phase_name(from), life_phase_name(to), why);
+	char ic[ADDR_PORT_TEXT_MAX];
+	addr_port_text(&m.internal_client, m.internal_port, ic, sizeof(ic));
+	core_log(c, IWF_LOG_DEBUG, "mapping %s external port %u -> %s: %s -> %s (%s)", proto_name(m.protocol),
+		 m.external_port, ic, life_phase_name(from), life_phase_name(to), why);
 	l->phase = (uint8_t)to;
 	switch (to) {
 	case LIFE_PENDING:
@@ -671,8 +680,8 @@ void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struc
 			nat_apply(c, cur, false);
 		router_port_mark(c, cur->protocol, cur->router_port, false);
 		if (phase_committed(from) || was_committed)
-			core_log(c, IWF_LOG_INFO, "mapping %s external port %u -> %s:%u removed (%s)", proto_name(m.protocol),
-				 m.external_port, ic, m.internal_port, why);
+			core_log(c, IWF_LOG_INFO, "mapping %s external port %u -> %s removed (%s)", proto_name(m.protocol),
+				 m.external_port, ic, why);
 		host_adjust(c, &cur->owner, -1);
 		state_table_remove(c->table, l->id);
 		if (was_committed)

@@ -107,10 +107,10 @@ void sync_replay_one(struct iwf_core *c, struct life *l)
 	if (!client_mappable(c, &m->internal_client)) {
 		/* e.g. an IPv6 host's mapping stored in mode nat64, iwfd restarted in another mode:
 		 * not re-created, deleted with its nonce (a MAP cannot carry it here). */
-		char ic[INET6_ADDRSTRLEN];
-		core_log(c, IWF_LOG_WARN, "stored mapping %s %u -> %s:%u: not mappable in NAT mode %s: deleted",
-			 proto_name(m->protocol), m->external_port, addr_text(&m->internal_client, ic, sizeof(ic)),
-			 m->internal_port, c->cfg.nat_mode);
+		char ic[ADDR_PORT_TEXT_MAX];
+		core_log(c, IWF_LOG_WARN, "stored mapping %s %u -> %s: not mappable in NAT mode %s: deleted",
+			 proto_name(m->protocol), m->external_port,
+			 addr_port_text(&m->internal_client, m->internal_port, ic, sizeof(ic)), c->cfg.nat_mode);
 		life_to(c, l, LIFE_DISCARD, NULL, "its internal client cannot be mapped in this NAT mode");
 		return;
 	}
