@@ -224,6 +224,51 @@ static void nat64_ipv4_hosts(void)
 	}
 }
 
+static void admin_done(void *arg, enum upnp_error err, uint16_t port)
+{
+	int *out = arg;
+	out[0] = (int)err;
+	out[1] = port;
+	out[2]++;
+}
+
+/* The administrator (iwfctl add, TR-181 AddObject) may name an IPv6 host too in mode nat64,
+ * and gets 402 for it elsewhere, like a control point. */
+static void nat64_admin_static(void)
+{
+	for (int nat64 = 0; nat64 <= 1; nat64++) {
+		struct iwf_config cfg;
+		h_config(&cfg);
+		struct h *h = h_new_mode(&cfg, nat64 ? "nat64" : "none", false);
+		struct upnp_pm_entry pm;
+		memset(&pm, 0, sizeof(pm));
+		pm.protocol = TCP;
+		pm.external_port = 41000;
+		pm.internal_port = 22;
+		snprintf(pm.internal_client, sizeof(pm.internal_client), "%s", V6_B);
+		pm.enabled = true;
+		snprintf(pm.description, sizeof(pm.description), "static v6");
+		int res[3] = {-1, 0, 0};
+		size_t mk = h_mark(h);
+		iwf_core_admin_add(h->core, &pm, admin_done, res);
+		for (int t = 0; t < 100 && !res[2]; t++)
+			h_run(h, 10);
+		CHECK_EQ_INT(res[2], 1);
+		CHECK_EQ_INT(res[0], nat64 ? 0 : UPNP_E_INVALID_ARGS);
+		const struct pcp_msg *q = h_req(h, mk, 22, L_CREATE);
+		if (nat64) {
+			CHECK(q && q->has_third_party && h_ip_eq(&q->third_party, V6_B) &&
+			      h_ip_eq(&q->external_addr, V4_ANY));
+			struct iwf_admin_entry ae[2];
+			CHECK_EQ_INT((int)iwf_core_admin_list(h->core, ae, 2), 1);
+			CHECK(ae[0].is_static && strcmp(ae[0].pm.internal_client, V6_B) == 0);
+		} else {
+			CHECK(q == NULL);
+		}
+		h_free(h);
+	}
+}
+
 /* The journal keeps the 128-bit client: after a restart the mapping is listed and re-created
  * (same nonce, same THIRD_PARTY); after a restart in a mode without IPv6 clients it is
  * deleted from the carrier with its nonce and forgotten. */
@@ -285,6 +330,7 @@ int main(int argc, char **argv)
 		{"nat64_security", nat64_security},
 		{"nat64_refused_402", nat64_refused_402},
 		{"nat64_ipv4_hosts", nat64_ipv4_hosts},
+		{"nat64_admin_static", nat64_admin_static},
 		{"nat64_journal_replay", nat64_journal_replay},
 	};
 	return h_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]), "test_core_nat64");
