@@ -378,14 +378,14 @@ next:
 }
 
 /* Same host address (any port, any scope)? IPv4 and IPv6 never match each other. */
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
 {
-	if (a->ss_family != b->ss_family)
+	if (a->sa_family != b->sa_family)
 		return false;
-	if (a->ss_family == AF_INET)
+	if (a->sa_family == AF_INET)
 		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
 		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6)
+	if (a->sa_family == AF_INET6)
 		return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
 			      &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
 			      sizeof(struct in6_addr)) == 0;
@@ -469,7 +469,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		return;
 	}
 	/* CVE-2020-12695 (CallStranger): events go only to the host that subscribed. */
-	if (!same_addr(&req->peer, &addr)) {
+	if (!same_addr((const struct sockaddr *)&req->peer, (const struct sockaddr *)&addr)) {
 		char ip[INET6_ADDRSTRLEN] = "?";
 
 		if (addr.ss_family == AF_INET6)
@@ -499,7 +499,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		size_t mine = 0;
 
 		for (const struct gena_sub *q = g->subs; q != NULL; q = q->next)
-			if (!q->gone && same_addr(&addr, (const struct sockaddr_storage *)(const void *)&q->cb))
+			if (!q->gone && same_addr((const struct sockaddr *)&addr, &q->cb.sa))
 				mine++;
 		if (mine >= per_host) {
 			upnp_log(&g->cfg.logger, LOG_WARNING,

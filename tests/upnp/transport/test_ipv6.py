@@ -11,7 +11,8 @@ from a link-local and from a ULA source, and unicast, answered with the matching
 LOCATION; no answer to the WAN host nor to a LAN source outside lan0's prefixes; the
 description over IPv6 (ULA and link-local); HTTP from outside the prefixes closed unanswered,
 from the WAN refused; GENA SUBSCRIBE over IPv6 with an IPv6 callback gets its NOTIFY (ULA and
-link-local), another host's callback 412; a prefix added while running is served; and
+link-local), another host's callback 412; a host's connection share and a source's SSDP
+budget hold over IPv6; a prefix added while running is served; and
 without --ipv6 nothing is sent over IPv6.
 usage: test_ipv6.py HARNESS
        test_ipv6.py --client MODE ARGS...   (run inside a namespace by the test itself)
@@ -73,6 +74,32 @@ def client(mode, args):
         scope = ifindex if dest.startswith("ff02") or dest.startswith("fe80") else 0
         s.sendto(msg, (dest, int(port), 0, scope))
         print(json.dumps(collect(s, float(seconds))))
+    elif mode == "burst":
+        # burst DEST PORT SOURCE COUNT: COUNT unicast ssdp:all searches at once, count answers
+        dest, port, source, count = args
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind((source, 0))
+        msg = (b"M-SEARCH * HTTP/1.1\r\nHOST: [FF02::C]:1900\r\nMAN: \"ssdp:discover\"\r\n"
+               b"ST: ssdp:all\r\n\r\n")
+        for _ in range(int(count)):
+            s.sendto(msg, (dest, int(port)))
+        print(json.dumps(len(collect(s, 2.0))))
+    elif mode == "conns":
+        # conns HOST PORT SOURCE N: N idle connections from SOURCE; what the last one is told
+        host, port, source, n = args
+        socks = []
+        for _ in range(int(n)):
+            c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            c.settimeout(5)
+            c.bind((source, 0))
+            c.connect((host, int(port)))
+            socks.append(c)
+        try:
+            socks[-1].settimeout(2)
+            data = socks[-1].recv(4096).decode("latin-1")
+        except OSError as e:
+            data = type(e).__name__
+        print(json.dumps({"last": data}))
     elif mode == "listen":
         # listen IFNAME SECONDS: NOTIFYs to [ff02::c]:1900
         ifname, seconds = args
@@ -327,6 +354,15 @@ try:
     g = run_client(L, "gena", "fd77:1::1", h.port, "eth0", "fd77:1::3", 47003)
     check(g["status"] == 412 and g["notify"] == [],
           "CALLBACK naming another IPv6 host: 412, nothing sent (%s)" % g["status"])
+
+    # --- the IPv4 limits hold for IPv6 peers: a host's quarter of the connections (16 of
+    # 64), a source's SSDP reply bucket (60 answers at once)
+    g = run_client(L, "conns", "fd77:1::1", h.port, "fd77:1::2", 17)
+    check(g["last"].startswith("HTTP/1.1 503"),
+          "17th idle connection of one IPv6 host: 503 (%s)" % g["last"][:40])
+    time.sleep(0.5)
+    n = run_client(L, "burst", "fd77:1::1", 1900, "fd77:1::2", 40)
+    check(10 <= n <= 60, "40 ssdp:all searches from one IPv6 source at once: 10..60 answers (%d)" % n)
 
     # --- a LAN prefix added while running (DHCPv6-PD after a WAN reconnect): served
     sh("ip", "-n", R, "addr", "add", "fd77:5::1/64", "dev", "lan0")
