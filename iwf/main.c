@@ -63,10 +63,12 @@ static void usage(FILE *out)
 		"                         with priorities under systemd); else detach and log to syslog\n"
 		"  -d                     foreground and debug: -f --log-level debug\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
-		"  --nat none|nftables|clat  the router's own NAT: none (DS-Lite/NAT64, default),\n"
-		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules) or\n"
-		"                         clat (464XLAT: the router's CLAT translates the LAN to IPv6)\n"
-		"  --clat-prefix P/LEN    with --nat clat: the CLAT's IPv6 prefix for LAN hosts (RFC 6052)\n"
+		"  --nat none|nftables|clat|nat64  the router's own NAT: none (DS-Lite, default),\n"
+		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules),\n"
+		"                         clat (464XLAT: the router's CLAT translates the LAN to IPv6) or\n"
+		"                         nat64 (IPv6 LAN hosts get IPv4 ports from the NAT64 carrier)\n"
+		"  --clat-prefix P/LEN    with --nat clat or nat64: the CLAT's IPv6 prefix for IPv4 LAN\n"
+		"                         hosts (RFC 6052)\n"
 		"  --wan-if IFNAME        WAN interface (for --nat nftables; PCP ANNOUNCE is taken only\n"
 		"                         from it; default: the interface of the route to the server)\n"
 		"  --user NAME            run as this user once the sockets are open\n"
@@ -209,8 +211,8 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 			c->log_set = true;
 			break;
 		case OPT_NAT:
-			if (strcmp(optarg, "none") && strcmp(optarg, "nftables") && strcmp(optarg, "clat")) {
-				fprintf(stderr, "iwfd: --nat: none, nftables or clat expected, got '%s'\n", optarg);
+			if (!iwf_nat_mode_known(optarg)) {
+				fprintf(stderr, "iwfd: --nat: none, nftables, clat or nat64 expected, got '%s'\n", optarg);
 				return 2;
 			}
 			c->nat = optarg;

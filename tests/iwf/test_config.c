@@ -118,8 +118,48 @@ static void test_rules(void)
 	CHECK(iwf_rules_permit(NULL, 0, 1024, h10, 80));
 }
 
+/* --nat nat64 (issue 15, IPv6 LAN hosts behind a NAT64): needs an IPv6 PCP server (or the
+ * DHCP hand-over file); the CLAT prefix goes with clat and nat64 only. */
+static void test_nat64(void)
+{
+	struct iwf_config c;
+	char d[256];
+	iwf_config_init(&c);
+	snprintf(c.lan_ifs[0], sizeof(c.lan_ifs[0]), "br-lan");
+	c.n_lan_ifs = 1;
+	CHECK(iwf_nat_mode_known("nat64") && iwf_nat_mode_known("clat") && !iwf_nat_mode_known("nat46"));
+	snprintf(c.nat_mode, sizeof(c.nat_mode), "nat64");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL); /* no server: not the v4 router */
+	CHECK(strstr(d, "nat64") != NULL && strstr(d, "--pcp-server") != NULL);
+	snprintf(c.pcp_servers[0], sizeof(c.pcp_servers[0]), "192.0.2.1");
+	c.n_pcp_servers = 1;
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL); /* an IPv4 server */
+	CHECK(strstr(d, "192.0.2.1") != NULL);
+	snprintf(c.pcp_servers[0], sizeof(c.pcp_servers[0]), "[fd00:99::1]:5351");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK);
+	c.n_pcp_servers = 0;
+	snprintf(c.pcp_servers_file, sizeof(c.pcp_servers_file), "/run/iwfd/pcp-servers");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK);
+	CHECK(iwf_clat_prefix_parse("2001:db8:c1a7::/96", &c.clat_prefix, &c.clat_prefix_len));
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK); /* nat64 + CLAT for IPv4 hosts */
+	snprintf(c.nat_mode, sizeof(c.nat_mode), "none");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL);
+	snprintf(c.nat_mode, sizeof(c.nat_mode), "clat");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK);
+	c.clat_prefix_len = 0;
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL); /* clat without its prefix */
+	const char *p = write_file("{\"nat\": {\"mode\": \"nat64\"}}");
+	iwf_config_init(&c);
+	CHECK_EQ_INT(iwf_config_load(&c, p, d, sizeof(d)), IWF_OK);
+	CHECK(strcmp(c.nat_mode, "nat64") == 0);
+	p = write_file("{\"nat\": {\"mode\": \"nat66\"}}");
+	CHECK_EQ_INT(iwf_config_load(&c, p, d, sizeof(d)), IWF_ERR_INVAL);
+	CHECK(strstr(d, "nat64") != NULL);
+}
+
 int main(void)
 {
+	test_nat64();
 	test_defaults();
 	test_load();
 	test_rules();
