@@ -979,22 +979,30 @@ bool upnp_lan_if_has6(const struct upnp_lan_if *lif, const struct in6_addr *a, u
 	return false;
 }
 
+static bool is_ula(const struct in6_addr *a)
+{
+	return (a->s6_addr[0] & 0xfe) == 0xfc; /* fc00::/7, RFC 4193 */
+}
+
 bool upnp_lan_if_addr6_for(const struct upnp_lan_if *lif, const struct in6_addr *peer,
 			   struct in6_addr *out)
 {
-	if ((peer == NULL || IN6_IS_ADDR_LINKLOCAL(peer)) && lif->has_ll6) {
-		*out = lif->ll6;
-		return true;
-	}
-	for (size_t i = 0; peer != NULL && i < lif->n_nets6; i++)
+	for (size_t i = 0; peer != NULL && !IN6_IS_ADDR_LINKLOCAL(peer) && i < lif->n_nets6; i++)
 		if (prefix6_has(&lif->nets6[i].addr, lif->nets6[i].plen, peer)) {
 			*out = lif->nets6[i].addr;
 			return true;
 		}
-	if (lif->n_nets6 > 0) {
-		*out = lif->nets6[0].addr;
-		return true;
-	}
+	/* Link-local peers and ff02::c too: a global address first, then a ULA one. A host
+	 * that follows such a LOCATION talks to us from its own global (or ULA) address (RFC
+	 * 6724 source selection), the address it names as InternalClient; sent our link-local
+	 * one, it would call from its link-local address and be a third party for its global
+	 * one under IGD:1's default security. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < lif->n_nets6; i++)
+			if (is_ula(&lif->nets6[i].addr) == (pass == 1)) {
+				*out = lif->nets6[i].addr;
+				return true;
+			}
 	if (lif->has_ll6) {
 		*out = lif->ll6;
 		return true;

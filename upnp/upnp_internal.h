@@ -58,9 +58,9 @@ bool upnp_lan_if_has(const struct upnp_lan_if *lif, struct in_addr a);
  * IPv4-mapped addresses never are. */
 bool upnp_lan_if_has6(const struct upnp_lan_if *lif, const struct in6_addr *a, uint32_t scope_id);
 /* Our IPv6 address on lif to name in a URL for peer (RFC 6874 §1: no zone in what we send;
- * the zone is the receiver's): the link-local address for a link-local peer, else the
- * global/ULA address whose prefix holds the peer, else the first global/ULA one, else the
- * link-local one. peer NULL: a multicast to ff02::c (link-local scope) -> link-local.
+ * the zone is the receiver's): the global/ULA address whose prefix holds the peer; for any
+ * other peer (link-local ones included) and for peer NULL (a multicast to ff02::c) our first
+ * global address, else our first ULA one, else the link-local one (see ssdp.c for why).
  * false when lif has no IPv6 address at all. */
 bool upnp_lan_if_addr6_for(const struct upnp_lan_if *lif, const struct in6_addr *peer,
 			   struct in6_addr *out);

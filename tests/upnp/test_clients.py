@@ -559,7 +559,8 @@ def test_discovery():
 def test_ipv6():
     """UPnP over IPv6 through the glue (issue 15, UDA 1.1 Annex A): upnp_echo --ipv6 on the
     router side of a veth pair in namespaces of our own; from an IPv6 LAN host upnpc -6
-    discovers it on ff02::c (link-local LOCATION, its zone taken from the answer), reads
+    discovers it on ff02::c (LOCATION: the router's ULA, though the search came from the
+    host's link-local address), reads
     the description, asks GetExternalIPAddress and adds, lists and deletes a mapping with
     its own IPv6 address as InternalClient; upnp/ hands the action the host's real IPv6
     address. (python3-miniupnpc 2.2.4 has no IPv6 switch; upnpc 2.2.4 calls an IGD whose
@@ -591,13 +592,16 @@ def test_ipv6():
         m = re.search(r'(fe80::[0-9a-f:]+)/64',
                       sh('ip', '-n', l_ns, '-6', 'addr', 'show', 'dev', 'eth0').stdout)
         l_ll = m.group(1) if m else '?'
+        m = re.search(r'(fe80::[0-9a-f:]+)/64',
+                      sh('ip', '-n', r_ns, '-6', 'addr', 'show', 'dev', 'lan0').stdout)
+        r_ll = m.group(1) if m else '?'
         echo = Echo('--igd', '1', '--lan-if', 'lan0', '--addr', '10.78.1.1', '--ipv6', netns=r_ns)
         try:
             r = run(UPNPC, '-6', '-i', '-m', 'eth0', '-s')
             out = r.stdout + r.stderr
             m = re.search(r'desc: (http://\[[^\]]+\]:%d/rootDesc.xml)' % echo.port, out)
-            check(m is not None and '[fe80:' in m.group(1) and '%' not in m.group(1),
-                  'upnpc -6 discovers iwfd on ff02::c, link-local LOCATION without zone: %s' % out[-600:])
+            check(m is not None and m.group(1).startswith('http://[fd78:1::1]:'),
+                  'upnpc -6 discovers iwfd on ff02::c, the ULA LOCATION: %s' % out[-600:])
             check('ExternalIPAddress = 203.0.113.7' in out,
                   'upnpc -6 -s: GetExternalIPAddress over IPv6: %s' % out[-400:])
             r = run(UPNPC, '-6', '-i', '-m', 'eth0', '-a', 'fd78:1::2', '40006', '40006', 'TCP')
@@ -608,12 +612,12 @@ def test_ipv6():
             out = r.stdout + r.stderr
             check(re.search(r'TCP\s+40006->fd78:1::2:40006', out) is not None,
                   'upnpc -6 -l lists the mapping to fd78:1::2: %s' % out[-400:])
-            # the same over the router's ULA (a global/ULA peer, the description URL given)
-            r = run(UPNPC, '-6', '-i', '-u', 'http://[fd78:1::1]:%d/rootDesc.xml' % echo.port,
+            # over link-local (the description URL given, with the zone)
+            r = run(UPNPC, '-6', '-i', '-u', 'http://[%s%%25eth0]:%d/rootDesc.xml' % (r_ll, echo.port),
                     '-a', 'fd78:1::2', '40007', '40007', 'UDP')
             out = r.stdout + r.stderr
             check('is redirected to internal' in out,
-                  'upnpc -6 -u http://[fd78:1::1]:.../rootDesc.xml -a fd78:1::2: %s' % out[-400:])
+                  'upnpc -6 -u http://[%s%%25eth0]:.../rootDesc.xml -a fd78:1::2: %s' % (r_ll, out[-400:]))
             r = run(UPNPC, '-6', '-i', '-m', 'eth0', '-d', '40006', 'TCP')
             check(r.returncode == 0 and 'failed' not in (r.stdout + r.stderr).lower(),
                   'upnpc -6 -d 40006 TCP: %s' % (r.stdout + r.stderr)[-300:])

@@ -6,9 +6,9 @@ namespaces this test creates and removes:
   [wan host] eth0 fd77:2::2/64                                 --- wan0 fd77:2::1/64          [router]
 
 The router runs upnpt_harness with --ssdp-if lan0 --ipv6 1 (IPv4 beside it, as iwfd needs).
-Checked: NOTIFY on [ff02::c]:1900 with a link-local LOCATION in brackets; M-SEARCH to ff02::c
-from a link-local and from a ULA source, and unicast, answered with the matching bracketed
-LOCATION; no answer to the WAN host nor to a LAN source outside lan0's prefixes; the
+Checked: NOTIFY on [ff02::c]:1900 with the router's ULA LOCATION in brackets; M-SEARCH to
+ff02::c from a link-local and from a ULA source (ULA LOCATION), and unicast (the address
+searched); no answer to the WAN host nor to a LAN source outside lan0's prefixes; the
 description over IPv6 (ULA and link-local); HTTP from outside the prefixes closed unanswered,
 from the WAN refused; GENA SUBSCRIBE over IPv6 with an IPv6 callback gets its NOTIFY (ULA and
 link-local), another host's callback 412; a host's connection share and a source's SSDP
@@ -289,29 +289,30 @@ try:
     check("error" in g, "without --ipv6: no HTTP over IPv6 (%s)" % g)
     h.stop()
 
-    # --- start-up NOTIFY ssdp:alive on [ff02::c]:1900, LOCATION link-local in brackets
+    # --- start-up NOTIFY ssdp:alive on [ff02::c]:1900, LOCATION in brackets: the router's
+    # ULA address (its only non-link-local one), so that hosts call from their own ULA/global
+    # address, the one they name as InternalClient
     lst = listen_start(L, 2.5)
     h = Harness(exe, "--port", 0, "--ssdp-if", "lan0", "--location-host", "10.77.1.1",
                 "--ipv6", 1, netns=R)
-    loc_ll = "http://[%s]:%d/rootDesc.xml" % (r_ll, h.port)
     loc_ula = "http://[fd77:1::1]:%d/rootDesc.xml" % h.port
     notes = listen_result(lst)
     alive = [n for n in notes if n["headers"].get("nts") == "ssdp:alive"]
     check(len({n["headers"].get("nt") for n in alive}) == 10,
           "ssdp:alive over IPv6 for all 10 targets (got %d NOTIFYs)" % len(alive))
-    check(all(n["headers"].get("location") == loc_ll for n in alive),
-          "NOTIFY LOCATION is the link-local URL %s (%s)" %
-          (loc_ll, {n["headers"].get("location") for n in alive}))
+    check(all(n["headers"].get("location") == loc_ula for n in alive),
+          "NOTIFY LOCATION is the ULA URL %s (%s)" %
+          (loc_ula, {n["headers"].get("location") for n in alive}))
     check(all(n["headers"].get("host") == "[FF02::C]:1900" for n in alive),
           "NOTIFY HOST is [FF02::C]:1900")
     check(all(n["from"].startswith("fe80") for n in alive), "NOTIFYs come from the link-local address")
 
-    # --- M-SEARCH to ff02::c from the link-local address: link-local LOCATION
+    # --- M-SEARCH to ff02::c from the link-local address: the ULA LOCATION too
     res = search(L, GROUP6, 1900, l_ll)
     check(len(res) == 1 and res[0]["start"].startswith("HTTP/1.1 200"),
           "M-SEARCH from %s to ff02::c answered (%d)" % (l_ll, len(res)))
-    check(all(r["headers"].get("location") == loc_ll for r in res),
-          "... with LOCATION %s (%s)" % (loc_ll, [r["headers"].get("location") for r in res]))
+    check(all(r["headers"].get("location") == loc_ula for r in res),
+          "... with LOCATION %s (%s)" % (loc_ula, [r["headers"].get("location") for r in res]))
     check(all(r["headers"].get("st") == "upnp:rootdevice" for r in res), "... ST upnp:rootdevice")
     # from the ULA address: the ULA LOCATION
     res = search(L, GROUP6, 1900, "fd77:1::2")

@@ -80,11 +80,11 @@ int main(void)
 	static const struct {
 		const char *peer, *want, *what;
 	} w[] = {
-		{ "fe80::2", "fe80::1", "link-local peer: our link-local address" },
+		{ "fe80::2", "2001:db8:1:2::1", "link-local peer: our global address (it then calls from its own)" },
 		{ "2001:db8:1:2::99", "2001:db8:1:2::1", "GUA peer: our address in its prefix" },
 		{ "fd00:aa:bb:90::5", "fd00:aa:bb:80::1", "ULA peer: our address in its prefix" },
 		{ "2001:db8:9::9", "2001:db8:1:2::1", "off-prefix peer: our first global/ULA address" },
-		{ NULL, "fe80::1", "multicast to ff02::c: link-local" },
+		{ NULL, "2001:db8:1:2::1", "multicast to ff02::c: our global address" },
 	};
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
 		peer = w[i].peer ? a6(w[i].peer) : a6("::");
@@ -100,6 +100,19 @@ int main(void)
 		check(upnp_lan_if_addr6_for(&only_ll, &peer, &got) &&
 		      memcmp(&got, &lif.ll6, sizeof(got)) == 0,
 		      "no global/ULA address: the link-local one for everyone");
+		struct upnp_lan_if ula_first = lif;
+		ula_first.n_nets6 = 0;
+		net(&ula_first, "fd00:aa:bb:80::1", 57);
+		net(&ula_first, "2001:db8:1:2::1", 64);
+		peer = a6("fe80::2");
+		check(upnp_lan_if_addr6_for(&ula_first, &peer, &got) &&
+		      memcmp(&got, &ula_first.nets6[1].addr, sizeof(got)) == 0,
+		      "link-local peer, ULA listed first: the global address still");
+		ula_first.n_nets6 = 1;
+		check(upnp_lan_if_addr6_for(&ula_first, NULL, &got) &&
+		      memcmp(&got, &ula_first.nets6[0].addr, sizeof(got)) == 0,
+		      "ff02::c with a ULA prefix only: the ULA address");
+		peer = a6("2001:db8:1:2::99");
 		none.n_nets6 = 0;
 		none.has_ll6 = false;
 		check(!upnp_lan_if_addr6_for(&none, &peer, &got), "no IPv6 address: none to name");
