@@ -335,6 +335,7 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				rc = fail(detail, cap, "control_socket: absolute path (shorter than 108 bytes) or \"\" expected");
 				goto out;
 			}
+			cfg->control_socket_set = true;
 		} else if (strcmp(key, "state_file") == 0) {
 			if (!copy_str(cfg->state_file, sizeof(cfg->state_file), v)) {
 				rc = fail(detail, cap, "state_file: path expected");

@@ -258,7 +258,8 @@ int iwf_control_give(struct iwf *w, unsigned uid, unsigned gid, char *detail, si
 const char *iwf_err_name(enum iwf_err err)
 {
 	static const char *const names[] = {"ok", "invalid configuration", "cannot read configuration",
-					    "LAN side failed", "PCP side failed", "out of memory"};
+					    "LAN side failed", "PCP side failed", "out of memory",
+					    "control socket failed"};
 	return (size_t)err < sizeof(names) / sizeof(names[0]) ? names[err] : "unknown error";
 }
 
@@ -393,6 +394,24 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	if (!w->netwatch)
 		iwf_log(w->log, IWF_LOG_WARN, "address changes will not be noticed (rtnetlink: %s)", strerror(nwerr));
 
+	if (cfg->control_socket[0]) {
+		/* iwfctl's way in. A path the administrator named must work: not making it is a
+		 * start-up error like a busy port (before the LAN side starts, so a failed start
+		 * announces nothing there). The default path only warns and iwfd serves
+		 * without it: a second iwfd started by hand beside the service (its own state
+		 * file, its own LAN) finds the default socket taken, and a system without a
+		 * writable /run still gets its IGD (docs/configuration.md). */
+		char cdetail[512];
+		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, cdetail, sizeof(cdetail));
+		if (!w->control && cfg->control_socket_set) {
+			*err = IWF_ERR_CONTROL;
+			if (detail)
+				snprintf(detail, cap, "%s", cdetail);
+			goto fail;
+		}
+		if (!w->control)
+			iwf_log(w->log, IWF_LOG_WARN, "%s; iwfctl cannot reach this iwfd", cdetail);
+	}
 	char uuids[3][UPNP_UUID_TEXT];
 	upnp_uuid_format(meta.uuid_igd, uuids[0]);
 	upnp_uuid_format(meta.uuid_wan_device, uuids[1]);
@@ -434,14 +453,6 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	bool have_server = pcp_io_get_server(w->io, &server);
 	w->probe = iwf_startprobe_new(base, have_server ? &server : NULL, w->server_why, w->log);
 	snprintf(w->root_url, sizeof(w->root_url), "%s", upnp_server_root_url(w->upnp));
-	if (cfg->control_socket[0]) {
-		/* iwfctl's way in; without it iwfd still serves (a second iwfd on the default path
-		 * is told so here and runs without one). */
-		char cdetail[512];
-		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, cdetail, sizeof(cdetail));
-		if (!w->control)
-			iwf_log(w->log, IWF_LOG_WARN, "%s; iwfctl cannot reach this iwfd", cdetail);
-	}
 	w->started_ms = env_mono(w);
 	iwf_core_start(w->core); /* pushes the evented state; PCP_SERVICE_WAIT begins */
 	iwf_core_run(w->core);   /* the identity (boot id) is durable before we serve */

@@ -299,6 +299,8 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 		fprintf(stderr, "iwfd: --control-socket: absolute path (shorter than 108 bytes) or \"\" expected\n");
 		return 2;
 	}
+	if (c->control)
+		cfg->control_socket_set = true;
 	if (c->http_port_set)
 		cfg->http_port = c->http_port;
 	if (c->igd_set)
