@@ -214,8 +214,16 @@ static void control_upnp_enable(void *arg, bool on)
 	upnp_server_set_enabled(w->upnp, on);
 }
 
-static const struct iwf_control_ops control_ops = {
-	.info = control_info, .reload = control_reload, .upnp_enable = control_upnp_enable};
+static void control_upnp_stats(void *arg, struct upnp_stats *out)
+{
+	struct iwf *w = arg;
+	upnp_server_stats(w->upnp, out);
+}
+
+static const struct iwf_control_ops control_ops = {.info = control_info,
+						   .reload = control_reload,
+						   .upnp_enable = control_upnp_enable,
+						   .upnp_stats = control_upnp_stats};
 
 int iwf_reload(struct iwf *w, const struct iwf_config *cfg, char *msg, size_t cap)
 {

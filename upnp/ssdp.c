@@ -124,6 +124,7 @@ struct ssdp {
 	uint64_t last_limit_log_ms;
 	struct upnp_logger logger;
 	bool off;                  /* stopped (ssdp_set_enabled): no alive, searches ignored */
+	struct upnp_stats st;      /* the ssdp_* counters */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -477,6 +478,7 @@ static void send_replies(struct ssdp *s, size_t iface, struct in_addr local,
 	char msg[SSDP_DGRAM_MAX], usn[SSDP_ST_MAX * 2], date[64];
 	const char *rst;
 
+	s->st.ssdp_answered++;
 	http_date(date, sizeof(date));
 	for (size_t t = 0; t < s->n_targets; t++) {
 		int n;
@@ -538,32 +540,41 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 	char ip[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip));
+	if (len < 9 || strncasecmp(buf, "M-SEARCH ", 9) != 0)
+		return; /* NOTIFYs of other devices, responses: not for us */
 	if (ii < 0) {
 		/* Not a LAN interface (the WAN side): never answer. */
+		s->st.ssdp_not_lan++;
 		return;
 	}
 	if (!upnp_lan_if_has(&s->ifaces[ii].lan, from->sin_addr) || from->sin_port == 0) {
 		upnp_log(&s->logger, LOG_DEBUG, "ssdp: ignoring %s: not on %s's subnet", ip,
 			 s->ifaces[ii].lan.name);
+		s->st.ssdp_not_lan++;
 		return;
 	}
-	if (len < 9 || strncasecmp(buf, "M-SEARCH ", 9) != 0)
-		return; /* NOTIFYs of other devices, responses: not for us */
+	s->st.ssdp_msearch++;
 	if (msearch_parse(buf, len, &m, NULL, 0) != 0) {
 		upnp_log(&s->logger, LOG_DEBUG, "ssdp: malformed M-SEARCH from %s", ip);
+		s->st.ssdp_malformed++;
 		return;
 	}
 	if (multicast) {
 		/* UDA 1.1 §1.3.2: multicast searches carry MAN "ssdp:discover" and MX. */
-		if (!m.man_quoted || !m.has_mx)
+		if (!m.man_quoted || !m.has_mx) {
+			s->st.ssdp_malformed++;
 			return;
+		}
 		dst.s_addr = 0;
 	} else if (!m.man_quoted && !m.man_bare) {
+		s->st.ssdp_malformed++;
 		return;
 	}
 	n = count_answers(s, m.st);
-	if (n == 0)
+	if (n == 0) {
+		s->st.ssdp_no_match++;
 		return;
+	}
 	now = now_ms();
 	/* Two global budgets: quiet sources (an ask credit left in their bucket) draw from
 	 * "fresh", the busy ones from "global". A flood from many
@@ -580,6 +591,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 			s->last_limit_log_ms = now;
 			upnp_log(&s->logger, LOG_INFO, "ssdp: rate limit, not answering %s", ip);
 		}
+		s->st.ssdp_rate_limited++;
 		return;
 	}
 	src_charge(sb, 0, n * 1000u);
@@ -593,8 +605,10 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		send_replies(s, (size_t)ii, dst, from, m.st);
 		return;
 	}
-	if (s->n_pending >= SSDP_MAX_PENDING)
+	if (s->n_pending >= SSDP_MAX_PENDING) {
+		s->st.ssdp_rate_limited++;
 		return;
+	}
 	{
 		/* A flood (even from many addresses) must not fill every slot: each source
 		 * may have only a couple of delayed answers waiting. */
@@ -602,8 +616,10 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		for (const struct ssdp_pending *q = s->pending; q != NULL; q = q->next)
 			if (q->to.sin_addr.s_addr == from->sin_addr.s_addr)
 				mine++;
-		if (mine >= SSDP_PENDING_PER_SOURCE)
+		if (mine >= SSDP_PENDING_PER_SOURCE) {
+			s->st.ssdp_rate_limited++;
 			return;
+		}
 	}
 	{
 		struct ssdp_pending *p = calloc(1, sizeof(*p));
@@ -969,6 +985,18 @@ void ssdp_set_enabled(struct ssdp *s, bool on)
 	s->off = false;
 	s->alive_round = 0;
 	notify_cb(-1, 0, s); /* ssdp:alive now, repeated as at start */
+}
+
+void ssdp_stats(const struct ssdp *s, struct upnp_stats *out)
+{
+	if (s == NULL)
+		return;
+	out->ssdp_msearch = s->st.ssdp_msearch;
+	out->ssdp_answered = s->st.ssdp_answered;
+	out->ssdp_no_match = s->st.ssdp_no_match;
+	out->ssdp_rate_limited = s->st.ssdp_rate_limited;
+	out->ssdp_malformed = s->st.ssdp_malformed;
+	out->ssdp_not_lan = s->st.ssdp_not_lan;
 }
 
 void ssdp_free(struct ssdp *s)
