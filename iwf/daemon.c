@@ -10,6 +10,7 @@
 #include "netwatch.h"
 #include "pcp_event.h"
 #include "startprobe.h"
+#include "statuspage.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -37,6 +38,7 @@ struct iwf {
 	uint64_t started_ms;
 	struct event *ev_run, *ev_timer;
 	char root_url[128];
+	char udn[48];           /* "uuid:" and the root device's UUID (the status page) */
 	/* While iwf_new runs: the last error the LAN side logged, for the one-line reason. */
 	bool starting;
 	char start_error[256];
@@ -130,7 +132,22 @@ static void upnp_action_cb(void *arg, struct upnp_call *call, enum upnp_action a
 	iwf_core_action(w->core, call, action, a, from);
 }
 
+static void control_info(void *arg, struct iwf_control_info *out);
+
+/* The status page (cfg.status_page): only /status and /status.json; the rest is upnp/'s 404. */
+static bool upnp_page_cb(void *arg, const char *path, const struct sockaddr *from, struct upnp_page *out)
+{
+	struct iwf *w = arg;
+	struct iwf_control_info info;
+	(void)from; /* a LAN host: upnp/ checked its subnet */
+	memset(&info, 0, sizeof(info));
+	control_info(w, &info);
+	struct iwf_status_device dev = {.friendly_name = w->cfg.friendly_name, .udn = w->udn};
+	return iwf_status_page(w->core, &info, &dev, path, out);
+}
+
 static const struct upnp_ops iwf_upnp_ops = {.action = upnp_action_cb};
+static const struct upnp_ops iwf_upnp_ops_status = {.action = upnp_action_cb, .page = upnp_page_cb};
 
 static void upnp_log_cb(void *arg, int level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
@@ -424,6 +441,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	upnp_uuid_format(meta.uuid_igd, uuids[0]);
 	upnp_uuid_format(meta.uuid_wan_device, uuids[1]);
 	upnp_uuid_format(meta.uuid_wan_conn_device, uuids[2]);
+	snprintf(w->udn, sizeof(w->udn), "uuid:%s", uuids[0]);
 	const char *ifs[IWF_MAX_LAN_IFS];
 	for (size_t i = 0; i < cfg->n_lan_ifs; i++)
 		ifs[i] = cfg->lan_ifs[i];
@@ -440,7 +458,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		.friendly_name = cfg->friendly_name,
 		.boot_id = meta.boot_id,
 		.config_id = 1,
-		.ops = &iwf_upnp_ops,
+		.ops = cfg->status_page ? &iwf_upnp_ops_status : &iwf_upnp_ops,
 		.ops_arg = w,
 		.log = upnp_log_cb,
 		.log_arg = w,

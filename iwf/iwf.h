@@ -81,6 +81,7 @@ struct iwf_config {
 	char control_socket[108]; /* iwfctl's UNIX socket (default IWF_DEFAULT_CONTROL_SOCKET); "" = none */
 	bool control_socket_set;  /* named by the file or --control-socket: not making it is a
 				     start-up error (the default path only warns) */
+	bool status_page;         /* serve /status and /status.json on the LAN HTTP port */
 
 	/* PCP */
 	uint32_t pcp_lifetime;       /* lifetime requested in MAP when the lease is longer, s */
