@@ -231,12 +231,23 @@ void core_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args
 	addr_text(from, ftext, sizeof(ftext));
 	struct in6_addr ic, rh;
 	memset(&rh, 0, sizeof(rh));
-	if (!pcp_addr_parse(&ic, pm->internal_client) || !pcp_addr_is_v4(&ic) || addr_is_any(&ic) ||
-	    (pm->remote_host[0] && !pcp_addr_parse(&rh, pm->remote_host))) {
+	if (!pcp_addr_parse(&ic, pm->internal_client) || (pm->remote_host[0] && !pcp_addr_parse(&rh, pm->remote_host))) {
 		answer_error(c, call, UPNP_E_INVALID_ARGS);
 		return;
 	}
-	/* seed 004 §7: IGD:1 default security, no mapping on behalf of a third party. */
+	/* An IPv6 InternalClient only in mode nat64 (IPv6 LAN hosts behind a NAT64, mapped
+	 * untranslated), and only an address the carrier can route to: else 402 Invalid Args. */
+	if (!client_mappable(c, &ic)) {
+		core_log(c, IWF_LOG_INFO, "%s asked a mapping for %s: %s -> 402", ftext, pm->internal_client,
+			 pcp_addr_is_v4(&ic) ? "no host address"
+			 : core_nat64(c)     ? "an IPv6 address the carrier cannot reach"
+					     : "an IPv6 client needs NAT mode nat64");
+		answer_error(c, call, UPNP_E_INVALID_ARGS);
+		return;
+	}
+	/* seed 004 §7: IGD:1 default security, no mapping on behalf of a third party. The
+	 * caller's address and the client's are compared in full (128 bits): an IPv4 caller
+	 * asking for an IPv6 client, or the reverse, is a third party. */
 	if (!admin && !c->cfg.allow_third_party && !addr_eq(&ic, from)) {
 		core_log(c, IWF_LOG_INFO, "%s asked a mapping for %s: refused (third party)", ftext, pm->internal_client);
 		answer_error(c, call, igd(version, UPNP_E_CONFLICT, UPNP_E_NOT_AUTHORIZED));
@@ -251,8 +262,9 @@ void core_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args
 	uint16_t want = pm->external_port;
 	if (!admin && !rules_permit(c, want, &ic, pm->internal_port)) {
 		if (!any) {
-			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s:%u: refused by the permission rules", ftext,
-				 proto_name(proto), want, pm->internal_client, pm->internal_port);
+			char in[ADDR_PORT_TEXT_MAX];
+			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s: refused by the permission rules", ftext,
+				 proto_name(proto), want, addr_port_text(&ic, pm->internal_port, in, sizeof(in)));
 			answer_error(c, call, igd(version, UPNP_E_CONFLICT, UPNP_E_NOT_AUTHORIZED));
 			return;
 		}
@@ -273,9 +285,10 @@ void core_add(struct iwf_core *c, struct upnp_call *call, const struct upnp_args
 			return;
 		}
 		if (same->external_port != pm->external_port || !addr_eq(&same->remote_host, &rh)) {
-			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s:%u: that endpoint is mapped from port %u -> 718",
-				 ftext, proto_name(proto), pm->external_port, pm->internal_client, pm->internal_port,
-				 same->external_port);
+			char in[ADDR_PORT_TEXT_MAX];
+			core_log(c, IWF_LOG_INFO, "%s asked %s %u -> %s: that endpoint is mapped from port %u -> 718",
+				 ftext, proto_name(proto), pm->external_port,
+				 addr_port_text(&ic, pm->internal_port, in, sizeof(in)), same->external_port);
 			answer_error(c, call, UPNP_E_CONFLICT);
 			return;
 		}

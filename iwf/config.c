@@ -162,6 +162,15 @@ static bool parse_range(const char *s, uint16_t *lo, uint16_t *hi)
 	return true;
 }
 
+bool iwf_nat_mode_known(const char *mode)
+{
+	static const char *const modes[] = {"none", "nftables", "clat", "nat64"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(mode, modes[i]) == 0)
+			return true;
+	return false;
+}
+
 bool iwf_clat_prefix_parse(const char *text, struct in6_addr *prefix, uint8_t *len)
 {
 	char addr[INET6_ADDRSTRLEN];
@@ -370,6 +379,12 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				rc = fail(detail, cap, "user: user name of at most %zu bytes expected", sizeof(cfg->user) - 1);
 				goto out;
 			}
+		} else if (strcmp(key, "upnp_ipv6") == 0) {
+			if (!json_is_boolean(v)) {
+				rc = fail(detail, cap, "upnp_ipv6: true or false expected");
+				goto out;
+			}
+			cfg->upnp_ipv6 = json_is_true(v);
 		} else if (strcmp(key, "friendly_name") == 0) {
 			if (!copy_str(cfg->friendly_name, sizeof(cfg->friendly_name), v)) {
 				rc = fail(detail, cap, "friendly_name: string of at most %zu bytes expected",
@@ -431,9 +446,8 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 			json_object_foreach(v, k2, v2) {
 				if (strcmp(k2, "mode") == 0) {
 					if (!copy_str(cfg->nat_mode, sizeof(cfg->nat_mode), v2) ||
-					    (strcmp(cfg->nat_mode, "none") && strcmp(cfg->nat_mode, "nftables") &&
-					     strcmp(cfg->nat_mode, "clat"))) {
-						rc = fail(detail, cap, "nat.mode: \"none\", \"nftables\" or \"clat\" expected");
+					    !iwf_nat_mode_known(cfg->nat_mode)) {
+						rc = fail(detail, cap, "nat.mode: \"none\", \"nftables\", \"clat\" or \"nat64\" expected");
 						goto out;
 					}
 				} else if (strcmp(k2, "clat_prefix") == 0) {
@@ -498,7 +512,7 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 			static const char *const known[] = {"lan_interfaces", "lan_address", "http_port", "pcp_servers",
 							    "pcp_servers_file", "state_file", "igd_version", "wan_type",
 							    "log_level", "friendly_name", "pcp", "nat", "security", "user",
-							    "control_socket", "status_page", NULL};
+							    "control_socket", "upnp_ipv6", "status_page", NULL};
 			rc = fail_unknown(detail, cap, "", key, known);
 			goto out;
 		}
@@ -523,10 +537,25 @@ enum iwf_err iwf_config_check(const struct iwf_config *cfg, char *detail, size_t
 		return fail(detail, cap, "IGD version must be 1 or 2");
 	if (cfg->ppp && cfg->igd_version != 1)
 		return fail(detail, cap, "WANPPPConnection is only offered with IGD:1");
-	if (strcmp(cfg->nat_mode, "none") && strcmp(cfg->nat_mode, "nftables") && strcmp(cfg->nat_mode, "clat"))
-		return fail(detail, cap, "NAT mode must be none, nftables or clat");
-	if (!strcmp(cfg->nat_mode, "clat") != (cfg->clat_prefix_len != 0))
-		return fail(detail, cap, "the CLAT prefix (--clat-prefix or nat.clat_prefix) goes with NAT mode clat, and only with it");
+	if (!iwf_nat_mode_known(cfg->nat_mode))
+		return fail(detail, cap, "NAT mode must be none, nftables, clat or nat64");
+	bool clat = !strcmp(cfg->nat_mode, "clat"), nat64 = !strcmp(cfg->nat_mode, "nat64");
+	if (clat && !cfg->clat_prefix_len)
+		return fail(detail, cap, "NAT mode clat needs the CLAT prefix (--clat-prefix or nat.clat_prefix)");
+	if (cfg->clat_prefix_len && !clat && !nat64)
+		return fail(detail, cap, "the CLAT prefix (--clat-prefix or nat.clat_prefix) goes with NAT mode clat or nat64, and only with them");
+	if (nat64) {
+		/* An IPv6 LAN host's MAP carries its IPv6 address: the PCP server of a NAT64 is
+		 * reached over IPv6 (RFC 6146 carrier; docs/configuration.md "IPv6 LAN hosts"). */
+		if (!cfg->n_pcp_servers && !cfg->pcp_servers_file[0])
+			return fail(detail, cap, "NAT mode nat64 needs the NAT64's PCP server: --pcp-server [IPV6] or --pcp-servers-file (the IPv4 default router is no NAT64)");
+		for (size_t i = 0; i < cfg->n_pcp_servers; i++) {
+			struct in6_addr a;
+			uint16_t port;
+			if (pcp_io_parse_server(cfg->pcp_servers[i], &a, &port) && pcp_addr_is_v4(&a))
+				return fail(detail, cap, "NAT mode nat64: PCP server '%s' is IPv4; a NAT64's PCP server is reached over IPv6", cfg->pcp_servers[i]);
+		}
+	}
 	if (!strcmp(cfg->nat_mode, "nftables") && !cfg->wan_if[0])
 		return fail(detail, cap, "the nftables NAT needs the WAN interface (--wan-if or nat.wan_interface)");
 	if (cfg->nat_port_min > cfg->nat_port_max)

@@ -147,8 +147,18 @@ const char *life_phase_name(enum life_phase p);
 /* Text of an address for logs and UPnP (IPv4-mapped as a dotted quad; :: as ""). */
 const char *addr_text(const struct in6_addr *a, char *buf, size_t cap);
 bool addr_is_any(const struct in6_addr *a);
-/* The administrator's permission rules (seed 004 §7) for a mapping of an IPv4-mapped client. */
+/* "a.b.c.d:port" or "[v6]:port" for logs (cap: ADDR_PORT_TEXT_MAX). */
+#define ADDR_PORT_TEXT_MAX (INET6_ADDRSTRLEN + 8)
+const char *addr_port_text(const struct in6_addr *a, uint16_t port, char *buf, size_t cap);
+/* The administrator's permission rules (seed 004 §7) for a mapping of client. The rules name
+ * IPv4 clients: for an IPv6 client only the rules for every client (prefix /0) apply. */
 bool rules_permit(const struct iwf_core *c, uint16_t ext_port, const struct in6_addr *client, uint16_t int_port);
+/* nat.mode "nat64": IPv6 LAN hosts are mapped untranslated onto the NAT64's IPv4 ports. */
+bool core_nat64(const struct iwf_core *c);
+/* May a mapping have this internal client in the configured mode? An IPv4 host (not
+ * 0.0.0.0) always; an IPv6 host only in mode nat64 and only with an address the carrier
+ * can route to (not ::/8, link-local fe80::/10 or multicast ff00::/8). */
+bool client_mappable(const struct iwf_core *c, const struct in6_addr *ic);
 
 struct life *life_get(struct iwf_core *c, uint32_t id);
 /* New life for record id in phase (no side effects besides registering it). */

@@ -452,6 +452,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		.n_lan_ifnames = cfg->n_lan_ifs,
 		.lan_addr = cfg->lan_addr[0] ? cfg->lan_addr : NULL,
 		.http_port = cfg->http_port,
+		.ipv6 = cfg->upnp_ipv6,
 		.uuid_igd = uuids[0],
 		.uuid_wan_device = uuids[1],
 		.uuid_wan_conn_device = uuids[2],

@@ -116,7 +116,7 @@ struct pending {
 	char sugg_ip[INET6_ADDRSTRLEN];
 	uint32_t sugg_port, sugg_end;
 	uint32_t internal_port, proto;
-	char third[INET_ADDRSTRLEN];
+	char third[INET6_ADDRSTRLEN]; /* IPv6 too: --nat nat64 maps IPv6 LAN hosts */
 	char desc[UPNP_DESC_MAX + 1];
 };
 
@@ -618,7 +618,8 @@ static int set_field(struct pending *p, const char *field, const char *value)
 			return 9007;
 		p->proto = u;
 	} else if (!strcmp(field, "ThirdPartyAddress")) {
-		if (value[0] && inet_pton(AF_INET, value, &a4) != 1)
+		/* IPv6 is a valid value; whether the NAT mode can map it, the core decides */
+		if (value[0] && inet_pton(AF_INET, value, &a4) != 1 && inet_pton(AF_INET6, value, &a6) != 1)
 			return 9007;
 		snprintf(p->third, sizeof(p->third), "%s", value);
 	} else if (!strcmp(field, "Description")) {

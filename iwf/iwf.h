@@ -68,6 +68,8 @@ struct iwf_config {
 	size_t n_lan_ifs;
 	char lan_addr[64];        /* "" = first IPv4 address of the first LAN interface */
 	uint16_t http_port;       /* default IWF_DEFAULT_HTTP_PORT; 0 = ephemeral */
+	bool upnp_ipv6;           /* also UPnP over IPv6 on the LAN interfaces (UDA 1.1 Annex A);
+				     default false */
 	char pcp_servers[IWF_MAX_PCP_SERVERS][80]; /* "ADDR", "ADDR:PORT", "[V6]:PORT" */
 	size_t n_pcp_servers;        /* 0 = the IPv4 default router (RFC 6887 §8.1) */
 	char pcp_servers_file[256];  /* DHCP hand-over file (RFC 7291 options), "" = none */
@@ -92,10 +94,12 @@ struct iwf_config {
 	bool listen_announce;        /* receive ANNOUNCE on UDP 5350 */
 
 	/* Cascaded NAT (seed 004 §5.6) */
-	char nat_mode[16];           /* "none" (default: DS-Lite / NAT64, §5.5), "nftables" or "clat" */
+	char nat_mode[16];           /* "none" (default: DS-Lite, §5.5), "nftables", "clat" or "nat64" (IPv6
+				      * LAN hosts mapped untranslated onto the NAT64's IPv4 ports) */
 	char wan_if[32];             /* WAN interface the router's DNAT applies to */
 	uint16_t nat_port_min, nat_port_max; /* router-side ports iwfd may pick */
-	/* 464XLAT CPE (nat_mode "clat", RFC 6877 §6.3): the CLAT's dedicated IPv6 prefix; a LAN
+	/* 464XLAT CPE (nat_mode "clat", or "nat64" with IPv4 LAN hosts behind a CLAT; RFC 6877
+	 * §6.3): the CLAT's dedicated IPv6 prefix; a LAN
 	 * host's address on the carrier is its IPv4 address embedded in it (RFC 6052 §2.2). */
 	struct in6_addr clat_prefix;
 	uint8_t clat_prefix_len;     /* 32, 40, 48, 56, 64 or 96; 0 = not set */
@@ -115,6 +119,8 @@ bool iwf_log_level_parse(const char *s, enum iwf_log_level *out);
 enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *detail, size_t cap);
 /* Check cross-field consistency; IWF_ERR_INVAL with detail when something is wrong. */
 enum iwf_err iwf_config_check(const struct iwf_config *cfg, char *detail, size_t cap);
+/* "none", "nftables", "clat" or "nat64". */
+bool iwf_nat_mode_known(const char *mode);
 /* Parse "PREFIX/LEN" (an RFC 6052 §2.2 prefix: LEN 32, 40, 48, 56, 64 or 96, no bits set
  * past LEN nor in bits 64-71) into *prefix and *len; false if it is not one. */
 bool iwf_clat_prefix_parse(const char *text, struct in6_addr *prefix, uint8_t *len);

@@ -48,6 +48,8 @@ static void usage(FILE *out)
 		"  --lan-addr ADDR        IPv4 address to serve HTTP on (default: first address of the first LAN interface)\n"
 		"  --http-port N          HTTP port for descriptions and control (default %u;\n"
 		"                         0: any free port)\n"
+		"  --upnp-ipv6            also serve UPnP over IPv6 on the LAN interfaces (SSDP on\n"
+		"                         ff02::c, HTTP on their IPv6 addresses; default off)\n"
 		"  --pcp-server ADDR[:PORT]  PCP server (repeatable, tried in order; default port 5351;\n"
 		"                         [V6]:PORT for IPv6; none given: the default router)\n"
 		"  --pcp-servers-file FILE   PCP servers handed over by the DHCP client (RFC 7291),\n"
@@ -61,10 +63,12 @@ static void usage(FILE *out)
 		"                         with priorities under systemd); else detach and log to syslog\n"
 		"  -d                     foreground and debug: -f --log-level debug\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
-		"  --nat none|nftables|clat  the router's own NAT: none (DS-Lite/NAT64, default),\n"
-		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules) or\n"
-		"                         clat (464XLAT: the router's CLAT translates the LAN to IPv6)\n"
-		"  --clat-prefix P/LEN    with --nat clat: the CLAT's IPv6 prefix for LAN hosts (RFC 6052)\n"
+		"  --nat none|nftables|clat|nat64  the router's own NAT: none (DS-Lite, default),\n"
+		"                         nftables (cascaded NAT: iwfd installs the LAN DNAT rules),\n"
+		"                         clat (464XLAT: the router's CLAT translates the LAN to IPv6) or\n"
+		"                         nat64 (IPv6 LAN hosts get IPv4 ports from the NAT64 carrier)\n"
+		"  --clat-prefix P/LEN    with --nat clat or nat64: the CLAT's IPv6 prefix for IPv4 LAN\n"
+		"                         hosts (RFC 6052)\n"
 		"  --wan-if IFNAME        WAN interface (for --nat nftables; PCP ANNOUNCE is taken only\n"
 		"                         from it; default: the interface of the route to the server)\n"
 		"  --user NAME            run as this user once the sockets are open\n"
@@ -86,13 +90,15 @@ static void usage(FILE *out)
 
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
        OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF,
-       OPT_PCP_SERVERS_FILE, OPT_NO_STATE, OPT_USER, OPT_CONTROL_SOCKET, OPT_CLAT_PREFIX, OPT_STATUS_PAGE };
+       OPT_PCP_SERVERS_FILE, OPT_NO_STATE, OPT_USER, OPT_CONTROL_SOCKET, OPT_CLAT_PREFIX,
+       OPT_UPNP_IPV6, OPT_STATUS_PAGE };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"lan-if", required_argument, NULL, OPT_LAN_IF},
 	{"lan-addr", required_argument, NULL, OPT_LAN_ADDR},
 	{"http-port", required_argument, NULL, OPT_HTTP_PORT},
+	{"upnp-ipv6", no_argument, NULL, OPT_UPNP_IPV6},
 	{"pcp-server", required_argument, NULL, OPT_PCP_SERVER},
 	{"state", required_argument, NULL, OPT_STATE},
 	{"no-state", no_argument, NULL, OPT_NO_STATE},
@@ -137,7 +143,7 @@ struct cli {
 	const char *lan_addr, *state, *nat, *wan_if, *servers_file, *user, *control, *clat_prefix;
 	char pcp[IWF_MAX_PCP_SERVERS][80];
 	size_t n_pcp;
-	bool http_port_set, igd_set, log_set, foreground, status_page;
+	bool http_port_set, igd_set, log_set, foreground, upnp_ipv6, status_page;
 	uint16_t http_port;
 	int igd;
 	enum iwf_log_level log_level;
@@ -208,8 +214,8 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 			c->log_set = true;
 			break;
 		case OPT_NAT:
-			if (strcmp(optarg, "none") && strcmp(optarg, "nftables") && strcmp(optarg, "clat")) {
-				fprintf(stderr, "iwfd: --nat: none, nftables or clat expected, got '%s'\n", optarg);
+			if (!iwf_nat_mode_known(optarg)) {
+				fprintf(stderr, "iwfd: --nat: none, nftables, clat or nat64 expected, got '%s'\n", optarg);
 				return 2;
 			}
 			c->nat = optarg;
@@ -228,6 +234,9 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 			break;
 		case OPT_CONTROL_SOCKET:
 			c->control = optarg;
+			break;
+		case OPT_UPNP_IPV6:
+			c->upnp_ipv6 = true;
 			break;
 		case OPT_STATUS_PAGE:
 			c->status_page = true;
@@ -309,6 +318,8 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 		cfg->control_socket_set = true;
 	if (c->http_port_set)
 		cfg->http_port = c->http_port;
+	if (c->upnp_ipv6)
+		cfg->upnp_ipv6 = true;
 	if (c->igd_set)
 		cfg->igd_version = c->igd;
 	if (c->log_set)

@@ -52,9 +52,41 @@ bool addr_is_any(const struct in6_addr *a)
 
 bool rules_permit(const struct iwf_core *c, uint16_t ext_port, const struct in6_addr *client, uint16_t int_port)
 {
+	if (!pcp_addr_is_v4(client)) {
+		/* An IPv6 client (mode nat64) is in no IPv4 prefix but the whole space: only the
+		 * rules for every client apply (its low 32 bits are no IPv4 address). */
+		struct iwf_rule any[IWF_MAX_RULES];
+		size_t n = 0;
+		for (size_t i = 0; i < c->cfg.n_rules && n < IWF_MAX_RULES; i++)
+			if (c->cfg.rules[i].prefix == 0)
+				any[n++] = c->cfg.rules[i];
+		return iwf_rules_permit(any, n, ext_port, 0, int_port);
+	}
 	const uint8_t *b = &client->s6_addr[12];
 	uint32_t v4 = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 	return iwf_rules_permit(c->cfg.rules, c->cfg.n_rules, ext_port, v4, int_port);
+}
+
+const char *addr_port_text(const struct in6_addr *a, uint16_t port, char *buf, size_t cap)
+{
+	char t[INET6_ADDRSTRLEN];
+	addr_text(a, t, sizeof(t));
+	bool v6 = !pcp_addr_is_v4(a);
+	snprintf(buf, cap, "%s%s%s:%u", v6 ? "[" : "", t, v6 ? "]" : "", port);
+	return buf;
+}
+
+bool core_nat64(const struct iwf_core *c)
+{
+	return strcmp(c->cfg.nat_mode, "nat64") == 0;
+}
+
+bool client_mappable(const struct iwf_core *c, const struct in6_addr *ic)
+{
+	if (pcp_addr_is_v4(ic))
+		return !addr_is_any(ic);
+	const uint8_t *b = ic->s6_addr;
+	return core_nat64(c) && b[0] != 0 && b[0] != 0xff && !(b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
 }
 
 const char *addr_text(const struct in6_addr *a, char *buf, size_t cap)
@@ -516,10 +548,13 @@ bool life_start_flow(struct iwf_core *c, struct life *l, bool prefer_failure, ui
 		p.internal_port = m->router_port;
 	} else {
 		/* seed 004 §5.5, no NAT in the CP router: the internal address is the LAN host's,
-		 * not the one our requests leave with -> THIRD_PARTY (RFC 6887 §13.1). */
+		 * not the one our requests leave with -> THIRD_PARTY (RFC 6887 §13.1). An IPv6 host
+		 * (mode nat64) is its own address on the carrier too: the router routes IPv6 and the
+		 * NAT64 maps it onto an IPv4 port (RFC 6146), so the same rule holds. */
 		p.internal_addr = m->internal_client;
-		if (c->cfg.clat_prefix_len) /* 464XLAT CPE (RFC 6877 §6.3): the host as its stateless
-					      * CLAT shows it to the PLAT; the port is kept */
+		if (c->cfg.clat_prefix_len && pcp_addr_is_v4(&m->internal_client))
+			/* 464XLAT CPE (RFC 6877 §6.3): an IPv4 host as its stateless CLAT shows it
+			 * to the PLAT; the port is kept */
 			iwf_nat_clat_addr(&c->cfg.clat_prefix, c->cfg.clat_prefix_len, &m->internal_client,
 					  &p.internal_addr);
 		p.internal_port = m->internal_port;
@@ -527,8 +562,10 @@ bool life_start_flow(struct iwf_core *c, struct life *l, bool prefer_failure, ui
 	}
 	p.suggested_port = m->external_port;
 	p.suggested_addr = m->external_addr;
-	if (c->cfg.clat_prefix_len && addr_is_any(&p.suggested_addr))
-		p.suggested_addr.s6_addr[10] = p.suggested_addr.s6_addr[11] = 0xff; /* NAT64: an IPv4 one */
+	if ((c->cfg.clat_prefix_len || core_nat64(c)) && addr_is_any(&p.suggested_addr))
+		/* NAT64: an IPv4 external address for an IPv6 internal one, "no preference" in the
+		 * IPv4 family (RFC 6887 §11.1 and §5: ::ffff:0.0.0.0) */
+		p.suggested_addr.s6_addr[10] = p.suggested_addr.s6_addr[11] = 0xff;
 	p.lifetime = life_pcp_lifetime(c, m);
 	p.prefer_failure = prefer_failure;
 	if (!addr_is_any(&m->remote_host)) {
@@ -578,10 +615,10 @@ void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struc
 	enum life_phase from = (enum life_phase)l->phase;
 	bool was_committed = !(cur->flags & STATE_F_INTENT);
 	uint64_t old_end = cur->lease_end_ms;
-	char ic[INET6_ADDRSTRLEN];
-	core_log(c, IWF_LOG_DEBUG, "mapping %s external port %u -> %s:%u: %s -> %s (%s)", proto_name(m.protocol),
-		 m.external_port, addr_text(&m.internal_client, ic, sizeof(ic)), m.internal_port,
-		 life_phase_name(from), life_phase_name(to), why);
+	char ic[ADDR_PORT_TEXT_MAX];
+	addr_port_text(&m.internal_client, m.internal_port, ic, sizeof(ic));
+	core_log(c, IWF_LOG_DEBUG, "mapping %s external port %u -> %s: %s -> %s (%s)", proto_name(m.protocol),
+		 m.external_port, ic, life_phase_name(from), life_phase_name(to), why);
 	l->phase = (uint8_t)to;
 	switch (to) {
 	case LIFE_PENDING:
@@ -643,8 +680,8 @@ void life_to(struct iwf_core *c, struct life *l, enum life_phase to, const struc
 			nat_apply(c, cur, false);
 		router_port_mark(c, cur->protocol, cur->router_port, false);
 		if (phase_committed(from) || was_committed)
-			core_log(c, IWF_LOG_INFO, "mapping %s external port %u -> %s:%u removed (%s)", proto_name(m.protocol),
-				 m.external_port, ic, m.internal_port, why);
+			core_log(c, IWF_LOG_INFO, "mapping %s external port %u -> %s removed (%s)", proto_name(m.protocol),
+				 m.external_port, ic, why);
 		host_adjust(c, &cur->owner, -1);
 		state_table_remove(c->table, l->id);
 		if (was_committed)

@@ -118,10 +118,11 @@ struct iwf_nat *iwf_nat_new(const char *mode, const char *wan_if, char *detail, 
 		say(detail, cap, "out of memory");
 		return NULL;
 	}
-	if (!mode || !*mode || strcmp(mode, "none") == 0 || strcmp(mode, "clat") == 0)
-		return n; /* clat: the router's CLAT translates statelessly, nothing to install */
+	if (!mode || !*mode || strcmp(mode, "none") == 0 || strcmp(mode, "clat") == 0 || strcmp(mode, "nat64") == 0)
+		return n; /* clat: the router's CLAT translates statelessly; nat64: IPv6 hosts are not
+			   * translated by the router at all: nothing to install */
 	if (strcmp(mode, "nftables") != 0) {
-		say(detail, cap, "unknown NAT mode '%s' (none, clat or nftables)", mode);
+		say(detail, cap, "unknown NAT mode '%s' (none, clat, nat64 or nftables)", mode);
 		free(n);
 		return NULL;
 	}

@@ -8,7 +8,8 @@
  * idempotent command and nothing is left behind by a crash: the table is recreated at start
  * and deleted at a clean stop. "clat" (a 464XLAT CPE, RFC 6877) installs nothing either: the
  * CLAT is set up by the router's own tooling; iwfd only needs its address rule
- * (iwf_nat_clat_addr).
+ * (iwf_nat_clat_addr). "nat64" (IPv6 LAN hosts behind a NAT64 carrier) installs nothing:
+ * IPv6 is routed, not translated, by the router.
  */
 #ifndef IWFD_NAT_H
 #define IWFD_NAT_H
@@ -20,7 +21,7 @@
 
 struct iwf_nat;
 
-/* mode "none", "clat" or "nftables"; wan_if required for nftables. NULL on failure with detail. */
+/* mode "none", "clat", "nat64" or "nftables"; wan_if required for nftables. NULL on failure with detail. */
 struct iwf_nat *iwf_nat_new(const char *mode, const char *wan_if, char *detail, size_t cap);
 /* Remove the table (nftables) and free. NULL is a no-op. */
 void iwf_nat_free(struct iwf_nat *n);

@@ -21,7 +21,7 @@ static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event
 {
 	const struct state_mapping *m = life_rec(c, l);
 	struct state_mapping upd = *m;
-	char ic[INET6_ADDRSTRLEN], ext[INET6_ADDRSTRLEN];
+	char ext[INET6_ADDRSTRLEN];
 	switch ((enum life_phase)l->phase) {
 	case LIFE_ADDING: {
 		struct upnp_call *call = l->call;
@@ -56,10 +56,11 @@ static void on_mapped(struct iwf_core *c, struct life *l, const struct pcp_event
 			return;
 		}
 		life_to(c, l, LIFE_ACTIVE, &upd, "granted");
-		core_log(c, IWF_LOG_INFO, "mapping %s %s:%u -> %s:%u added for %s (lifetime %u s)",
+		char in[ADDR_PORT_TEXT_MAX], owner[INET6_ADDRSTRLEN];
+		core_log(c, IWF_LOG_INFO, "mapping %s %s:%u -> %s added for %s (lifetime %u s)",
 			 proto_name(upd.protocol), addr_text(&ev->external_addr, ext, sizeof(ext)), upd.external_port,
-			 addr_text(&upd.internal_client, ic, sizeof(ic)), upd.internal_port,
-			 addr_text(&upd.owner, ic, sizeof(ic)), (unsigned)ev->lifetime);
+			 addr_port_text(&upd.internal_client, upd.internal_port, in, sizeof(in)),
+			 addr_text(&upd.owner, owner, sizeof(owner)), (unsigned)ev->lifetime);
 		/* Answered after the journal sync (iwf_core_run): acknowledged means stored. */
 		answer_durable(c, call, 0, upd.external_port);
 		return;

@@ -104,6 +104,16 @@ void sync_replay_one(struct iwf_core *c, struct life *l)
 		life_to(c, l, LIFE_DISCARD, NULL, "its lease ended while iwfd was down");
 		return;
 	}
+	if (!client_mappable(c, &m->internal_client)) {
+		/* e.g. an IPv6 host's mapping stored in mode nat64, iwfd restarted in another mode:
+		 * not re-created, deleted with its nonce (a MAP cannot carry it here). */
+		char ic[ADDR_PORT_TEXT_MAX];
+		core_log(c, IWF_LOG_WARN, "stored mapping %s %u -> %s: not mappable in NAT mode %s: deleted",
+			 proto_name(m->protocol), m->external_port,
+			 addr_port_text(&m->internal_client, m->internal_port, ic, sizeof(ic)), c->cfg.nat_mode);
+		life_to(c, l, LIFE_DISCARD, NULL, "its internal client cannot be mapped in this NAT mode");
+		return;
+	}
 	life_to(c, l, LIFE_REPLAYING, NULL, "replay");
 	if (!life_start_flow(c, l, true, 0))
 		life_to(c, l, LIFE_GONE, NULL, "cannot replay it");
@@ -120,6 +130,10 @@ void sync_probe(struct iwf_core *c)
 	p.protocol = 17;
 	p.internal_port = PROBE_PORT;
 	p.lifetime = PROBE_LIFETIME;
+	if (c->cfg.clat_prefix_len || core_nat64(c))
+		/* a NAT64 (reached over IPv6): the external address wanted is IPv4, RFC 6887 §11.1
+		 * "no preference" in that family (§5: ::ffff:0.0.0.0), not the family of our source */
+		p.suggested_addr.s6_addr[10] = p.suggested_addr.s6_addr[11] = 0xff;
 	p.answer_deadline_ms = c->cfg.answer_deadline_ms;
 	c->probe = pcp_flow_map(c->pcp, &p, &c->probe, core_now(c));
 }

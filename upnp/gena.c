@@ -2,8 +2,10 @@
  * gena.c - GENA eventing (UPnP Device Architecture 1.1 §4): SUBSCRIBE, renewal,
  * UNSUBSCRIBE, and NOTIFY of evented state variables.
  *
- * Security: the CALLBACK URL must name the subscribing host itself by IPv4 literal
- * (CallStranger, CVE-2020-12695); otherwise 412. Subscriptions are capped (503 when
+ * Security: the CALLBACK URL must name the subscribing host itself by IPv4 literal, or by
+ * bracketed IPv6 literal when it subscribed over IPv6 (a link-local one then gets the
+ * subscriber's scope; a zone id in the URL is not accepted) (CallStranger, CVE-2020-12695);
+ * otherwise 412. Subscriptions are capped (503 when
  * full), expire after their TIMEOUT, and are dropped after GENA_MAX_FAILURES consecutive
  * failed deliveries. At most one NOTIFY per subscriber is in flight; changes that happen
  * meanwhile are collected and sent next, so SEQ order is also delivery order. A
@@ -48,7 +50,11 @@ struct gena_sub {
 	struct gena *g;
 	char sid[48];                 /* "uuid:xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
 	int service;
-	struct sockaddr_in cb_addr;   /* callback address (== subscriber) */
+	union {                       /* callback address (== subscriber) */
+		struct sockaddr sa;
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} cb;
 	char cb_host_path[GENA_URL_MAX]; /* "HOST:PORT/path" */
 	uint32_t seq;                 /* SEQ of the next NOTIFY */
 	uint64_t expires_ms;
@@ -244,7 +250,10 @@ static void sub_send(struct gena_sub *sub)
 	rc |= evbuffer_add_printf(b, "</e:propertyset>\n") < 0;
 	snprintf(seq, sizeof(seq), "%u", (unsigned)sub->seq);
 	if (rc == 0)
-		sub->client = http_client_send(g->base, &sub->cb_addr, "NOTIFY", sub->cb_host_path,
+		sub->client = http_client_send(g->base, &sub->cb.sa,
+					       sub->cb.sa.sa_family == AF_INET6 ? sizeof(sub->cb.v6)
+										: sizeof(sub->cb.v4),
+					       "NOTIFY", sub->cb_host_path,
 					       hdrs, (const char *)evbuffer_pullup(b, -1),
 					       evbuffer_get_length(b), GENA_NOTIFY_TIMEOUT_MS,
 					       notify_done, sub);
@@ -271,18 +280,22 @@ static void initial_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * UDA 1.1 §4.1.2: CALLBACK: <url1><url2>... Takes the first http URL whose host is an IPv4
- * literal. Writes "HOST:PORT/path" and the address. Returns 0 or -1 (no usable URL).
+ * literal or a bracketed IPv6 literal (RFC 3986 §3.2.2; no zone id, UDA 1.1 Annex A).
+ * Writes "HOST:PORT/path" and the address (scope id 0). Returns 0 or -1 (no usable URL).
  */
-static int parse_callback(const char *cb, struct sockaddr_in *addr, char *host_path, size_t cap)
+static int parse_callback(const char *cb, struct sockaddr_storage *addr, char *host_path,
+			  size_t cap)
 {
 	const char *p = cb;
 
 	while ((p = strchr(p, '<')) != NULL) {
 		const char *end = strchr(p, '>');
-		const char *h, *hend, *path;
-		char host[INET_ADDRSTRLEN];
+		const char *h, *hend, *path, *hs, *he;
+		char host[INET6_ADDRSTRLEN];
 		unsigned long port = 80;
 		struct in_addr a;
+		struct in6_addr a6;
+		bool v6;
 		size_t ulen;
 
 		if (end == NULL)
@@ -296,15 +309,31 @@ static int parse_callback(const char *cb, struct sockaddr_in *addr, char *host_p
 		path = memchr(h, '/', (size_t)(end - h));
 		if (path == NULL)
 			path = end;
-		hend = memchr(h, ':', (size_t)(path - h));
-		if (hend == NULL)
-			hend = path;
-		if ((size_t)(hend - h) == 0 || (size_t)(hend - h) >= sizeof(host))
+		v6 = *h == '[';
+		if (v6) {
+			/* "[v6 literal]" then ":port" or the path */
+			hs = h + 1;
+			he = memchr(hs, ']', (size_t)(path - hs));
+			if (he == NULL)
+				continue;
+			hend = he + 1;
+			if (hend != path && *hend != ':')
+				continue;
+		} else {
+			hend = memchr(h, ':', (size_t)(path - h));
+			if (hend == NULL)
+				hend = path;
+			hs = h;
+			he = hend;
+		}
+		if ((size_t)(he - hs) == 0 || (size_t)(he - hs) >= sizeof(host))
 			continue;
-		memcpy(host, h, (size_t)(hend - h));
-		host[hend - h] = '\0';
-		if (inet_pton(AF_INET, host, &a) != 1)
-			continue; /* names would need a resolver: not on this path */
+		memcpy(host, hs, (size_t)(he - hs));
+		host[he - hs] = '\0';
+		if (v6 ? inet_pton(AF_INET6, host, &a6) != 1 || IN6_IS_ADDR_V4MAPPED(&a6)
+		       : inet_pton(AF_INET, host, &a) != 1)
+			continue; /* names would need a resolver: not on this path; zone ids
+				     ("%25eth0") are not addresses to inet_pton either */
 		if (hend < path) {
 			const char *q = hend + 1;
 
@@ -325,9 +354,19 @@ static int parse_callback(const char *cb, struct sockaddr_in *addr, char *host_p
 		if ((size_t)(end - h) + 2 > cap)
 			continue;
 		memset(addr, 0, sizeof(*addr));
-		addr->sin_family = AF_INET;
-		addr->sin_addr = a;
-		addr->sin_port = htons((uint16_t)port);
+		if (v6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)addr;
+
+			s6->sin6_family = AF_INET6;
+			s6->sin6_addr = a6;
+			s6->sin6_port = htons((uint16_t)port);
+		} else {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)addr;
+
+			s4->sin_family = AF_INET;
+			s4->sin_addr = a;
+			s4->sin_port = htons((uint16_t)port);
+		}
 		if (path == end)
 			snprintf(host_path, cap, "%.*s/", (int)(end - h), h);
 		else
@@ -337,6 +376,21 @@ next:
 		;
 	}
 	return -1;
+}
+
+/* Same host address (any port, any scope)? IPv4 and IPv6 never match each other. */
+static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+	if (a->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return false;
 }
 
 /* "Second-N" or "Second-infinite" (UDA 1.1 §4.1.2); returns the granted seconds. */
@@ -397,7 +451,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 	uint32_t timeout_s = parse_timeout(http_request_header(req, "TIMEOUT"),
 					   g->cfg.max_timeout_s);
 	struct gena_sub *sub;
-	struct sockaddr_in addr;
+	struct sockaddr_storage addr;
 	char host_path[GENA_URL_MAX];
 
 	if (sid != NULL) {
@@ -424,17 +478,23 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		return;
 	}
 	/* CVE-2020-12695 (CallStranger): events go only to the host that subscribed. */
-	if (req->peer.ss_family != AF_INET ||
-	    ((const struct sockaddr_in *)(const void *)&req->peer)->sin_addr.s_addr !=
-	    addr.sin_addr.s_addr) {
-		char ip[INET_ADDRSTRLEN];
+	if (!same_addr((const struct sockaddr *)&req->peer, (const struct sockaddr *)&addr)) {
+		char ip[INET6_ADDRSTRLEN] = "?";
 
-		inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+		if (addr.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)&addr)->sin6_addr,
+				  ip, sizeof(ip));
+		else
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)&addr)->sin_addr,
+				  ip, sizeof(ip));
 		upnp_log(&g->cfg.logger, LOG_WARNING,
 			 "gena: refusing callback to %s: not the subscriber", ip);
 		respond_rejected(g, x, 412);
 		return;
 	}
+	if (addr.ss_family == AF_INET6) /* a link-local callback: the subscriber's link */
+		((struct sockaddr_in6 *)(void *)&addr)->sin6_scope_id =
+			((const struct sockaddr_in6 *)(const void *)&req->peer)->sin6_scope_id;
 	/* Subscriptions cancelled while their NOTIFY is in flight still hold memory (up to
 	 * GENA_NOTIFY_TIMEOUT_MS): they count, so SUBSCRIBE/UNSUBSCRIBE churn is bounded too. */
 	if (g->n_subs + g->n_gone >= g->cfg.max_subscriptions) {
@@ -449,7 +509,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		size_t mine = 0;
 
 		for (const struct gena_sub *q = g->subs; q != NULL; q = q->next)
-			if (!q->gone && q->cb_addr.sin_addr.s_addr == addr.sin_addr.s_addr)
+			if (!q->gone && same_addr((const struct sockaddr *)&addr, &q->cb.sa))
 				mine++;
 		if (mine >= per_host) {
 			upnp_log(&g->cfg.logger, LOG_WARNING,
@@ -466,7 +526,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 	}
 	sub->g = g;
 	sub->service = service;
-	sub->cb_addr = addr;
+	memcpy(&sub->cb, &addr, sizeof(sub->cb));
 	snprintf(sub->cb_host_path, sizeof(sub->cb_host_path), "%s", host_path);
 	make_sid(sub->sid, sizeof(sub->sid));
 	sub->expires_ms = now_ms() + (uint64_t)timeout_s * 1000u;

@@ -21,6 +21,8 @@
  * per interface, bound to it (SO_BINDTODEVICE); Linux delivers a connection for our LAN
  * address that arrives on the WAN interface to no listener at all (the weak host model
  * would otherwise accept it). A peer must also be on one of its interface's subnets.
+ * With http_server_config.ipv6 each interface also gets an IPv6 listener on [::] (same
+ * port, IPV6_V6ONLY), whose peers must be on-link (upnp_lan_if_has6); limits are shared.
  *
  * Memory: every byte a peer can make us hold is counted (conn_held: unparsed input,
  * requests, responses not yet sent). A connection is not read or parsed further while
@@ -61,7 +63,7 @@
 #define HTTP_OUT_MAX 16384       /* unsent answer bytes above which a connection is not parsed */
 #define HTTP_HOST_SHARE 4        /* a host may hold 1/4 of the connections and of the bytes */
 #define HTTP_HOST_RESERVE 16384  /* a host holding less may read even when the total is full */
-#define HTTP_MAX_LISTENERS 8
+#define HTTP_MAX_LISTENERS 16      /* 8 LAN interfaces, IPv4 and IPv6 each */
 #define HTTP_KERNEL_BUF 65536    /* SO_RCVBUF / SO_SNDBUF of LAN connections (kernel doubles) */
 #define HTTP_CLIENT_MAX_STATUS 512 /* bytes of a NOTIFY response we look at */
 
@@ -124,8 +126,11 @@ struct http_conn {
 struct http_listener {
 	struct http_server *srv;
 	struct evconnlistener *lst;
-	bool lan;                    /* bound to lif: peers must be on its subnets */
+	int family;                  /* AF_INET or AF_INET6 */
+	bool lan;                    /* bound to lif: peers must be on its subnets (IPv6: on-link,
+					upnp_lan_if_has6) */
 	struct upnp_lan_if lif;
+	uint64_t refreshed_ms;       /* IPv6: lif's addresses last re-read */
 };
 
 struct http_server {
@@ -1015,18 +1020,35 @@ static void refuse_busy(struct http_server *s, evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* Refusals are logged at most once a second: a flood must not flood the log too. */
 static bool refusal_log_due(struct http_server *s)
 {
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 	if (s->last_refusal_log_ms != 0 && now - s->last_refusal_log_ms < 1000)
 		return false;
 	s->last_refusal_log_ms = now;
 	return true;
+}
+
+/* Is peer sa one listener l serves: IPv4 on one of the interface's subnets; IPv6 on-link
+ * (link-local from this link, or inside one of its prefixes)? */
+static bool peer_on_lan(const struct http_listener *l, const struct sockaddr *sa)
+{
+	if (sa == NULL || sa->sa_family != l->family)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return upnp_lan_if_has(&l->lif, ((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	return upnp_lan_if_has6(&l->lif, &s6->sin6_addr, s6->sin6_scope_id);
 }
 
 /* Take fd as a new connection (over the limit: 503 and close). l: the listener it came in
@@ -1041,15 +1063,22 @@ static int conn_add(struct http_server *s, struct http_listener *l, evutil_socke
 	size_t per_host = s->cfg.max_connections / HTTP_HOST_SHARE > 4 ?
 			  s->cfg.max_connections / HTTP_HOST_SHARE : 4, mine = 0;
 
-	if (l != NULL && l->lan &&
-	    (sa == NULL || sa->sa_family != AF_INET ||
-	     !upnp_lan_if_has(&l->lif, ((const struct sockaddr_in *)(const void *)sa)->sin_addr))) {
+	if (l != NULL && l->lan && l->family == AF_INET6 && !peer_on_lan(l, sa) &&
+	    mono_ms() - l->refreshed_ms >= 1000) {
+		/* the LAN prefix may have changed (DHCPv6-PD): look again, once a second at most */
+		l->refreshed_ms = mono_ms();
+		upnp_lan_if_refresh6(&l->lif);
+	}
+	if (l != NULL && l->lan && !peer_on_lan(l, sa)) {
 		/* LAN only: a peer that is not on the interface's subnet gets no answer. */
 		if (refusal_log_due(s)) {
 			char ip[INET6_ADDRSTRLEN] = "?";
 
 			if (sa != NULL && sa->sa_family == AF_INET)
 				inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+					  ip, sizeof(ip));
+			else if (sa != NULL && sa->sa_family == AF_INET6)
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
 					  ip, sizeof(ip));
 			upnp_log(&s->cfg.logger, LOG_INFO, "http: %s is not on %s's subnet: closed",
 				 ip, l->lif.name);
@@ -1161,14 +1190,18 @@ int http_server_adopt(struct http_server *s, int fd)
 
 /* ------------------------------------------------------------------ public server API */
 
-/* A listening socket on sin, bound to interface ifname unless NULL. -1 with errno set. */
-static evutil_socket_t listen_socket(const struct sockaddr_in *sin, const char *ifname)
+/* A listening socket on sa (IPv4 or IPv6; IPv6 is IPV6_V6ONLY), bound to interface ifname
+ * unless NULL. -1 with errno set. */
+static evutil_socket_t listen_socket(const struct sockaddr *sa, socklen_t salen, const char *ifname)
 {
 	int one = 1, kbuf = HTTP_KERNEL_BUF, e;
-	evutil_socket_t fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
+	if (sa->sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+		goto fail;
 	/* Fixed kernel buffers, inherited by accepted connections: a peer that sends and never
 	 * reads cannot make the kernel autotune them to megabytes either (LAN requests and
 	 * answers are small; HTTP_KERNEL_BUF is plenty). Sockets bound to different devices
@@ -1178,24 +1211,33 @@ static evutil_socket_t listen_socket(const struct sockaddr_in *sin, const char *
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
 	    (ifname == NULL ||
 	     setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname) + 1) == 0) &&
-	    bind(fd, (const struct sockaddr *)sin, sizeof(*sin)) == 0 && listen(fd, 32) == 0)
+	    bind(fd, sa, salen) == 0 && listen(fd, 32) == 0)
 		return fd;
+fail:
 	e = errno;
 	evutil_closesocket(fd);
 	errno = e;
 	return -1;
 }
 
-/* One listener (on LAN interface ifname, or on any when NULL); sin->sin_port is set to
- * the port it got, so that further ones share it. */
-static int listener_add(struct http_server *s, struct sockaddr_in *sin, const char *ifname)
+/* One listener (on LAN interface ifname, or on any when NULL) on sin's address and port,
+ * or with v6 on [::]:that port; sin->sin_port is set to the port it got, so that further
+ * ones share it. */
+static int listener_add(struct http_server *s, struct sockaddr_in *sin, const char *ifname,
+			bool v6)
 {
 	struct http_listener *l = &s->lsts[s->n_lsts];
-	struct sockaddr_in got;
+	struct sockaddr_storage got;
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT,
+				     .sin6_port = sin->sin_port };
 	socklen_t len = sizeof(got);
 	evutil_socket_t fd;
 
+	if (s->n_lsts >= HTTP_MAX_LISTENERS)
+		return -1;
+	memset(l, 0, sizeof(*l));
 	l->srv = s;
+	l->family = v6 ? AF_INET6 : AF_INET;
 	if (ifname != NULL) {
 		if (upnp_lan_if_lookup(&l->lif, ifname) != UPNP_OK) {
 			upnp_log(&s->cfg.logger, LOG_ERR,
@@ -1204,14 +1246,15 @@ static int listener_add(struct http_server *s, struct sockaddr_in *sin, const ch
 		}
 		l->lan = true;
 	}
-	fd = listen_socket(sin, ifname);
+	fd = v6 ? listen_socket((const struct sockaddr *)&sin6, sizeof(sin6), ifname)
+		: listen_socket((const struct sockaddr *)sin, sizeof(*sin), ifname);
 	if (fd < 0) {
-		upnp_log(&s->cfg.logger, LOG_ERR, "http: cannot listen on port %u%s%s: %s",
-			 (unsigned)ntohs(sin->sin_port), ifname ? " of " : "", ifname ? ifname : "",
-			 strerror(errno));
+		upnp_log(&s->cfg.logger, LOG_ERR, "http: cannot listen on %sport %u%s%s: %s",
+			 v6 ? "IPv6 " : "", (unsigned)ntohs(sin->sin_port), ifname ? " of " : "",
+			 ifname ? ifname : "", strerror(errno));
 		return -1;
 	}
-	if (getsockname(fd, (struct sockaddr *)&got, &len) != 0 || got.sin_family != AF_INET) {
+	if (getsockname(fd, (struct sockaddr *)&got, &len) != 0 || got.ss_family != l->family) {
 		evutil_closesocket(fd);
 		return -1;
 	}
@@ -1222,7 +1265,8 @@ static int listener_add(struct http_server *s, struct sockaddr_in *sin, const ch
 		return -1;
 	}
 	s->n_lsts++;
-	sin->sin_port = got.sin_port;
+	sin->sin_port = v6 ? ((const struct sockaddr_in6 *)(const void *)&got)->sin6_port
+			   : ((const struct sockaddr_in *)(const void *)&got)->sin_port;
 	return 0;
 }
 
@@ -1232,7 +1276,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 
 	if (base == NULL || cfg == NULL || cfg->handler == NULL ||
-	    cfg->n_lan_ifnames > HTTP_MAX_LISTENERS ||
+	    cfg->n_lan_ifnames * (cfg->ipv6 ? 2 : 1) > HTTP_MAX_LISTENERS ||
 	    (cfg->n_lan_ifnames > 0 && cfg->lan_ifnames == NULL))
 		return NULL;
 	if (cfg->bind_addr != NULL && inet_pton(AF_INET, cfg->bind_addr, &sin.sin_addr) != 1)
@@ -1276,11 +1320,15 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 	s->settings.on_body = on_body;
 	s->settings.on_message_complete = on_message_complete;
 	if (cfg->n_lan_ifnames == 0) {
-		if (listener_add(s, &sin, NULL) != 0)
+		if (listener_add(s, &sin, NULL, false) != 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < cfg->n_lan_ifnames; i++)
-		if (listener_add(s, &sin, cfg->lan_ifnames[i]) != 0)
+		if (listener_add(s, &sin, cfg->lan_ifnames[i], false) != 0)
+			goto fail;
+	/* UDA 1.1 Annex A: the same port on IPv6, one listener per LAN interface too. */
+	for (size_t i = 0; cfg->ipv6 && i < cfg->n_lan_ifnames; i++)
+		if (listener_add(s, &sin, cfg->lan_ifnames[i], true) != 0)
 			goto fail;
 	s->port = ntohs(sin.sin_port);
 	return s;
@@ -1495,8 +1543,8 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 	client_finish(arg, 0);
 }
 
-struct http_client *http_client_send(struct event_base *base, const struct sockaddr_in *addr,
-				     const char *method, const char *host_path,
+struct http_client *http_client_send(struct event_base *base, const struct sockaddr *addr,
+				     socklen_t addrlen, const char *method, const char *host_path,
 				     const char *const *headers, const char *body,
 				     size_t body_len, uint32_t timeout_ms,
 				     http_client_done *done, void *arg)
@@ -1512,7 +1560,7 @@ struct http_client *http_client_send(struct event_base *base, const struct socka
 	cl = calloc(1, sizeof(*cl));
 	if (cl == NULL)
 		return NULL;
-	cl->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	cl->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	cl->out = evbuffer_new();
 	if (cl->fd < 0 || cl->out == NULL)
 		goto fail;
@@ -1528,7 +1576,7 @@ struct http_client *http_client_send(struct event_base *base, const struct socka
 		rc |= evbuffer_add(cl->out, body, body_len);
 	if (rc != 0)
 		goto fail;
-	if (connect(cl->fd, (const struct sockaddr *)addr, sizeof(*addr)) != 0 &&
+	if (connect(cl->fd, addr, addrlen) != 0 &&
 	    errno != EINPROGRESS)
 		goto fail;
 	cl->done = done;

@@ -622,6 +622,7 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 		.max_header_bytes = cfg->max_header_bytes,
 		.max_body_bytes = cfg->max_body_bytes,
 		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.ipv6 = cfg->ipv6,
 		.server_header = s->server_header,
 		.handler = on_request,
 		.handler_arg = s,
@@ -650,6 +651,7 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 			.config_id = cfg->config_id,
 			.igd_version = s->igd_version,
 			.logger = s->logger,
+			.ipv6 = cfg->ipv6,
 		};
 		s->ssdp = ssdp_new(base, &sc, &e);
 		if (s->ssdp == NULL) {
@@ -658,8 +660,9 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 			goto fail;
 		}
 	}
-	upnp_log(&s->logger, LOG_INFO, "upnp: IGD:%d%s at %s", s->igd_version,
-		 cfg->ppp ? " (WANPPPConnection)" : "", s->root_url);
+	upnp_log(&s->logger, LOG_INFO, "upnp: IGD:%d%s at %s%s", s->igd_version,
+		 cfg->ppp ? " (WANPPPConnection)" : "", s->root_url,
+		 cfg->ipv6 && cfg->n_lan_ifnames > 0 ? ", and over IPv6 on the LAN interfaces" : "");
 	if (err != NULL)
 		*err = UPNP_OK;
 	return s;

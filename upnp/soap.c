@@ -99,6 +99,30 @@ static bool parse_ipv4(const char *s, size_t len, char *out, size_t cap)
 	return true;
 }
 
+/* InternalClient / RemoteHost: an IPv4 dotted quad, as given; or (UDA 1.1 Annex A, an
+ * IPv6-only LAN host naming itself) an IPv6 literal, passed on in its RFC 5952 form. Not
+ * accepted for IPv6: a zone id ("fe80::1%eth0": the zone is the sender's, and the mapping
+ * is for a host, not a link), brackets, IPv4-mapped addresses (::ffff:a.b.c.d: the IPv4
+ * host is named by its dotted quad), and what can never be a LAN host (::, ::1,
+ * multicast). What an address may be used for is iwf/'s decision. */
+static bool parse_host(const char *s, size_t len, char *out, size_t cap)
+{
+	char tmp[INET6_ADDRSTRLEN];
+	struct in6_addr a;
+
+	trim(&s, &len);
+	if (memchr(s, ':', len) == NULL)
+		return parse_ipv4(s, len, out, cap);
+	if (len == 0 || len >= sizeof tmp)
+		return false;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	if (inet_pton(AF_INET6, tmp, &a) != 1 || IN6_IS_ADDR_V4MAPPED(&a) ||
+	    IN6_IS_ADDR_UNSPECIFIED(&a) || IN6_IS_ADDR_LOOPBACK(&a) || IN6_IS_ADDR_MULTICAST(&a))
+		return false;
+	return inet_ntop(AF_INET6, &a, out, (socklen_t)cap) != NULL;
+}
+
 /* Copy at most max bytes of s, not splitting a UTF-8 sequence. */
 static void copy_utf8_capped(char *dst, const char *s, size_t len, size_t max)
 {
@@ -334,11 +358,11 @@ static int store_arg(struct parser *p, const struct upnp_arg_def *a)
 	}
 	switch (a->field) {
 	case UPNP_F_REMOTE_HOST:
-		/* "" = wildcard; otherwise an IPv4 address (no resolver on this path) */
+		/* "" = wildcard; otherwise an IPv4 or IPv6 address (no resolver on this path) */
 		trim(&s, &len);
 		if (len == 0)
 			args->pm.remote_host[0] = '\0';
-		else if (!parse_ipv4(s, len, args->pm.remote_host, sizeof args->pm.remote_host))
+		else if (!parse_host(s, len, args->pm.remote_host, sizeof args->pm.remote_host))
 			return 402;
 		break;
 	case UPNP_F_EXTERNAL_PORT: args->pm.external_port = (uint16_t)u; break;
@@ -354,7 +378,7 @@ static int store_arg(struct parser *p, const struct upnp_arg_def *a)
 		break;
 	case UPNP_F_INTERNAL_PORT: args->pm.internal_port = (uint16_t)u; break;
 	case UPNP_F_INTERNAL_CLIENT:
-		if (!parse_ipv4(s, len, args->pm.internal_client, sizeof args->pm.internal_client))
+		if (!parse_host(s, len, args->pm.internal_client, sizeof args->pm.internal_client))
 			return 402;
 		break;
 	case UPNP_F_ENABLED: args->pm.enabled = flag; break;

@@ -10,6 +10,11 @@
  * traffic at a spoofed victim elsewhere. Replies are further limited by a global token
  * bucket and one per source address.
  *
+ * IPv6 (ssdp_config.ipv6, UDA 1.1 Annex A): a second socket on [::]:1900 joins ff02::c on
+ * each LAN interface; IPV6_PKTINFO plays IP_PKTINFO's part, a source must be on-link
+ * (upnp_lan_if_has6), the buckets and limits are shared with IPv4, and LOCATION names a
+ * bracketed address of the interface (location6).
+ *
  * Per-source buckets are not a small table of recent sources (a source evicted from it
  * came back with a full bucket, so 100 rotating addresses were each "new" and fresh and
  * used up every budget): each address owns two of SSDP_SRC_BUCKETS buckets chosen by two
@@ -47,6 +52,7 @@
 #include <event2/util.h>
 
 #define SSDP_GROUP "239.255.255.250"
+#define SSDP_GROUP6 "ff02::c"     /* UDA 1.1 Annex A: link-local scope */
 #define SSDP_PORT 1900
 #define SSDP_TTL 2                /* UDA 1.1 §1.1.2: TTL should default to 2 */
 #define SSDP_MAX_IFACES 8
@@ -76,6 +82,7 @@ struct ssdp_target {
 
 struct ssdp_iface {
 	struct upnp_lan_if lan;    /* name, index, primary address (source of our datagrams) */
+	uint64_t refreshed_ms;     /* IPv6 addresses last re-read (upnp_lan_if_refresh6) */
 	char *location;
 };
 
@@ -92,13 +99,26 @@ struct ssdp_src_bucket {
 	uint32_t last_tick;
 };
 
+/* A searcher (IPv4 or IPv6) and the address its search was sent to when unicast (all
+ * zero for a multicast search). */
+struct ssdp_peer {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} to;
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} local;
+};
+
 struct ssdp_pending {
 	struct ssdp_pending *next;
 	struct ssdp *s;
 	struct event *ev;
-	struct sockaddr_in to;
+	struct ssdp_peer peer;
 	size_t iface;              /* index into s->ifaces */
-	struct in_addr local;      /* address the search was sent to, if unicast */
 	char st[SSDP_ST_MAX];
 };
 
@@ -106,6 +126,9 @@ struct ssdp {
 	struct event_base *base;
 	evutil_socket_t fd;
 	struct event *ev_read, *ev_notify;
+	bool ipv6;                 /* also ff02::c (UDA 1.1 Annex A) on fd6 */
+	evutil_socket_t fd6;
+	struct event *ev_read6;
 	struct ssdp_iface ifaces[SSDP_MAX_IFACES];
 	size_t n_ifaces;
 	struct ssdp_target *targets;
@@ -186,11 +209,11 @@ static void src_refill(struct ssdp_src_bucket *b, uint64_t now)
 
 /* Source a's two buckets, refilled; b[0] is the quieter one (more ask credits, then more
  * tokens), which decides. */
-static void src_buckets(struct ssdp *s, struct in_addr a, uint64_t now,
+static void src_buckets(struct ssdp *s, uint32_t a, uint64_t now,
 			struct ssdp_src_bucket *b[2])
 {
-	b[0] = &s->srcs[src_hash(a.s_addr, s->src_key[0], 0x9e3779b1u)];
-	b[1] = &s->srcs[src_hash(a.s_addr, s->src_key[1], 0x85ebca77u)];
+	b[0] = &s->srcs[src_hash(a, s->src_key[0], 0x9e3779b1u)];
+	b[1] = &s->srcs[src_hash(a, s->src_key[1], 0x85ebca77u)];
 	src_refill(b[0], now);
 	src_refill(b[1], now);
 	if (b[1]->asks_milli > b[0]->asks_milli ||
@@ -200,6 +223,33 @@ static void src_buckets(struct ssdp *s, struct in_addr a, uint64_t now,
 		b[0] = b[1];
 		b[1] = t;
 	}
+}
+
+/* The 32 bits a source's buckets are chosen by: an IPv4 address itself; an IPv6 address
+ * folded whole (all 128 bits, keyed, so that neighbours in one prefix spread). */
+static uint32_t src_key_of(const struct ssdp *s, const struct ssdp_peer *p)
+{
+	uint32_t h = s->src_key[0] ^ 0x6a09e667u;
+
+	if (p->to.sa.sa_family == AF_INET)
+		return p->to.v4.sin_addr.s_addr;
+	for (size_t i = 0; i < 16; i += 4) {
+		uint32_t w;
+
+		memcpy(&w, &p->to.v6.sin6_addr.s6_addr[i], 4);
+		h = (h ^ w) * 0x9e3779b1u;
+		h ^= h >> 16;
+	}
+	return h ^ s->src_key[1];
+}
+
+static bool peer_same_host(const struct ssdp_peer *a, const struct ssdp_peer *b)
+{
+	if (a->to.sa.sa_family != b->to.sa.sa_family)
+		return false;
+	if (a->to.sa.sa_family == AF_INET)
+		return a->to.v4.sin_addr.s_addr == b->to.v4.sin_addr.s_addr;
+	return memcmp(&a->to.v6.sin6_addr, &b->to.v6.sin6_addr, sizeof(struct in6_addr)) == 0;
 }
 
 /* Charge both buckets (a source gets one bucket's rate, not two); never below zero. */
@@ -387,8 +437,113 @@ static void send_on(struct ssdp *s, const struct ssdp_iface *ifc, struct in_addr
 			 strerror(errno));
 }
 
-/* UDA 1.1 §1.2.2 (ssdp:alive) and §1.2.4 (ssdp:byebye). */
+static void send_notify4(struct ssdp *s, bool alive);
+static void send_notify6(struct ssdp *s, bool alive);
+
+/* One NOTIFY: alive (with LOCATION) or byebye, HOST as given. snprintf's result. */
+static int notify_format(const struct ssdp *s, const struct ssdp_target *tg, bool alive,
+			 const char *host, const char *location, char *msg, size_t cap)
+{
+	if (alive)
+		return snprintf(msg, cap,
+				"NOTIFY * HTTP/1.1\r\nHOST: %s\r\n"
+				"CACHE-CONTROL: max-age=%u\r\nLOCATION: %s\r\n"
+				"NT: %s\r\nNTS: ssdp:alive\r\nSERVER: %s\r\nUSN: %s\r\n"
+				"BOOTID.UPNP.ORG: %u\r\nCONFIGID.UPNP.ORG: %u\r\n\r\n",
+				host, (unsigned)s->max_age, location, tg->nt, s->server_header,
+				tg->usn, (unsigned)s->boot_id, (unsigned)s->config_id);
+	return snprintf(msg, cap,
+			"NOTIFY * HTTP/1.1\r\nHOST: %s\r\n"
+			"NT: %s\r\nNTS: ssdp:byebye\r\nUSN: %s\r\n"
+			"BOOTID.UPNP.ORG: %u\r\nCONFIGID.UPNP.ORG: %u\r\n\r\n",
+			host, tg->nt, tg->usn, (unsigned)s->boot_id, (unsigned)s->config_id);
+}
+
+/* IPv6: one datagram out of interface ifc (IPV6_PKTINFO: the interface, and `src` as the
+ * source when it is not unspecified; else the kernel picks by scope). */
+static void send_on6(struct ssdp *s, const struct ssdp_iface *ifc, const struct in6_addr *src,
+		     const struct sockaddr_in6 *to, const char *msg, size_t len)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)msg, .iov_len = len };
+	struct msghdr mh = { .msg_name = (void *)(uintptr_t)to, .msg_namelen = sizeof(*to),
+			     .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *c;
+	struct in6_pktinfo pi;
+
+	if (s->fd6 < 0)
+		return;
+	memset(&cm, 0, sizeof(cm));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = IPPROTO_IPV6;
+	c->cmsg_type = IPV6_PKTINFO;
+	c->cmsg_len = CMSG_LEN(sizeof(pi));
+	memset(&pi, 0, sizeof(pi));
+	pi.ipi6_ifindex = ifc->lan.index;
+	if (src != NULL)
+		pi.ipi6_addr = *src;
+	memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	if (sendmsg(s->fd6, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		upnp_log(&s->logger, LOG_DEBUG, "ssdp: send on %s (IPv6): %s", ifc->lan.name,
+			 strerror(errno));
+}
+
+/* LOCATION for an IPv6 peer on ifc (NULL: a NOTIFY to ff02::c): the configured URL with
+ * the address upnp_lan_if_addr6_for picks, bracketed (RFC 3986 §3.2.2), no zone id; or, for
+ * a unicast search, the address it was sent to. false: no IPv6 address to name. */
+static bool location6(const struct ssdp_iface *ifc, const struct ssdp_peer *p, char *out,
+		      size_t cap)
+{
+	struct in6_addr a;
+
+	if (p != NULL && !IN6_IS_ADDR_UNSPECIFIED(&p->local.v6))
+		a = p->local.v6;
+	else if (!upnp_lan_if_addr6_for(&ifc->lan, p != NULL ? &p->to.v6.sin6_addr : NULL, &a))
+		return false;
+	return upnp_url_with_v6_host(ifc->location, &a, out, cap);
+}
+
+/* UDA 1.1 §1.2.2 (ssdp:alive) and §1.2.4 (ssdp:byebye); on IPv6 also to [ff02::c]:1900 of
+ * each LAN interface (UDA 1.1 Annex A), LOCATION naming its link-local address. */
 static void send_notify(struct ssdp *s, bool alive)
+{
+	send_notify4(s, alive);
+	if (s->ipv6)
+		send_notify6(s, alive);
+}
+
+static void send_notify6(struct ssdp *s, bool alive)
+{
+	struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons(SSDP_PORT) };
+	char msg[SSDP_DGRAM_MAX], loc[256];
+
+	inet_pton(AF_INET6, SSDP_GROUP6, &to.sin6_addr);
+	for (size_t i = 0; i < s->n_ifaces; i++) {
+		struct ssdp_iface *ifc = &s->ifaces[i];
+
+		if (alive) { /* announce the addresses the interface has now */
+			ifc->refreshed_ms = now_ms();
+			upnp_lan_if_refresh6(&ifc->lan);
+		}
+
+		if (!location6(ifc, NULL, loc, sizeof(loc)))
+			continue;
+		to.sin6_scope_id = ifc->lan.index;
+		for (size_t t = 0; t < s->n_targets; t++) {
+			const struct ssdp_target *tg = &s->targets[t];
+			int n = notify_format(s, tg, alive, "[FF02::C]:1900", loc, msg, sizeof(msg));
+
+			if (n > 0 && (size_t)n < sizeof(msg))
+				send_on6(s, ifc, NULL, &to, msg, (size_t)n);
+		}
+	}
+}
+
+static void send_notify4(struct ssdp *s, bool alive)
 {
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(SSDP_PORT) };
 	char msg[SSDP_DGRAM_MAX];
@@ -400,24 +555,9 @@ static void send_notify(struct ssdp *s, bool alive)
 
 		for (size_t t = 0; t < s->n_targets; t++) {
 			const struct ssdp_target *tg = &s->targets[t];
-			int n;
+			int n = notify_format(s, tg, alive, SSDP_GROUP ":1900", ifc->location, msg,
+					      sizeof(msg));
 
-			if (alive)
-				n = snprintf(msg, sizeof(msg),
-					     "NOTIFY * HTTP/1.1\r\nHOST: " SSDP_GROUP ":1900\r\n"
-					     "CACHE-CONTROL: max-age=%u\r\nLOCATION: %s\r\n"
-					     "NT: %s\r\nNTS: ssdp:alive\r\nSERVER: %s\r\nUSN: %s\r\n"
-					     "BOOTID.UPNP.ORG: %u\r\nCONFIGID.UPNP.ORG: %u\r\n\r\n",
-					     (unsigned)s->max_age, ifc->location, tg->nt,
-					     s->server_header, tg->usn, (unsigned)s->boot_id,
-					     (unsigned)s->config_id);
-			else
-				n = snprintf(msg, sizeof(msg),
-					     "NOTIFY * HTTP/1.1\r\nHOST: " SSDP_GROUP ":1900\r\n"
-					     "NT: %s\r\nNTS: ssdp:byebye\r\nUSN: %s\r\n"
-					     "BOOTID.UPNP.ORG: %u\r\nCONFIGID.UPNP.ORG: %u\r\n\r\n",
-					     tg->nt, tg->usn, (unsigned)s->boot_id,
-					     (unsigned)s->config_id);
 			if (n > 0 && (size_t)n < sizeof(msg))
 				send_on(s, ifc, none, &to, msg, (size_t)n);
 		}
@@ -471,13 +611,19 @@ static unsigned count_answers(const struct ssdp *s, const char *st)
 }
 
 /* UDA 1.1 §1.3.3: one unicast response per matching target. */
-static void send_replies(struct ssdp *s, size_t iface, struct in_addr local,
-			 const struct sockaddr_in *to, const char *st)
+static void send_replies(struct ssdp *s, size_t iface, const struct ssdp_peer *peer,
+			 const char *st)
 {
 	const struct ssdp_iface *ifc = &s->ifaces[iface];
-	char msg[SSDP_DGRAM_MAX], usn[SSDP_ST_MAX * 2], date[64];
-	const char *rst;
+	char msg[SSDP_DGRAM_MAX], usn[SSDP_ST_MAX * 2], date[64], loc6[256];
+	const char *rst, *loc = ifc->location;
+	bool v6 = peer->to.sa.sa_family == AF_INET6;
 
+	if (v6) {
+		if (!location6(ifc, peer, loc6, sizeof(loc6)))
+			return;
+		loc = loc6;
+	}
 	s->st.ssdp_answered++;
 	http_date(date, sizeof(date));
 	for (size_t t = 0; t < s->n_targets; t++) {
@@ -489,10 +635,14 @@ static void send_replies(struct ssdp *s, size_t iface, struct in_addr local,
 			     "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=%u\r\nDATE: %s\r\nEXT:\r\n"
 			     "LOCATION: %s\r\nSERVER: %s\r\nST: %s\r\nUSN: %s\r\n"
 			     "BOOTID.UPNP.ORG: %u\r\nCONFIGID.UPNP.ORG: %u\r\n\r\n",
-			     (unsigned)s->max_age, date, ifc->location, s->server_header, rst, usn,
+			     (unsigned)s->max_age, date, loc, s->server_header, rst, usn,
 			     (unsigned)s->boot_id, (unsigned)s->config_id);
-		if (n > 0 && (size_t)n < sizeof(msg))
-			send_on(s, ifc, local, to, msg, (size_t)n);
+		if (n <= 0 || (size_t)n >= sizeof(msg))
+			continue;
+		if (v6)
+			send_on6(s, ifc, &peer->local.v6, &peer->to.v6, msg, (size_t)n);
+		else
+			send_on(s, ifc, peer->local.v4, &peer->to.v4, msg, (size_t)n);
 	}
 }
 
@@ -515,7 +665,7 @@ static void pending_cb(evutil_socket_t fd, short what, void *arg)
 	struct ssdp_pending *p = arg;
 	struct ssdp *s = p->s;
 
-	send_replies(s, p->iface, p->local, &p->to, p->st);
+	send_replies(s, p->iface, &p->peer, p->st);
 	pending_free(s, p);
 }
 
@@ -529,25 +679,44 @@ static int iface_of(const struct ssdp *s, unsigned ifindex)
 	return -1;
 }
 
-static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
-			   const struct sockaddr_in *from, unsigned ifindex, struct in_addr dst)
+/* p: the searcher, and in p->local the address the datagram was sent to (IP_PKTINFO /
+ * IPV6_PKTINFO); ifindex: the interface it arrived on. */
+static void handle_msearch(struct ssdp *s, const char *buf, size_t len, struct ssdp_peer *p,
+			   unsigned ifindex)
 {
 	struct msearch m;
 	int ii = iface_of(s, ifindex);
-	bool multicast = IN_MULTICAST(ntohl(dst.s_addr));
+	bool v6 = p->to.sa.sa_family == AF_INET6;
+	bool multicast = v6 ? IN6_IS_ADDR_MULTICAST(&p->local.v6)
+			    : IN_MULTICAST(ntohl(p->local.v4.s_addr));
+	bool onlink;
 	unsigned n, delay_ms = 0;
 	uint64_t now;
-	char ip[INET_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN];
 
-	inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip));
 	if (len < 9 || strncasecmp(buf, "M-SEARCH ", 9) != 0)
 		return; /* NOTIFYs of other devices, responses: not for us */
+	if (v6)
+		inet_ntop(AF_INET6, &p->to.v6.sin6_addr, ip, sizeof(ip));
+	else
+		inet_ntop(AF_INET, &p->to.v4.sin_addr, ip, sizeof(ip));
 	if (ii < 0) {
 		/* Not a LAN interface (the WAN side): never answer. */
 		s->st.ssdp_not_lan++;
 		return;
 	}
-	if (!upnp_lan_if_has(&s->ifaces[ii].lan, from->sin_addr) || from->sin_port == 0) {
+	/* IPv6: link-local from this link, or inside one of the interface's prefixes. */
+	onlink = v6 ? upnp_lan_if_has6(&s->ifaces[ii].lan, &p->to.v6.sin6_addr,
+				       p->to.v6.sin6_scope_id) && p->to.v6.sin6_port != 0
+		    : upnp_lan_if_has(&s->ifaces[ii].lan, p->to.v4.sin_addr) && p->to.v4.sin_port != 0;
+	if (!onlink && v6 && now_ms() - s->ifaces[ii].refreshed_ms >= 1000) {
+		/* the LAN prefix may have changed since we last looked */
+		s->ifaces[ii].refreshed_ms = now_ms();
+		upnp_lan_if_refresh6(&s->ifaces[ii].lan);
+		onlink = upnp_lan_if_has6(&s->ifaces[ii].lan, &p->to.v6.sin6_addr,
+					  p->to.v6.sin6_scope_id) && p->to.v6.sin6_port != 0;
+	}
+	if (!onlink) {
 		upnp_log(&s->logger, LOG_DEBUG, "ssdp: ignoring %s: not on %s's subnet", ip,
 			 s->ifaces[ii].lan.name);
 		s->st.ssdp_not_lan++;
@@ -565,7 +734,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 			s->st.ssdp_malformed++;
 			return;
 		}
-		dst.s_addr = 0;
+		memset(&p->local, 0, sizeof(p->local));
 	} else if (!m.man_quoted && !m.man_bare) {
 		s->st.ssdp_malformed++;
 		return;
@@ -581,7 +750,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 	 * addresses then exhausts only "global", and an ordinary host's occasional search is
 	 * still answered; the total stays bounded by the sum of both. */
 	struct ssdp_src_bucket *sb[2];
-	src_buckets(s, from->sin_addr, now, sb);
+	src_buckets(s, src_key_of(s, p), now, sb);
 	bool fresh = sb[0]->asks_milli >= 1000u;
 	src_charge(sb, 1000u, 0);
 	if (sb[0]->tokens_milli < n * 1000u ||
@@ -602,7 +771,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		delay_ms = mx > 0 ? rnd32() % (mx * 1000u) : 0;
 	}
 	if (delay_ms == 0) {
-		send_replies(s, (size_t)ii, dst, from, m.st);
+		send_replies(s, (size_t)ii, p, m.st);
 		return;
 	}
 	if (s->n_pending >= SSDP_MAX_PENDING) {
@@ -614,7 +783,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		 * may have only a couple of delayed answers waiting. */
 		unsigned mine = 0;
 		for (const struct ssdp_pending *q = s->pending; q != NULL; q = q->next)
-			if (q->to.sin_addr.s_addr == from->sin_addr.s_addr)
+			if (peer_same_host(&q->peer, p))
 				mine++;
 		if (mine >= SSDP_PENDING_PER_SOURCE) {
 			s->st.ssdp_rate_limited++;
@@ -622,26 +791,25 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len,
 		}
 	}
 	{
-		struct ssdp_pending *p = calloc(1, sizeof(*p));
+		struct ssdp_pending *q = calloc(1, sizeof(*q));
 		struct timeval tv = { .tv_sec = delay_ms / 1000,
 				      .tv_usec = (suseconds_t)(delay_ms % 1000) * 1000 };
 
-		if (p == NULL)
+		if (q == NULL)
 			return;
-		p->ev = evtimer_new(s->base, pending_cb, p);
-		if (p->ev == NULL) {
-			free(p);
+		q->ev = evtimer_new(s->base, pending_cb, q);
+		if (q->ev == NULL) {
+			free(q);
 			return;
 		}
-		p->s = s;
-		p->to = *from;
-		p->iface = (size_t)ii;
-		p->local = dst;
-		snprintf(p->st, sizeof(p->st), "%s", m.st);
-		p->next = s->pending;
-		s->pending = p;
+		q->s = s;
+		q->peer = *p;
+		q->iface = (size_t)ii;
+		snprintf(q->st, sizeof(q->st), "%s", m.st);
+		q->next = s->pending;
+		s->pending = q;
 		s->n_pending++;
-		event_add(p->ev, &tv);
+		event_add(q->ev, &tv);
 	}
 }
 
@@ -662,7 +830,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 				     .msg_control = cm.b, .msg_controllen = sizeof(cm.b) };
 		struct cmsghdr *c;
 		unsigned ifindex = 0;
-		struct in_addr dst = { 0 };
+		struct ssdp_peer peer;
 		bool have_pi = false;
 		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
 
@@ -678,15 +846,65 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 
 				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
 				ifindex = (unsigned)pi.ipi_ifindex;
-				dst = pi.ipi_addr;
+				memset(&peer, 0, sizeof(peer));
+				peer.local.v4 = pi.ipi_addr;
 				have_pi = true;
 			}
 		}
 		if (!have_pi)
 			continue; /* cannot tell where it came from: not answered */
 		buf[n] = '\0';
+		peer.to.v4 = from;
 		if (!s->off)
-			handle_msearch(s, buf, (size_t)n, &from, ifindex, dst);
+			handle_msearch(s, buf, (size_t)n, &peer, ifindex);
+	}
+}
+
+/* The same for ff02::c and unicast IPv6 (IPV6_PKTINFO: arrival interface and address). */
+static void read6_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ssdp *s = arg;
+
+	for (int budget = 0; budget < 32; budget++) {
+		char buf[SSDP_DGRAM_MAX + 1];
+		union {
+			char b[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
+			struct cmsghdr align;
+		} cm;
+		struct sockaddr_in6 from;
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
+				     .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cm.b, .msg_controllen = sizeof(cm.b) };
+		struct cmsghdr *c;
+		unsigned ifindex = 0;
+		struct ssdp_peer peer;
+		bool have_pi = false;
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+
+		if (n < 0)
+			return;
+		if (mh.msg_namelen != sizeof(from) || from.sin6_family != AF_INET6 ||
+		    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+			continue;
+		memset(&peer, 0, sizeof(peer));
+		for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+				struct in6_pktinfo pi;
+
+				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+				ifindex = pi.ipi6_ifindex;
+				peer.local.v6 = pi.ipi6_addr;
+				have_pi = true;
+			}
+		}
+		if (!have_pi)
+			continue;
+		buf[n] = '\0';
+		peer.to.v6 = from;
+		if (!s->off)
+			handle_msearch(s, buf, (size_t)n, &peer, ifindex);
 	}
 }
 
@@ -717,6 +935,127 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------------ setup */
 
+/* Prefix length of an IPv6 netmask (contiguous masks; anything else counts its ones). */
+static unsigned mask6_len(const struct in6_addr *m)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < 16; i++)
+		for (unsigned b = 0x80; b != 0; b >>= 1)
+			n += (m->s6_addr[i] & b) != 0;
+	return n;
+}
+
+/* One IPv6 address of the interface from getifaddrs: the link-local one is kept apart
+ * (its "prefix" is the link, recognised by scope), global and ULA ones with their prefix. */
+static void lan_if_add6(struct upnp_lan_if *lif, const struct ifaddrs *p)
+{
+	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)p->ifa_addr;
+	const struct sockaddr_in6 *m = (const struct sockaddr_in6 *)(const void *)p->ifa_netmask;
+
+	if (IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr)) {
+		if (!lif->has_ll6) {
+			lif->ll6 = a->sin6_addr;
+			lif->has_ll6 = true;
+		}
+		return;
+	}
+	if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) || IN6_IS_ADDR_MULTICAST(&a->sin6_addr) ||
+	    IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr) ||
+	    lif->n_nets6 >= UPNP_LAN_MAX_NETS)
+		return;
+	lif->nets6[lif->n_nets6].addr = a->sin6_addr;
+	lif->nets6[lif->n_nets6].plen = m != NULL ? mask6_len(&m->sin6_addr) : 128;
+	lif->n_nets6++;
+}
+
+static bool prefix6_has(const struct in6_addr *net, unsigned plen, const struct in6_addr *a)
+{
+	size_t full = plen / 8;
+	unsigned rest = plen % 8;
+
+	if (plen > 128 || memcmp(net->s6_addr, a->s6_addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+	return (net->s6_addr[full] & mask) == (a->s6_addr[full] & mask);
+}
+
+bool upnp_lan_if_has6(const struct upnp_lan_if *lif, const struct in6_addr *a, uint32_t scope_id)
+{
+	if (IN6_IS_ADDR_MULTICAST(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) ||
+	    IN6_IS_ADDR_V4MAPPED(a))
+		return false;
+	if (IN6_IS_ADDR_LINKLOCAL(a)) /* on this link: its scope is this interface */
+		return scope_id == lif->index;
+	for (size_t i = 0; i < lif->n_nets6; i++)
+		if (prefix6_has(&lif->nets6[i].addr, lif->nets6[i].plen, a))
+			return true;
+	return false;
+}
+
+bool upnp_lan_if_addr6_for(const struct upnp_lan_if *lif, const struct in6_addr *peer,
+			   struct in6_addr *out)
+{
+	if ((peer == NULL || IN6_IS_ADDR_LINKLOCAL(peer)) && lif->has_ll6) {
+		*out = lif->ll6;
+		return true;
+	}
+	for (size_t i = 0; peer != NULL && i < lif->n_nets6; i++)
+		if (prefix6_has(&lif->nets6[i].addr, lif->nets6[i].plen, peer)) {
+			*out = lif->nets6[i].addr;
+			return true;
+		}
+	if (lif->n_nets6 > 0) {
+		*out = lif->nets6[0].addr;
+		return true;
+	}
+	if (lif->has_ll6) {
+		*out = lif->ll6;
+		return true;
+	}
+	return false;
+}
+
+bool upnp_url_with_v6_host(const char *url, const struct in6_addr *addr, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *h, *e;
+	int n;
+
+	if (url == NULL || strncmp(url, "http://", 7) != 0 ||
+	    inet_ntop(AF_INET6, addr, host, sizeof(host)) == NULL)
+		return false;
+	h = url + 7;
+	if (*h == '[') {
+		e = strchr(h, ']');
+		if (e == NULL)
+			return false;
+		e++;
+	} else {
+		for (e = h; *e != '\0' && *e != ':' && *e != '/'; e++)
+			;
+	}
+	n = snprintf(out, cap, "http://[%s]%s", host, e);
+	return n > 0 && (size_t)n < cap;
+}
+
+void upnp_lan_if_refresh6(struct upnp_lan_if *lif)
+{
+	struct ifaddrs *ifa, *p;
+
+	if (getifaddrs(&ifa) != 0)
+		return; /* keep what we had */
+	lif->n_nets6 = 0;
+	lif->has_ll6 = false;
+	for (p = ifa; p != NULL; p = p->ifa_next)
+		if (p->ifa_addr != NULL && p->ifa_addr->sa_family == AF_INET6 &&
+		    strcmp(p->ifa_name, lif->name) == 0)
+			lan_if_add6(lif, p);
+	freeifaddrs(ifa);
+}
+
 /* Fill name, index and IPv4 networks of one LAN interface (shared with http.c). */
 enum upnp_err upnp_lan_if_lookup(struct upnp_lan_if *lif, const char *name)
 {
@@ -732,6 +1071,11 @@ enum upnp_err upnp_lan_if_lookup(struct upnp_lan_if *lif, const char *name)
 	if (getifaddrs(&ifa) != 0)
 		return UPNP_ERR_IFACE;
 	for (p = ifa; p != NULL; p = p->ifa_next) {
+		if (p->ifa_addr != NULL && p->ifa_addr->sa_family == AF_INET6 &&
+		    strcmp(p->ifa_name, name) == 0) {
+			lan_if_add6(lif, p);
+			continue;
+		}
 		if (p->ifa_addr == NULL || p->ifa_addr->sa_family != AF_INET ||
 		    strcmp(p->ifa_name, name) != 0 || lif->n_nets >= UPNP_LAN_MAX_NETS)
 			continue;
@@ -835,6 +1179,53 @@ static enum upnp_err target_init(struct ssdp_target *tg, const char *entry, cons
 	return UPNP_OK;
 }
 
+/* UDA 1.1 Annex A: a second socket, [::]:port (IPV6_V6ONLY: IPv4 stays on the first),
+ * joined to ff02::c on each LAN interface; IPV6_RECVPKTINFO tells the arrival interface and
+ * address. An interface without any IPv6 address is skipped (logged). */
+static enum upnp_err open6(struct ssdp *s)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	int one = 1, zero = 0, hops = SSDP_TTL;
+
+	s->fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd6 < 0 ||
+	    setsockopt(s->fd6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0 ||
+	    setsockopt(s->fd6, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(s->fd6, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    setsockopt(s->fd6, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) != 0 ||
+	    setsockopt(s->fd6, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) != 0) {
+		upnp_log(&s->logger, LOG_ERR, "ssdp: IPv6 socket: %s", strerror(errno));
+		return UPNP_ERR_SOCKET;
+	}
+	/* Only the groups joined here, on the interfaces they were joined on. */
+	(void)setsockopt(s->fd6, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &zero, sizeof(zero));
+	sin6.sin6_port = htons(s->port);
+	if (bind(s->fd6, (struct sockaddr *)&sin6, sizeof(sin6)) != 0) {
+		upnp_log(&s->logger, LOG_ERR, "ssdp: IPv6 socket on port %u: %s",
+			 (unsigned)s->port, strerror(errno));
+		return UPNP_ERR_SOCKET;
+	}
+	for (size_t i = 0; i < s->n_ifaces; i++) {
+		struct ipv6_mreq mr;
+
+		if (!s->ifaces[i].lan.has_ll6 && s->ifaces[i].lan.n_nets6 == 0) {
+			upnp_log(&s->logger, LOG_WARNING, "ssdp: %s has no IPv6 address: no SSDP "
+				 "over IPv6 there", s->ifaces[i].lan.name);
+			continue;
+		}
+		memset(&mr, 0, sizeof(mr));
+		inet_pton(AF_INET6, SSDP_GROUP6, &mr.ipv6mr_multiaddr);
+		mr.ipv6mr_interface = s->ifaces[i].lan.index;
+		if (setsockopt(s->fd6, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof(mr)) != 0 &&
+		    errno != EADDRINUSE) {
+			upnp_log(&s->logger, LOG_ERR, "ssdp: join %s on %s: %s", SSDP_GROUP6,
+				 s->ifaces[i].lan.name, strerror(errno));
+			return UPNP_ERR_SOCKET;
+		}
+	}
+	return UPNP_OK;
+}
+
 struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, enum upnp_err *err)
 {
 	struct ssdp *s;
@@ -858,6 +1249,8 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 		return NULL;
 	}
 	s->fd = -1;
+	s->fd6 = -1;
+	s->ipv6 = cfg->ipv6;
 	s->base = base;
 	s->logger = cfg->logger;
 	s->max_age = cfg->max_age ? cfg->max_age : 1800;
@@ -938,13 +1331,22 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 			goto fail;
 		}
 	}
+	if (s->ipv6) {
+		e = open6(s);
+		if (e != UPNP_OK)
+			goto fail;
+	}
 	s->ev_read = event_new(base, s->fd, EV_READ | EV_PERSIST, read_cb, s);
 	s->ev_notify = evtimer_new(base, notify_cb, s);
-	if (s->ev_read == NULL || s->ev_notify == NULL) {
+	if (s->fd6 >= 0)
+		s->ev_read6 = event_new(base, s->fd6, EV_READ | EV_PERSIST, read6_cb, s);
+	if (s->ev_read == NULL || s->ev_notify == NULL || (s->fd6 >= 0 && s->ev_read6 == NULL)) {
 		e = UPNP_ERR_NOMEM;
 		goto fail;
 	}
 	event_add(s->ev_read, NULL);
+	if (s->ev_read6 != NULL)
+		event_add(s->ev_read6, NULL);
 	notify_cb(-1, 0, s); /* first ssdp:alive now; arms the repeat */
 	if (err)
 		*err = UPNP_OK;
@@ -961,9 +1363,16 @@ fail:
 		event_free(s->ev_notify);
 		s->ev_notify = NULL;
 	}
+	if (s->ev_read6) {
+		event_free(s->ev_read6);
+		s->ev_read6 = NULL;
+	}
 	if (s->fd >= 0)
 		evutil_closesocket(s->fd);
 	s->fd = -1;
+	if (s->fd6 >= 0)
+		evutil_closesocket(s->fd6);
+	s->fd6 = -1;
 	ssdp_free(s);
 	if (err)
 		*err = e;
@@ -1011,8 +1420,12 @@ void ssdp_free(struct ssdp *s)
 		event_free(s->ev_read);
 	if (s->ev_notify)
 		event_free(s->ev_notify);
+	if (s->ev_read6)
+		event_free(s->ev_read6);
 	if (s->fd >= 0)
 		evutil_closesocket(s->fd);
+	if (s->fd6 >= 0)
+		evutil_closesocket(s->fd6);
 	for (size_t i = 0; i < s->n_targets; i++) {
 		free(s->targets[i].nt);
 		free(s->targets[i].usn);

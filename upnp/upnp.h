@@ -249,6 +249,15 @@ struct upnp_config {
 	/* priority: a syslog priority, LOG_ERR .. LOG_DEBUG (<syslog.h>) */
 	void (*log)(void *arg, int priority, const char *fmt, va_list ap);
 	void *log_arg;
+
+	/* --- UPnP over IPv6 (UDA 1.1 Annex A), opt-in --- */
+	/* With LAN interfaces named: also HTTP on [::]:http_port of each (IPV6_V6ONLY,
+	 * SO_BINDTODEVICE) for on-link peers only (link-local from that link, or inside one of
+	 * its IPv6 prefixes), and SSDP on ff02::c there, LOCATION naming the interface's IPv6
+	 * address in brackets (link-local for link-local searchers and NOTIFYs, else global/ULA).
+	 * The interfaces still need an IPv4 address (lan_addr, the IPv4 side). ops->action's
+	 * `from` is then an AF_INET6 sockaddr for IPv6 peers. */
+	bool ipv6;
 };
 
 struct upnp_server;

@@ -41,12 +41,36 @@ struct upnp_lan_if {
 	struct in_addr addr;       /* its first IPv4 address */
 	struct { struct in_addr addr, mask; } nets[UPNP_LAN_MAX_NETS];
 	size_t n_nets;
+	/* IPv6 (UDA 1.1 Annex A; used only when upnp_config.ipv6 is on): the interface's
+	 * global/ULA addresses with their prefix lengths, and its link-local address. */
+	struct { struct in6_addr addr; unsigned plen; } nets6[UPNP_LAN_MAX_NETS];
+	size_t n_nets6;
+	struct in6_addr ll6;
+	bool has_ll6;
 };
 /* Fill lif from the interface's current addresses (ssdp.c). UPNP_ERR_IFACE when it does
  * not exist or has no IPv4 address. */
 enum upnp_err upnp_lan_if_lookup(struct upnp_lan_if *lif, const char *name);
 /* Is a on one of lif's subnets? */
 bool upnp_lan_if_has(const struct upnp_lan_if *lif, struct in_addr a);
+/* Is IPv6 peer a on-link for lif: link-local (fe80::/10) with lif's index as scope, or
+ * inside one of lif's global/ULA prefixes? Multicast, unspecified, loopback and
+ * IPv4-mapped addresses never are. */
+bool upnp_lan_if_has6(const struct upnp_lan_if *lif, const struct in6_addr *a, uint32_t scope_id);
+/* Our IPv6 address on lif to name in a URL for peer (RFC 6874 §1: no zone in what we send;
+ * the zone is the receiver's): the link-local address for a link-local peer, else the
+ * global/ULA address whose prefix holds the peer, else the first global/ULA one, else the
+ * link-local one. peer NULL: a multicast to ff02::c (link-local scope) -> link-local.
+ * false when lif has no IPv6 address at all. */
+bool upnp_lan_if_addr6_for(const struct upnp_lan_if *lif, const struct in6_addr *peer,
+			   struct in6_addr *out);
+/* Re-read lif's IPv6 addresses: LAN prefixes change while we run (DHCPv6-PD after a WAN
+ * reconnect, SLAAC). Callers do it when an IPv6 peer is not on-link (at most once a second)
+ * and SSDP before each round of announcements. */
+void upnp_lan_if_refresh6(struct upnp_lan_if *lif);
+/* "http://HOST:PORT/path" of url with its host replaced by "[addr]" (len bytes written into
+ * out, NUL-terminated); false when url has no "http://host" or out is too small. */
+bool upnp_url_with_v6_host(const char *url, const struct in6_addr *addr, char *out, size_t cap);
 
 /* ------------------------------------------------------------------ http.c */
 
@@ -93,6 +117,10 @@ struct http_server_config {
 	 * interface's subnets is closed at once without an answer. None named: one socket on
 	 * bind_addr, any peer (tests on loopback). */
 	const char *const *lan_ifnames; size_t n_lan_ifnames;
+	/* With LAN interfaces: also one IPv6 listener per interface on the same port (IPV6_V6ONLY,
+	 * SO_BINDTODEVICE), taking only on-link peers (upnp_lan_if_has6). Every limit below
+	 * counts IPv4 and IPv6 connections together; a host is its full address. */
+	bool ipv6;
 	size_t max_connections; /* default 64; beyond: 503 then close */
 	size_t max_header_bytes;/* default 8192 -> 431/400 */
 	size_t max_body_bytes;  /* default 65536 -> 413 */
@@ -139,8 +167,8 @@ void http_exchange_respond(struct http_exchange *x, int status, const char *cons
  * (done is not called). The handle is owned by http.c and valid until done is called. */
 struct http_client;
 typedef void http_client_done(void *arg, int status);
-struct http_client *http_client_send(struct event_base *base, const struct sockaddr_in *addr,
-				     const char *method, const char *host_path,
+struct http_client *http_client_send(struct event_base *base, const struct sockaddr *addr,
+				     socklen_t addrlen, const char *method, const char *host_path,
 				     const char *const *headers, const char *body,
 				     size_t body_len, uint32_t timeout_ms,
 				     http_client_done *done, void *arg);
@@ -165,6 +193,9 @@ struct ssdp_config {
 	uint16_t port;            /* UDP port; 0 = 1900 (tests use others) */
 	bool location_per_iface;  /* rewrite LOCATION's host per interface (see below); only
 				     right when the HTTP server listens on every address */
+	bool ipv6;                /* also SSDP over IPv6 on ff02::c (UDA 1.1 Annex A): LOCATION
+				     is `location` with its host replaced by a bracketed
+				     address of the interface (upnp_lan_if_addr6_for) */
 };
 /* usns_nt entries: "upnp:rootdevice" (USN root_uuid::upnp:rootdevice), "uuid:X" (its own
  * USN), "uuid:X::urn:...:type:v" (NT is the part after "::", USN the whole entry: use it

@@ -22,6 +22,15 @@ nftables behind it onto 11.22.33.44 = a stateful NAT64 (RFC 6146); pcpsim serves
 and its hook tests/pcpsim/hooks/nat64_forward.py installs each mapping as an nftables DNAT
 11.22.33.44:port -> the tayga address of the internal IPv6 address; see _up_464xlat_wan().
 
+Topology "nat64" (issue "NAT64 CPEs", case 2): the 464xlat topology (host1 and host2 IPv4
+through the CLAT, the same PLAT) plus an IPv6 LAN: the router routes 2001:db8:77::/64 on br-lan
+(2001:db8:77::1; the carrier routes it back via the router's WAN address) and host3 is an
+IPv6-only LAN host (2001:db8:77::13, no IPv4 at all) that reaches IPv4 through the PLAT
+(64:ff9b::/96).  The PLAT's tayga has a static map of host3's address onto its pool
+(10.64.1.13), so an inbound mapping for host3 is the same DNAT in front of tayga (the
+nat64_forward hook reads the map lines); see _up_nat64_lan().  Placeholders: {host3} (=
+{host3_v6}), {host3_pool}, {router_lan_v6}, {lan_v6_net}.
+
 Every namespace is named <prefix>-<role> with prefix "iwf<pid>" so parallel runs never collide;
 interfaces are created directly inside their namespaces, so their short fixed names cannot clash
 either.  Everything created is registered in a cleanup stack that runs on normal exit, on
@@ -73,6 +82,10 @@ ADDR_464XLAT = dict(ADDR, router_wan="fd00:99::2", carrier="fd00:99::1",
                     nat64_prefix="64:ff9b::/96",              # RFC 6052 well-known prefix (PLAT)
                     plat_hosts="10.64.0.0/24",               # PLAT's IPv4 side for the CLAT prefix
                     plat_v4="10.64.255.1", plat_v6="fd00:64::1")
+# NAT64 with IPv6-only LAN hosts (issue 15 case 2): 464XLAT's addresses plus a routed LAN prefix.
+ADDR_NAT64 = dict(ADDR_464XLAT, lan_v6_net="2001:db8:77::/64", router_lan_v6="2001:db8:77::1",
+                  host3="2001:db8:77::13", host3_v6="2001:db8:77::13",
+                  host3_pool="10.64.1.13")               # tayga's static map of host3 (PLAT)
 TAYGA = "/usr/sbin/tayga"
 SOFTWIRE_IF = "sw0"
 SOFTWIRE_VNI = 6333
@@ -257,18 +270,21 @@ class Topology:
         self.ns = {r: f"{self.prefix}-{r}" for r in self.roles}
         self.keep = keep
         # kind "dslite": IPv6-only WAN router<->carrier, IPv4 over a softwire (see up_dslite).
-        if kind not in ("routed", "dslite", "464xlat"):
+        if kind not in ("routed", "dslite", "464xlat", "nat64"):
             raise HarnessError(f"unknown topology {kind!r}")
+        if kind == "nat64":        # an IPv6-only LAN host beside the IPv4 ones
+            self.roles = self.roles + ("host3",)
+            self.ns = {r: f"{self.prefix}-{r}" for r in self.roles}
         if kind != "routed" and router_nat:
             raise HarnessError(f"{kind}: no NAT44 in the CPE (router_nat must be false)")
         self.kind = kind
-        self.addr = dict({"dslite": ADDR_DSLITE, "464xlat": ADDR_464XLAT}.get(kind, ADDR))
+        self.addr = dict({"dslite": ADDR_DSLITE, "464xlat": ADDR_464XLAT, "nat64": ADDR_NAT64}.get(kind, ADDR))
         self.iface = dict(IFACE)
         if kind == "dslite":
             self.iface["softwire"] = SOFTWIRE_IF
         # the router's IPv4 address as seen by the carrier (permission rules, canary)
-        self.cpe_v4 = self.addr[{"dslite": "b4", "464xlat": "clat_v4"}.get(kind, "router_wan")]
-        if kind == "464xlat":
+        self.cpe_v4 = self.addr[{"dslite": "b4", "464xlat": "clat_v4", "nat64": "clat_v4"}.get(kind, "router_wan")]
+        if kind in ("464xlat", "nat64"):
             self.iface.update(clat="clat", plat="nat64")
         self.lan_net = LAN_NET
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"{self.prefix}-")
@@ -340,8 +356,10 @@ class Topology:
         self._veth("router", i["router_wan"], "carrier", i["carrier_lan"])
         if self.kind == "dslite":
             self._up_dslite_wan()
-        elif self.kind == "464xlat":
+        elif self.kind in ("464xlat", "nat64"):
             self._up_464xlat_wan()
+            if self.kind == "nat64":
+                self._up_nat64_lan()
         else:
             self._up_routed_wan()
         self._up_carrier_ext()
@@ -425,9 +443,14 @@ class Topology:
         self.run("router", [IP, "-6", "route", "add", "default", "via", a["carrier"]], check=True)
         self.run("router", [IP, "route", "add", "224.0.0.0/4", "dev", i["lan_bridge"]], check=True)
         plat_map = f"map {a['plat_hosts']} {a['clat_prefix'].split('/')[0]}{_v4_hex(lan24)}/120"
-        self.tayga("carrier", "plat", i["plat"], [
-            f"ipv4-addr {a['plat_v4']}", f"ipv6-addr {a['plat_v6']}",
-            f"prefix {a['nat64_prefix']}", plat_map])
+        plat_lines = [f"ipv4-addr {a['plat_v4']}", f"ipv6-addr {a['plat_v6']}",
+                      f"prefix {a['nat64_prefix']}", plat_map]
+        if self.kind == "nat64":
+            # the IPv6-only LAN host: a static one-to-one map onto the PLAT's pool (RFC 6146's
+            # stateful NAT64 would bind it dynamically; a static binding keeps inbound mappings
+            # a plain DNAT in front of tayga, like the CLAT addresses)
+            plat_lines.append(f"map {a['host3_pool']} {a['host3_v6']}")
+        self.tayga("carrier", "plat", i["plat"], plat_lines)
         self.run("carrier", [IP, "route", "add", "10.64.0.0/16", "dev", i["plat"]], check=True)
         self.run("carrier", [IP, "-6", "route", "add", a["nat64_prefix"], "dev", i["plat"]], check=True)
         self.run("carrier", [IP, "-6", "route", "add", a["clat_prefix"], "via", a["router_wan"]], check=True)
@@ -437,6 +460,31 @@ class Topology:
             "    type nat hook postrouting priority 100; policy accept;\n"
             f"    oifname \"{i['carrier_ext']}\" ip saddr 10.64.0.0/16 snat to {a['ext']}\n"
             "  }\n}\n"))
+
+    def _up_nat64_lan(self):
+        """The IPv6 LAN of the "nat64" topology: the router routes {lan_v6_net} on br-lan (its
+        IPv6 WAN and forwarding come from _up_464xlat_wan), host3 is IPv6 only on it (default
+        route via the router; NAT64 destinations 64:ff9b::/96 go the same way, to the PLAT), and
+        the carrier routes the prefix back to the router's WAN address."""
+        a, i = self.addr, self.iface
+        br = i["lan_bridge"]
+        for k in ("all", "default", br):
+            self.run("router", ["sysctl", "-q", "-w", f"net.ipv6.conf.{k}.disable_ipv6=0"], check=True)
+        self.run("router", ["sysctl", "-q", "-w", f"net.ipv6.conf.{br}.accept_dad=0"], check=False)
+        self.run("router", [IP, "-6", "addr", "add", f"{a['router_lan_v6']}/64", "dev", br, "nodad"],
+                 check=True)
+        self._veth("router", "lan3", "host3", i["host"])
+        self.run("router", [IP, "link", "set", "lan3", "master", br, "up"], check=True)
+        self.run("host3", ["sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"], check=False)
+        for k in ("all", "default", i["host"]):
+            self.run("host3", ["sysctl", "-q", "-w", f"net.ipv6.conf.{k}.disable_ipv6=0"], check=True)
+        self.run("host3", ["sysctl", "-q", "-w", f"net.ipv6.conf.{i['host']}.accept_dad=0"], check=False)
+        self.run("host3", ["sysctl", "-q", "-w", f"net.ipv6.conf.{i['host']}.accept_ra=0"], check=False)
+        self.run("host3", [IP, "-6", "addr", "add", f"{a['host3_v6']}/64", "dev", i["host"], "nodad"],
+                 check=True)
+        self.run("host3", [IP, "link", "set", i["host"], "up"], check=True)
+        self.run("host3", [IP, "-6", "route", "add", "default", "via", a["router_lan_v6"]], check=True)
+        self.run("carrier", [IP, "-6", "route", "add", a["lan_v6_net"], "via", a["router_wan"]], check=True)
 
     def tayga(self, role, name, tun, lines):
         """Debian's tayga in role's namespace on a tun of its own, in the foreground."""
@@ -479,7 +527,7 @@ class Topology:
     def _probe(self):
         a = self.addr
         # 464XLAT: through the CLAT and the PLAT to the carrier's own external address
-        target = {"dslite": a.get("aftr"), "464xlat": a["ext"]}.get(self.kind, a["carrier"])
+        target = {"dslite": a.get("aftr"), "464xlat": a["ext"], "nat64": a["ext"]}.get(self.kind, a["carrier"])
         # Sanity: the LAN reaches the carrier through the router (no NAT).
         # (no ping on minimal Debian: a TCP connect to a closed port must be refused by the
         # carrier, which proves routing both ways without NAT)
@@ -489,6 +537,14 @@ class Topology:
         p = self.run("host1", [PYTHON, "-c", probe])
         if p.returncode != 0:
             raise HarnessError(f"host1 cannot reach the carrier ({target}): {p.stdout}{p.stderr}")
+        if self.kind == "nat64":
+            # host3 (IPv6 only) through the PLAT: {ext} as 64:ff9b::/96 + address (RFC 6052)
+            v6 = "64:ff9b::" + _v4_hex(a["ext"])
+            probe6 = probe.replace("socket.socket()", "socket.socket(socket.AF_INET6)").replace(
+                f"('{target}', 9)", f"('{v6}', 9)")
+            p = self.run("host3", [PYTHON, "-c", probe6])
+            if p.returncode != 0:
+                raise HarnessError(f"host3 cannot reach the carrier ({v6}): {p.stdout}{p.stderr}")
 
     def down(self):
         CLEANUP.run()
@@ -670,7 +726,7 @@ class Pcpsim:
         if self.settings:
             argv += ["--set", json.dumps(self.settings)]
         env = None
-        if self.topo.kind == "464xlat":
+        if self.topo.kind in ("464xlat", "nat64"):
             # the PLAT: each MAP becomes a DNAT in front of the carrier's tayga (a data path)
             argv += ["--hook", self.NAT64_HOOK]
             env = dict(os.environ, PCPSIM_NAT64_TAYGA_CONF=os.path.join(
@@ -714,7 +770,7 @@ class Pcpsim:
 
     def nat64_rules(self):
         """464XLAT: the NAT64's DNAT maps the hook keeps ('' elsewhere)."""
-        if self.topo.kind != "464xlat":
+        if self.topo.kind not in ("464xlat", "nat64"):
             return ""
         return self.topo.run("carrier", [NFT, "list", "table", "ip", self.NAT64_TABLE]).stdout
 

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
 ROLE_ALIASES = {"host1": "host1", "lan1": "host1", "host2": "host2", "lan2": "host2",
+                "host3": "host3", "lan3": "host3",   # topology "nat64": the IPv6-only LAN host
                 "router": "router", "cpe": "router", "carrier": "carrier", "internet": "internet"}
 
 STEP_ACTIONS = ("run", "nft", "capture", "carrier", "iwfd", "sleep", "log", "spawn", "wait",

@@ -25,6 +25,7 @@ static void test_defaults(void)
 	CHECK_EQ_INT(c.pcp_lifetime, 7200);
 	CHECK(c.listen_announce);
 	CHECK(!c.allow_third_party);
+	CHECK(!c.upnp_ipv6); /* issue 15: UPnP over IPv6 is opt-in */
 	/* issue "Real homes" #12: persistence is on unless turned off */
 	CHECK(strcmp(c.state_file, IWF_DEFAULT_STATE_FILE) == 0);
 	CHECK(strcmp(c.state_file, "/var/lib/iwfd/state") == 0);
@@ -43,7 +44,7 @@ static void test_load(void)
 	iwf_config_init(&c);
 	const char *p = write_file(
 		"{\"lan_interfaces\": [\"br-lan\", \"wlan0\"], \"pcp_servers\": [\"[2001:db8::1]:5351\"],"
-		" \"igd_version\": 2, \"http_port\": 5000, \"state_file\": \"/tmp/x.json\","
+		" \"igd_version\": 2, \"http_port\": 5000, \"state_file\": \"/tmp/x.json\", \"upnp_ipv6\": true,"
 		" \"log_level\": \"debug\", \"pcp\": {\"lifetime\": 600, \"service_wait_s\": 0},"
 		" \"status_page\": true, \"control_socket\": \"/tmp/ctl\","
 		" \"security\": {\"allow_third_party\": true, \"rules\": [\"deny 0-65535 192.168.1.66 0-65535\","
@@ -54,6 +55,7 @@ static void test_load(void)
 	CHECK(strcmp(c.pcp_servers[0], "[2001:db8::1]:5351") == 0);
 	CHECK_EQ_INT(c.igd_version, 2);
 	CHECK_EQ_INT(c.http_port, 5000);
+	CHECK(c.upnp_ipv6);
 	CHECK_EQ_INT(c.log_level, IWF_LOG_DEBUG);
 	CHECK_EQ_INT(c.pcp_lifetime, 600);
 	CHECK_EQ_INT(c.pcp_service_wait_s, 0);
@@ -73,6 +75,7 @@ static void test_load(void)
 		{"{\"lan_interfaces\": \"br-lan\"}", "lan_interfaces"},
 		{"{\"log_level\": \"loud\"}", "log_level"},
 		{"{\"status_page\": \"yes\"}", "status_page"},
+		{"{\"upnp_ipv6\": \"yes\"}", "upnp_ipv6"},
 		{"[1, 2]", "top level"},
 		{"{\"igd_version\": 1, \"igd_version\": 2}", "duplicate"},
 		{"{broken", "cfg-"},
@@ -121,8 +124,48 @@ static void test_rules(void)
 	CHECK(iwf_rules_permit(NULL, 0, 1024, h10, 80));
 }
 
+/* --nat nat64 (issue 15, IPv6 LAN hosts behind a NAT64): needs an IPv6 PCP server (or the
+ * DHCP hand-over file); the CLAT prefix goes with clat and nat64 only. */
+static void test_nat64(void)
+{
+	struct iwf_config c;
+	char d[256];
+	iwf_config_init(&c);
+	snprintf(c.lan_ifs[0], sizeof(c.lan_ifs[0]), "br-lan");
+	c.n_lan_ifs = 1;
+	CHECK(iwf_nat_mode_known("nat64") && iwf_nat_mode_known("clat") && !iwf_nat_mode_known("nat46"));
+	snprintf(c.nat_mode, sizeof(c.nat_mode), "nat64");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL); /* no server: not the v4 router */
+	CHECK(strstr(d, "nat64") != NULL && strstr(d, "--pcp-server") != NULL);
+	snprintf(c.pcp_servers[0], sizeof(c.pcp_servers[0]), "192.0.2.1");
+	c.n_pcp_servers = 1;
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL); /* an IPv4 server */
+	CHECK(strstr(d, "192.0.2.1") != NULL);
+	snprintf(c.pcp_servers[0], sizeof(c.pcp_servers[0]), "[fd00:99::1]:5351");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK);
+	c.n_pcp_servers = 0;
+	snprintf(c.pcp_servers_file, sizeof(c.pcp_servers_file), "/run/iwfd/pcp-servers");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK);
+	CHECK(iwf_clat_prefix_parse("2001:db8:c1a7::/96", &c.clat_prefix, &c.clat_prefix_len));
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK); /* nat64 + CLAT for IPv4 hosts */
+	snprintf(c.nat_mode, sizeof(c.nat_mode), "none");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL);
+	snprintf(c.nat_mode, sizeof(c.nat_mode), "clat");
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK);
+	c.clat_prefix_len = 0;
+	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL); /* clat without its prefix */
+	const char *p = write_file("{\"nat\": {\"mode\": \"nat64\"}}");
+	iwf_config_init(&c);
+	CHECK_EQ_INT(iwf_config_load(&c, p, d, sizeof(d)), IWF_OK);
+	CHECK(strcmp(c.nat_mode, "nat64") == 0);
+	p = write_file("{\"nat\": {\"mode\": \"nat66\"}}");
+	CHECK_EQ_INT(iwf_config_load(&c, p, d, sizeof(d)), IWF_ERR_INVAL);
+	CHECK(strstr(d, "nat64") != NULL);
+}
+
 int main(void)
 {
+	test_nat64();
 	test_defaults();
 	test_load();
 	test_rules();

@@ -134,6 +134,7 @@ struct h {
 	struct iwf_nat *nat;
 	struct iwf_core *core;
 	char path[256], dir[128];  /* journal (durability tests), "" = memory table */
+	const char *source;        /* the PCP client's source address (default H_SOURCE) */
 
 	uint64_t now;
 	int64_t wall_offset;
@@ -377,7 +378,7 @@ static inline void h_core_new(struct h *h)
 	CHECK(h->core != NULL);
 	if (!h->core)
 		abort();
-	struct in6_addr src = h_ip(H_SOURCE);
+	struct in6_addr src = h_ip(h->source ? h->source : H_SOURCE);
 	pcp_client_set_source(h_pcp(h), &src);
 	pcp_client_set_server(h_pcp(h), &h->srv.addr, h->srv.port, h->now);
 }
@@ -520,7 +521,7 @@ static inline size_t srv_count(struct h *h)
 {
 	srv_expire(h);
 	size_t n = 0;
-	struct in6_addr src = h_ip(H_SOURCE);
+	struct in6_addr src = h_ip(h->source ? h->source : H_SOURCE);
 	for (size_t i = 0; i < H_MAX_CMAP; i++)
 		n += h->srv.maps[i].used && memcmp(&h->srv.maps[i].in_addr, &src, sizeof(src)) != 0;
 	return n;
@@ -913,14 +914,25 @@ static inline int h_act(struct h *h, enum upnp_action action, const struct upnp_
 	}
 	int i = h->n_calls++;
 	memset(&h->ans[i], 0, sizeof(h->ans[i]));
+	/* an IPv4 caller arrives as sockaddr_in, an IPv6 one (mode nat64) as sockaddr_in6 */
 	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
 	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons(49152);
-	if (inet_pton(AF_INET, from, &sin.sin_addr) != 1)
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(49152);
+	const struct sockaddr *sa = (const struct sockaddr *)&sin;
+	if (strchr(from, ':')) {
+		if (inet_pton(AF_INET6, from, &sin6.sin6_addr) != 1)
+			abort();
+		sa = (const struct sockaddr *)&sin6;
+	} else if (inet_pton(AF_INET, from, &sin.sin_addr) != 1) {
 		abort();
+	}
 	struct upnp_args copy = *args;
-	iwf_core_action(h->core, (struct upnp_call *)(void *)&h->calls[i], action, &copy, (const struct sockaddr *)&sin);
+	iwf_core_action(h->core, (struct upnp_call *)(void *)&h->calls[i], action, &copy, sa);
 	return i;
 }
 

@@ -556,6 +556,80 @@ def test_discovery():
         subprocess.run(['ip', 'netns', 'del', ns])
 
 
+def test_ipv6():
+    """UPnP over IPv6 through the glue (issue 15, UDA 1.1 Annex A): upnp_echo --ipv6 on the
+    router side of a veth pair in namespaces of our own; from an IPv6 LAN host upnpc -6
+    discovers it on ff02::c (link-local LOCATION, its zone taken from the answer), reads
+    the description, asks GetExternalIPAddress and adds, lists and deletes a mapping with
+    its own IPv6 address as InternalClient; upnp/ hands the action the host's real IPv6
+    address. (python3-miniupnpc 2.2.4 has no IPv6 switch; upnpc 2.2.4 calls an IGD whose
+    external address is reserved, like the echo's 203.0.113.7, "not connected": -i.)"""
+    if os.geteuid() != 0 or shutil.which('ip') is None:
+        print('ipv6: skipped (needs root and iproute2)')
+        return
+    r_ns, l_ns = 'upnpc6r%d' % os.getpid(), 'upnpc6l%d' % os.getpid()
+    sh = lambda *a: subprocess.run(list(a), capture_output=True, text=True, timeout=30)
+    run = lambda *a: sh('ip', 'netns', 'exec', l_ns, *a)
+    try:
+        for n in (r_ns, l_ns):
+            sh('ip', 'netns', 'add', n)
+            sh('ip', 'netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0',
+               'net.ipv6.conf.default.accept_dad=0')
+            sh('ip', '-n', n, 'link', 'set', 'lo', 'up')
+        sh('ip', 'link', 'add', 'lan0', 'netns', r_ns, 'type', 'veth', 'peer', 'name', 'eth0',
+           'netns', l_ns)
+        for n, dev, addrs in ((r_ns, 'lan0', ('10.78.1.1/24', 'fd78:1::1/64')),
+                              (l_ns, 'eth0', ('10.78.1.2/24', 'fd78:1::2/64'))):
+            for a in addrs:
+                sh('ip', '-n', n, 'addr', 'add', a, 'dev', dev)
+            sh('ip', '-n', n, 'link', 'set', dev, 'up')
+        for _ in range(50):  # the link-local addresses come with the carrier
+            if 'fe80' in sh('ip', '-n', r_ns, '-6', 'addr', 'show', 'dev', 'lan0').stdout and \
+               'fe80' in sh('ip', '-n', l_ns, '-6', 'addr', 'show', 'dev', 'eth0').stdout:
+                break
+            time.sleep(0.1)
+        m = re.search(r'(fe80::[0-9a-f:]+)/64',
+                      sh('ip', '-n', l_ns, '-6', 'addr', 'show', 'dev', 'eth0').stdout)
+        l_ll = m.group(1) if m else '?'
+        echo = Echo('--igd', '1', '--lan-if', 'lan0', '--addr', '10.78.1.1', '--ipv6', netns=r_ns)
+        try:
+            r = run(UPNPC, '-6', '-i', '-m', 'eth0', '-s')
+            out = r.stdout + r.stderr
+            m = re.search(r'desc: (http://\[[^\]]+\]:%d/rootDesc.xml)' % echo.port, out)
+            check(m is not None and '[fe80:' in m.group(1) and '%' not in m.group(1),
+                  'upnpc -6 discovers iwfd on ff02::c, link-local LOCATION without zone: %s' % out[-600:])
+            check('ExternalIPAddress = 203.0.113.7' in out,
+                  'upnpc -6 -s: GetExternalIPAddress over IPv6: %s' % out[-400:])
+            r = run(UPNPC, '-6', '-i', '-m', 'eth0', '-a', 'fd78:1::2', '40006', '40006', 'TCP')
+            out = r.stdout + r.stderr
+            check('fd78:1::2' in out and 'is redirected to internal' in out,
+                  'upnpc -6 -a fd78:1::2 40006 40006 TCP: %s' % out[-400:])
+            r = run(UPNPC, '-6', '-i', '-m', 'eth0', '-l')
+            out = r.stdout + r.stderr
+            check(re.search(r'TCP\s+40006->fd78:1::2:40006', out) is not None,
+                  'upnpc -6 -l lists the mapping to fd78:1::2: %s' % out[-400:])
+            # the same over the router's ULA (a global/ULA peer, the description URL given)
+            r = run(UPNPC, '-6', '-i', '-u', 'http://[fd78:1::1]:%d/rootDesc.xml' % echo.port,
+                    '-a', 'fd78:1::2', '40007', '40007', 'UDP')
+            out = r.stdout + r.stderr
+            check('is redirected to internal' in out,
+                  'upnpc -6 -u http://[fd78:1::1]:.../rootDesc.xml -a fd78:1::2: %s' % out[-400:])
+            r = run(UPNPC, '-6', '-i', '-m', 'eth0', '-d', '40006', 'TCP')
+            check(r.returncode == 0 and 'failed' not in (r.stdout + r.stderr).lower(),
+                  'upnpc -6 -d 40006 TCP: %s' % (r.stdout + r.stderr)[-300:])
+        finally:
+            rc, err = echo.stop()
+        check(rc == 0, 'ipv6 echo exit %s %s' % (rc, err[-500:]))
+        check('action AddPortMapping from %s\n' % l_ll in err,
+              'over link-local the action gets the host\'s link-local address %s as `from`: %s'
+              % (l_ll, err[-500:]))
+        check('action AddPortMapping from fd78:1::2\n' in err,
+              'over the ULA the action gets the host\'s ULA as `from`: %s' % err[-500:])
+    finally:
+        for n in (r_ns, l_ns):
+            sh('ip', 'netns', 'del', n)
+
+
 def valgrind_usable():
     """valgrind runs the echo (not with ASan builds, nor where it cannot read the debug
     information, e.g. clang 14's DWARF 5 with Debian 12's valgrind): the usage error exit
@@ -594,6 +668,7 @@ def main():
             rc, err = echo.stop()
             check(rc == 0, '%s: echo exit status %s: %s' % (label, rc, err[-1000:]))
     test_discovery()
+    test_ipv6()
     test_lifecycle(valgrind=valgrind_usable())
     print('test_clients: %d checks, %d failed' % (checks, failures))
     return 1 if failures or checks == 0 else 0

@@ -213,6 +213,60 @@ static void test_types(void)
 	CHECK(parse(env(IP1_NS, "DeletePortMapping", "<NewRemoteHost>example.com</NewRemoteHost>"
 			"<NewExternalPort>80</NewExternalPort><NewProtocol>TCP</NewProtocol>"), NULL,
 		    UPNP_FL_IP1, &r) == 402);
+	/* IPv6 literals (issue 15, UDA 1.1 Annex A): InternalClient and RemoteHost, passed on
+	 * in RFC 5952 form; zone ids, brackets, v4-mapped and non-host addresses refused. */
+	{
+		static const struct { const char *in, *out; } v6[] = {
+			{ "2001:db8:0:1::20", "2001:db8:0:1::20" },
+			{ " 2001:DB8:0000:0001:0000:0000:0000:0020 ", "2001:db8:0:1::20" },
+			{ "fd00:77::2", "fd00:77::2" },
+			{ "fe80::1", "fe80::1" },
+			{ "fe80::1%eth0", NULL },
+			{ "fe80::1%25eth0", NULL },
+			{ "fe80::1%2", NULL },
+			{ "[2001:db8::1]", NULL },
+			{ "::ffff:192.168.1.2", NULL },
+			{ "::", NULL },
+			{ "::1", NULL },
+			{ "ff02::1", NULL },
+			{ "2001:db8::1::2", NULL },
+			{ "2001:db8::g", NULL },
+			{ "2001:db8:0:0:0:0:0:0:1", NULL },
+			{ ":", NULL },
+		};
+		for (size_t i = 0; i < sizeof v6 / sizeof v6[0]; i++) {
+			char body[8192 + 64], rh[300];
+			int rc;
+
+			snprintf(body, sizeof body, "%s", env(IP1_NS, "AddPortMapping",
+				 "<NewRemoteHost></NewRemoteHost><NewExternalPort>40001</NewExternalPort>"
+				 "<NewProtocol>TCP</NewProtocol><NewInternalPort>40001</NewInternalPort>"
+				 "<NewInternalClient>@</NewInternalClient><NewEnabled>1</NewEnabled>"
+				 "<NewPortMappingDescription>d</NewPortMappingDescription>"
+				 "<NewLeaseDuration>0</NewLeaseDuration>"));
+			char *at = strchr(body, '@');
+			snprintf(rh, sizeof rh, "%s%s", v6[i].in, at + 1);
+			memcpy(at, rh, strlen(rh) + 1);
+			rc = parse(body, NULL, UPNP_FL_IP1, &r);
+			if (v6[i].out != NULL)
+				CHECK(rc == 0 && strcmp(r.args.pm.internal_client, v6[i].out) == 0);
+			else
+				CHECK(rc == 402);
+			if ((v6[i].out != NULL) != (rc == 0))
+				fprintf(stderr, "  InternalClient '%s': %d\n", v6[i].in, rc);
+			snprintf(body, sizeof body, "%s", env(IP1_NS, "DeletePortMapping",
+				 "<NewRemoteHost>@</NewRemoteHost><NewExternalPort>80</NewExternalPort>"
+				 "<NewProtocol>TCP</NewProtocol>"));
+			at = strchr(body, '@');
+			snprintf(rh, sizeof rh, "%s%s", v6[i].in, at + 1);
+			memcpy(at, rh, strlen(rh) + 1);
+			rc = parse(body, NULL, UPNP_FL_IP1, &r);
+			if (v6[i].out != NULL)
+				CHECK(rc == 0 && strcmp(r.args.pm.remote_host, v6[i].out) == 0);
+			else
+				CHECK(rc == 402);
+		}
+	}
 	/* long description: truncated at 255 bytes on a UTF-8 boundary */
 	char args[4096], desc[600];
 	size_t k = 0;

@@ -3,7 +3,10 @@
  * struct upnp_ops keeping an in-memory port mapping table (no PCP). Real UPnP clients
  * (upnpc, python3-miniupnpc) drive it over real HTTP.
  *
- *   upnp_echo [--igd 1|2] [--ppp] [--addr A] [--port N] [--lan-if IF]
+ *   upnp_echo [--igd 1|2] [--ppp] [--addr A] [--port N] [--lan-if IF] [--ipv6]
+ *
+ * --ipv6: UPnP over IPv6 too (upnp_config.ipv6); each action from an IPv6 peer is written
+ * to stderr as "action NAME from ADDR" (the `from` upnp/ hands over).
  *
  * Prints "URL <root description URL>" on stdout when ready; exits on SIGTERM/SIGINT or when
  * stdin reaches EOF. AddPortMapping and AddAnyPortMapping are completed asynchronously (from
@@ -15,7 +18,9 @@
 #include <syslog.h>
 #include "upnp.h"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,7 +293,13 @@ static void on_action(void *arg, struct upnp_call *call, enum upnp_action action
 	struct timeval tv = { 0, 5000 };
 	struct pending *p;
 
-	(void)from;
+	if (from != NULL && from->sa_family == AF_INET6) {
+		char a[INET6_ADDRSTRLEN];
+
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)from)->sin6_addr,
+			  a, sizeof a);
+		fprintf(stderr, "action %s from %s\n", upnp_action_name(action), a);
+	}
 	if ((action == UPNP_ACT_ADD_PORT_MAPPING || action == UPNP_ACT_ADD_ANY_PORT_MAPPING) &&
 	    strcmp(args->pm.description, "hold-forever") == 0) {
 		if (e->n_held == sizeof e->held / sizeof e->held[0])
@@ -366,9 +377,11 @@ int main(int argc, char **argv)
 			cfg.http_port = (uint16_t)atoi(argv[++i]);
 		else if (strcmp(argv[i], "--lan-if") == 0 && i + 1 < argc && cfg.n_lan_ifnames < 4)
 			ifs[cfg.n_lan_ifnames++] = argv[++i];
+		else if (strcmp(argv[i], "--ipv6") == 0)
+			cfg.ipv6 = true;
 		else {
 			fprintf(stderr, "usage: upnp_echo [--igd 1|2] [--ppp] [--addr A] [--port N] "
-				"[--lan-if IF]\n");
+				"[--lan-if IF] [--ipv6]\n");
 			return 2;
 		}
 	}

@@ -5,7 +5,8 @@
  *   upnpt_harness [--port N] [--bind ADDR] [--max-conn N] [--max-header N] [--max-body N]
  *                 [--idle-ms N] [--max-subs N] [--max-timeout S]
  *                 [--ssdp-if IFNAME]... [--ssdp-port N] [--location-host ADDR] [--igd 1|2]
- *                 [--max-age S]
+ *                 [--max-age S] [--ipv6 1]
+ *   --ipv6 1: also HTTP and SSDP over IPv6 on the --ssdp-if interfaces (UDA 1.1 Annex A)
  *
  * Prints "PORT <n>" on stdout when ready; exits on SIGTERM/SIGINT or stdin EOF.
  * Routes:
@@ -206,6 +207,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(o, "--location-host")) loc_host = v;
 		else if (!strcmp(o, "--igd")) igd = (int)num(v);
 		else if (!strcmp(o, "--max-age")) max_age = (unsigned)num(v);
+		else if (!strcmp(o, "--ipv6")) hc.ipv6 = num(v) != 0;
 		else {
 			fprintf(stderr, "unknown option %s\n", o);
 			return 2;
@@ -215,6 +217,12 @@ int main(int argc, char **argv)
 	base = event_base_new();
 	hc.logger.log = log_cb;
 	gc.logger.log = log_cb;
+	/* --ipv6: the IPv6 listeners are per LAN interface, so the --ssdp-if ones are named to
+	 * http.c too (an IPv4 listener each, bound to the interface, on the --bind address). */
+	if (hc.ipv6) {
+		hc.lan_ifnames = ifs;
+		hc.n_lan_ifnames = n_ifs;
+	}
 	srv = http_server_new(base, &hc);
 	if (srv == NULL) {
 		fprintf(stderr, "http_server_new failed\n");
@@ -251,6 +259,7 @@ int main(int argc, char **argv)
 			.max_age = max_age, .boot_id = 7, .config_id = 3, .igd_version = igd,
 			.logger = { .log = log_cb }, .port = (uint16_t)ssdp_port,
 			.location_per_iface = hc.bind_addr == NULL, /* HTTP on every address */
+			.ipv6 = hc.ipv6,
 		};
 		enum upnp_err e;
 

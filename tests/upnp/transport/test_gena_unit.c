@@ -45,6 +45,7 @@ struct http_client {
 static struct {
 	int calls, cancelled;
 	char host_path[256], sid[64], seq[16], body[2048];
+	struct sockaddr_storage addr; /* where the last NOTIFY went */
 	http_client_done *done[8]; /* NOTIFYs in flight, oldest first */
 	void *arg[8];
 	struct http_client *cl[8];
@@ -71,8 +72,8 @@ void http_client_cancel(struct http_client *cl)
 		}
 }
 
-struct http_client *http_client_send(struct event_base *base, const struct sockaddr_in *addr,
-				     const char *method, const char *host_path,
+struct http_client *http_client_send(struct event_base *base, const struct sockaddr *addr,
+				     socklen_t addrlen, const char *method, const char *host_path,
 				     const char *const *headers, const char *body,
 				     size_t body_len, uint32_t timeout_ms,
 				     http_client_done *done, void *arg)
@@ -80,6 +81,9 @@ struct http_client *http_client_send(struct event_base *base, const struct socka
 	if (sent.fail)
 		return NULL;
 	sent.calls++;
+	memset(&sent.addr, 0, sizeof(sent.addr));
+	if ((size_t)addrlen <= sizeof(sent.addr))
+		memcpy(&sent.addr, addr, (size_t)addrlen);
 	snprintf(sent.host_path, sizeof(sent.host_path), "%s", host_path);
 	for (size_t i = 0; headers[i] != NULL; i += 2) {
 		if (strcmp(headers[i], "SID") == 0)
@@ -136,12 +140,23 @@ static struct http_request mkreq(const char *method, const char *peer, const cha
 {
 	struct http_request r;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&r.peer;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r.peer;
 
 	memset(&r, 0, sizeof(r));
 	r.method = method;
 	r.path = "/evt";
-	sin->sin_family = AF_INET;
-	inet_pton(AF_INET, peer, &sin->sin_addr);
+	if (strchr(peer, ':') != NULL) { /* IPv6: "addr" or "addr%scope-number" */
+		char a[INET6_ADDRSTRLEN];
+		const char *pct = strchr(peer, '%');
+
+		snprintf(a, sizeof(a), "%.*s", pct ? (int)(pct - peer) : (int)strlen(peer), peer);
+		sin6->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, a, &sin6->sin6_addr);
+		sin6->sin6_scope_id = pct ? (uint32_t)strtoul(pct + 1, NULL, 10) : 0;
+	} else {
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, peer, &sin->sin_addr);
+	}
 	for (size_t i = 0; hv[i] != NULL && r.n_headers < HTTP_MAX_HEADERS; i += 2) {
 		r.headers[r.n_headers].name = hv[i];
 		r.headers[r.n_headers].value = hv[i + 1];
@@ -184,15 +199,32 @@ static void test_callback_vectors(void)
 		{ "<http://999.0.0.2/>", NULL, 0 },
 		{ "<>", NULL, 0 },
 		{ "", NULL, 0 },
+		/* IPv6 literals (UDA 1.1 Annex A, RFC 3986 §3.2.2) */
+		{ "<http://[fd00::2]:5000/evt>", "[fd00::2]:5000/evt", 5000 },
+		{ "<http://[fe80::2]/>", "[fe80::2]/", 80 },
+		{ "<http://[2001:db8::7]:9>", "[2001:db8::7]:9/", 9 },
+		{ "<http://[fd00::zz]/><http://[fd00::3]:8/a>", "[fd00::3]:8/a", 8 },
+		{ "<http://[fe80::2%25eth0]:5000/>", NULL, 0 },  /* zone id: not ours to use */
+		{ "<http://[fe80::2%eth0]:5000/>", NULL, 0 },
+		{ "<http://[fd00::2:5000/>", NULL, 0 },
+		{ "<http://[fd00::2]x/>", NULL, 0 },
+		{ "<http://fd00::2/>", NULL, 0 },
+		{ "<http://[]/>", NULL, 0 },
+		{ "<http://[10.0.0.2]/>", NULL, 0 },
+		{ "<http://[fd00::2]:0/>", NULL, 0 },
+		{ "<http://[::ffff:10.0.0.2]/>", NULL, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-		struct sockaddr_in a;
+		struct sockaddr_storage a;
 		char hp[GENA_URL_MAX], what[160];
 		int rc = parse_callback(v[i].in, &a, hp, sizeof(hp));
+		unsigned port = a.ss_family == AF_INET6
+				? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
+				: ntohs(((struct sockaddr_in *)&a)->sin_port);
 		bool ok = v[i].host_path == NULL ? rc != 0
-			  : rc == 0 && strcmp(hp, v[i].host_path) == 0 &&
-			    ntohs(a.sin_port) == v[i].port;
+			  : rc == 0 && strcmp(hp, v[i].host_path) == 0 && port == v[i].port &&
+			    (a.ss_family == AF_INET6) == (v[i].host_path[0] == '[');
 
 		snprintf(what, sizeof(what), "CALLBACK %s", v[i].in);
 		check(ok, what);
@@ -394,11 +426,68 @@ static void test_drop_after_failures(void)
 	event_base_free(base);
 }
 
+/* IPv6 subscribers (UDA 1.1 Annex A): the callback must be the subscriber's own address;
+ * a link-local one is reached on the subscriber's link (its scope id). */
+static void test_ipv6(void)
+{
+	struct event_base *base = event_base_new();
+	struct gena_config gc = { .max_subscriptions = 8, .max_timeout_s = 600 };
+	struct gena *g = gena_new(base, &gc);
+	static const struct {
+		const char *peer, *cb;
+		int status;
+		const char *what;
+	} v[] = {
+		{ "fd00::2", "<http://[fd00::2]:5000/e>", 200, "ULA subscriber, own callback -> 200" },
+		{ "fd00::2", "<http://[fd00::3]:5000/e>", 412, "callback to another IPv6 host -> 412" },
+		{ "fd00::2", "<http://10.0.0.2:5000/e>", 412, "IPv6 subscriber, IPv4 callback -> 412" },
+		{ "10.0.0.2", "<http://[fd00::2]:5000/e>", 412, "IPv4 subscriber, IPv6 callback -> 412" },
+		{ "fd00::2", "<http://[::ffff:10.0.0.2]:5000/e>", 412, "v4-mapped callback -> 412" },
+		{ "fe80::2%7", "<http://[fe80::2%257]:5000/e>", 412, "zone id in the callback -> 412" },
+	};
+
+	set1(g, "ConnectionStatus", "Connected");
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		const char *h[] = { "CALLBACK", v[i].cb, "NT", "upnp:event", NULL };
+		struct http_request r = mkreq("SUBSCRIBE", v[i].peer, h);
+		struct http_exchange x = { 0 };
+
+		gena_handle(g, &x, &r, 0);
+		check(x.status == v[i].status, v[i].what);
+	}
+	run_loop_ms(base, 60);
+	while (sent.n > 0)
+		deliver(200);
+	{
+		const char *h[] = { "CALLBACK", "<http://[fe80::2]:5000/e>", "NT", "upnp:event", NULL };
+		struct http_request r = mkreq("SUBSCRIBE", "fe80::2%7", h);
+		struct http_exchange x = { 0 };
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&sent.addr;
+		struct in6_addr want;
+
+		gena_handle(g, &x, &r, 0);
+		check(x.status == 200, "link-local subscriber, own link-local callback -> 200");
+		sent.calls = 0;
+		run_loop_ms(base, 60);
+		inet_pton(AF_INET6, "fe80::2", &want);
+		check(sent.calls == 1 && a6->sin6_family == AF_INET6 && a6->sin6_scope_id == 7 &&
+		      ntohs(a6->sin6_port) == 5000 &&
+		      memcmp(&a6->sin6_addr, &want, sizeof(want)) == 0 &&
+		      strcmp(sent.host_path, "[fe80::2]:5000/e") == 0,
+		      "its NOTIFY goes to [fe80::2]:5000 on the subscriber's link (scope 7)");
+		while (sent.n > 0)
+			deliver(200);
+	}
+	gena_free(g);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	test_callback_vectors();
 	test_timeout_vectors();
 	test_flow();
+	test_ipv6();
 	test_drop_after_failures();
 	printf("%d failed of %d\n", fails, checks);
 	return fails != 0;
