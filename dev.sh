@@ -9,7 +9,7 @@ top=$PWD
 PACKAGES=(build-essential meson ninja-build pkg-config libevent-dev libjansson-dev
   libhttp-parser-dev libexpat1-dev libnftables-dev nftables miniupnpd-nftables miniupnpc
   libminiupnpc-dev python3 python3-miniupnpc iproute2 socat tcpdump clang libclang-rt-14-dev valgrind
-  tayga)
+  tayga chromium chromium-driver)
 
 install_deps() {
   local missing=()

@@ -344,6 +344,13 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 				rc = fail(detail, cap, "control_socket: absolute path (shorter than 108 bytes) or \"\" expected");
 				goto out;
 			}
+			cfg->control_socket_set = true;
+		} else if (strcmp(key, "status_page") == 0) {
+			if (!json_is_boolean(v)) {
+				rc = fail(detail, cap, "status_page: true or false expected");
+				goto out;
+			}
+			cfg->status_page = json_is_true(v);
 		} else if (strcmp(key, "state_file") == 0) {
 			if (!copy_str(cfg->state_file, sizeof(cfg->state_file), v)) {
 				rc = fail(detail, cap, "state_file: path expected");
@@ -505,7 +512,7 @@ enum iwf_err iwf_config_load(struct iwf_config *cfg, const char *path, char *det
 			static const char *const known[] = {"lan_interfaces", "lan_address", "http_port", "pcp_servers",
 							    "pcp_servers_file", "state_file", "igd_version", "wan_type",
 							    "log_level", "friendly_name", "pcp", "nat", "security", "user",
-							    "control_socket", "upnp_ipv6", NULL};
+							    "control_socket", "upnp_ipv6", "status_page", NULL};
 			rc = fail_unknown(detail, cap, "", key, known);
 			goto out;
 		}

@@ -149,7 +149,37 @@ static json_t *do_list(struct iwf_core *core)
 	return json_pack("{s:b, s:o}", "ok", 1, "mappings", arr);
 }
 
-static json_t *do_stats(struct iwf_core *core)
+/* upnp/'s counters, grouped as docs/control.md shows them. */
+static json_t *upnp_stats_json(const struct iwf_control_ops *ops, void *ops_arg)
+{
+	struct upnp_stats u;
+	memset(&u, 0, sizeof(u));
+	if (ops && ops->upnp_stats)
+		ops->upnp_stats(ops_arg, &u);
+#define N(x) (json_int_t)(x)
+	json_t *ssdp = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "msearch", N(u.ssdp_msearch), "answered",
+				 N(u.ssdp_answered), "no_match", N(u.ssdp_no_match), "rate_limited",
+				 N(u.ssdp_rate_limited), "malformed", N(u.ssdp_malformed), "not_lan", N(u.ssdp_not_lan));
+	json_t *refused = json_pack("{s:I, s:I, s:I}", "connection_limit", N(u.http_refused_limit), "per_host_limit",
+				    N(u.http_refused_per_host), "not_lan", N(u.http_refused_not_lan));
+	json_t *http = json_pack("{s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "accepted", N(u.http_accepted), "refused",
+				 refused, "bad_request", N(u.http_bad_request), "header_too_big",
+				 N(u.http_header_too_big), "body_too_big", N(u.http_body_too_big), "timeout_request",
+				 N(u.http_timeout_request), "timeout_idle", N(u.http_timeout_idle), "throttled",
+				 N(u.http_throttled));
+	json_t *soap = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "requests", N(u.soap_requests), "actions",
+				 N(u.soap_actions), "invalid_action_401", N(u.soap_invalid_action), "invalid_args_402",
+				 N(u.soap_invalid_args), "other_faults", N(u.soap_other_faults), "refused_stopped",
+				 N(u.soap_refused_stopped));
+	json_t *gena = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "subscribed", N(u.gena_subscribed), "renewed",
+				 N(u.gena_renewed), "unsubscribed", N(u.gena_unsubscribed), "refused_limit",
+				 N(u.gena_refused_limit), "rejected", N(u.gena_rejected), "active", N(u.gena_active));
+	return json_pack("{s:o, s:o, s:o, s:o, s:I}", "ssdp", ssdp, "http", http, "soap", soap, "gena", gena,
+			 "status_page_requests", N(u.pages));
+#undef N
+}
+
+static json_t *do_stats(struct iwf_core *core, const struct iwf_control_ops *ops, void *ops_arg)
 {
 	struct iwf_core_stats cs;
 	struct pcp_client_stats ps;
@@ -180,8 +210,8 @@ static json_t *do_stats(struct iwf_core *core)
 				(json_int_t)ps.retransmitted, "received", (json_int_t)ps.received, "responses",
 				(json_int_t)(ps.received - ps.dropped), "results_by_code", results, "dropped",
 				(json_int_t)ps.dropped, "lost_state_events", (json_int_t)ps.lost_state_events);
-	return json_pack("{s:b, s:o, s:o, s:I}", "ok", 1, "soap", soap, "pcp", pcp, "admin_requests",
-			 (json_int_t)cs.admin_requests);
+	return json_pack("{s:b, s:o, s:o, s:o, s:I}", "ok", 1, "soap", soap, "pcp", pcp, "upnp",
+			 upnp_stats_json(ops, ops_arg), "admin_requests", (json_int_t)cs.admin_requests);
 }
 
 json_t *iwf_control_handle(struct iwf_core *core, const struct iwf_control_ops *ops, void *ops_arg,
@@ -205,7 +235,7 @@ json_t *iwf_control_handle(struct iwf_core *core, const struct iwf_control_ops *
 	} else if (strcmp(cmd, "list") == 0) {
 		ans = do_list(core);
 	} else if (strcmp(cmd, "stats") == 0) {
-		ans = do_stats(core);
+		ans = do_stats(core, ops, ops_arg);
 	} else if (strcmp(cmd, "reload") == 0) {
 		char msg[512] = "";
 		int rc = ops->reload ? ops->reload(ops_arg, msg, sizeof(msg)) : -1;

@@ -37,6 +37,8 @@ struct iwf_control_ops {
 	int (*reload)(void *arg, char *msg, size_t cap);
 	/* Start or stop the IGD on the LAN (TR-181 UPnPIWF.Enable); NULL = not possible. */
 	void (*upnp_enable)(void *arg, bool on);
+	/* upnp/'s counters (SSDP, HTTP, SOAP, GENA, status page); NULL = none (zeros). */
+	void (*upnp_stats)(void *arg, struct upnp_stats *out);
 };
 
 struct iwf_control;

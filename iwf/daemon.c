@@ -10,6 +10,7 @@
 #include "netwatch.h"
 #include "pcp_event.h"
 #include "startprobe.h"
+#include "statuspage.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -37,6 +38,7 @@ struct iwf {
 	uint64_t started_ms;
 	struct event *ev_run, *ev_timer;
 	char root_url[128];
+	char udn[48];           /* "uuid:" and the root device's UUID (the status page) */
 	/* While iwf_new runs: the last error the LAN side logged, for the one-line reason. */
 	bool starting;
 	char start_error[256];
@@ -130,7 +132,22 @@ static void upnp_action_cb(void *arg, struct upnp_call *call, enum upnp_action a
 	iwf_core_action(w->core, call, action, a, from);
 }
 
+static void control_info(void *arg, struct iwf_control_info *out);
+
+/* The status page (cfg.status_page): only /status and /status.json; the rest is upnp/'s 404. */
+static bool upnp_page_cb(void *arg, const char *path, const struct sockaddr *from, struct upnp_page *out)
+{
+	struct iwf *w = arg;
+	struct iwf_control_info info;
+	(void)from; /* a LAN host: upnp/ checked its subnet */
+	memset(&info, 0, sizeof(info));
+	control_info(w, &info);
+	struct iwf_status_device dev = {.friendly_name = w->cfg.friendly_name, .udn = w->udn};
+	return iwf_status_page(w->core, &info, &dev, path, out);
+}
+
 static const struct upnp_ops iwf_upnp_ops = {.action = upnp_action_cb};
+static const struct upnp_ops iwf_upnp_ops_status = {.action = upnp_action_cb, .page = upnp_page_cb};
 
 static void upnp_log_cb(void *arg, int level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
@@ -214,8 +231,16 @@ static void control_upnp_enable(void *arg, bool on)
 	upnp_server_set_enabled(w->upnp, on);
 }
 
-static const struct iwf_control_ops control_ops = {
-	.info = control_info, .reload = control_reload, .upnp_enable = control_upnp_enable};
+static void control_upnp_stats(void *arg, struct upnp_stats *out)
+{
+	struct iwf *w = arg;
+	upnp_server_stats(w->upnp, out);
+}
+
+static const struct iwf_control_ops control_ops = {.info = control_info,
+						   .reload = control_reload,
+						   .upnp_enable = control_upnp_enable,
+						   .upnp_stats = control_upnp_stats};
 
 int iwf_reload(struct iwf *w, const struct iwf_config *cfg, char *msg, size_t cap)
 {
@@ -258,7 +283,8 @@ int iwf_control_give(struct iwf *w, unsigned uid, unsigned gid, char *detail, si
 const char *iwf_err_name(enum iwf_err err)
 {
 	static const char *const names[] = {"ok", "invalid configuration", "cannot read configuration",
-					    "LAN side failed", "PCP side failed", "out of memory"};
+					    "LAN side failed", "PCP side failed", "out of memory",
+					    "control socket failed"};
 	return (size_t)err < sizeof(names) / sizeof(names[0]) ? names[err] : "unknown error";
 }
 
@@ -393,10 +419,29 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	if (!w->netwatch)
 		iwf_log(w->log, IWF_LOG_WARN, "address changes will not be noticed (rtnetlink: %s)", strerror(nwerr));
 
+	if (cfg->control_socket[0]) {
+		/* iwfctl's way in. A path the administrator named must work: not making it is a
+		 * start-up error like a busy port (before the LAN side starts, so a failed start
+		 * announces nothing there). The default path only warns and iwfd serves
+		 * without it: a second iwfd started by hand beside the service (its own state
+		 * file, its own LAN) finds the default socket taken, and a system without a
+		 * writable /run still gets its IGD (docs/configuration.md). */
+		char cdetail[512];
+		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, cdetail, sizeof(cdetail));
+		if (!w->control && cfg->control_socket_set) {
+			*err = IWF_ERR_CONTROL;
+			if (detail)
+				snprintf(detail, cap, "%s", cdetail);
+			goto fail;
+		}
+		if (!w->control)
+			iwf_log(w->log, IWF_LOG_WARN, "%s; iwfctl cannot reach this iwfd", cdetail);
+	}
 	char uuids[3][UPNP_UUID_TEXT];
 	upnp_uuid_format(meta.uuid_igd, uuids[0]);
 	upnp_uuid_format(meta.uuid_wan_device, uuids[1]);
 	upnp_uuid_format(meta.uuid_wan_conn_device, uuids[2]);
+	snprintf(w->udn, sizeof(w->udn), "uuid:%s", uuids[0]);
 	const char *ifs[IWF_MAX_LAN_IFS];
 	for (size_t i = 0; i < cfg->n_lan_ifs; i++)
 		ifs[i] = cfg->lan_ifs[i];
@@ -414,7 +459,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		.friendly_name = cfg->friendly_name,
 		.boot_id = meta.boot_id,
 		.config_id = 1,
-		.ops = &iwf_upnp_ops,
+		.ops = cfg->status_page ? &iwf_upnp_ops_status : &iwf_upnp_ops,
 		.ops_arg = w,
 		.log = upnp_log_cb,
 		.log_arg = w,
@@ -435,14 +480,6 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	bool have_server = pcp_io_get_server(w->io, &server);
 	w->probe = iwf_startprobe_new(base, have_server ? &server : NULL, w->server_why, w->log);
 	snprintf(w->root_url, sizeof(w->root_url), "%s", upnp_server_root_url(w->upnp));
-	if (cfg->control_socket[0]) {
-		/* iwfctl's way in; without it iwfd still serves (a second iwfd on the default path
-		 * is told so here and runs without one). */
-		char cdetail[512];
-		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, cdetail, sizeof(cdetail));
-		if (!w->control)
-			iwf_log(w->log, IWF_LOG_WARN, "%s; iwfctl cannot reach this iwfd", cdetail);
-	}
 	w->started_ms = env_mono(w);
 	iwf_core_start(w->core); /* pushes the evented state; PCP_SERVICE_WAIT begins */
 	iwf_core_run(w->core);   /* the identity (boot id) is durable before we serve */

@@ -42,6 +42,7 @@ enum iwf_err {
 	IWF_ERR_UPNP,    /* LAN side could not start (sockets, interface) */
 	IWF_ERR_PCP,     /* WAN side could not start */
 	IWF_ERR_NOMEM,
+	IWF_ERR_CONTROL, /* the control socket the configuration named could not be made */
 };
 const char *iwf_err_name(enum iwf_err err);
 
@@ -80,6 +81,9 @@ struct iwf_config {
 	char friendly_name[64];
 	char user[32];            /* run as this user after start-up; "" = stay (privileges are dropped anyway) */
 	char control_socket[108]; /* iwfctl's UNIX socket (default IWF_DEFAULT_CONTROL_SOCKET); "" = none */
+	bool control_socket_set;  /* named by the file or --control-socket: not making it is a
+				     start-up error (the default path only warns) */
+	bool status_page;         /* serve /status and /status.json on the LAN HTTP port */
 
 	/* PCP */
 	uint32_t pcp_lifetime;       /* lifetime requested in MAP when the lease is longer, s */

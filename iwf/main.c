@@ -74,6 +74,8 @@ static void usage(FILE *out)
 		"  --user NAME            run as this user once the sockets are open\n"
 		"  --control-socket PATH  iwfctl's UNIX socket (default " IWF_DEFAULT_CONTROL_SOCKET ";\n"
 		"                         \"\" for none)\n"
+		"  --status-page          serve a status page for people at /status on the HTTP port\n"
+		"                         (LAN only; its data at /status.json)\n"
 		"  -h, --help             show this help and exit\n"
 		"  -V, --version          show the version and exit\n"
 		"\n"
@@ -89,7 +91,7 @@ static void usage(FILE *out)
 enum { OPT_CONFIG = 256, OPT_LAN_IF, OPT_LAN_ADDR, OPT_HTTP_PORT, OPT_PCP_SERVER, OPT_STATE,
        OPT_IGD, OPT_FOREGROUND, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_NAT, OPT_WAN_IF,
        OPT_PCP_SERVERS_FILE, OPT_NO_STATE, OPT_USER, OPT_CONTROL_SOCKET, OPT_CLAT_PREFIX,
-       OPT_UPNP_IPV6 };
+       OPT_UPNP_IPV6, OPT_STATUS_PAGE };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -109,6 +111,7 @@ static const struct option long_opts[] = {
 	{"clat-prefix", required_argument, NULL, OPT_CLAT_PREFIX},
 	{"user", required_argument, NULL, OPT_USER},
 	{"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
+	{"status-page", no_argument, NULL, OPT_STATUS_PAGE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -140,7 +143,7 @@ struct cli {
 	const char *lan_addr, *state, *nat, *wan_if, *servers_file, *user, *control, *clat_prefix;
 	char pcp[IWF_MAX_PCP_SERVERS][80];
 	size_t n_pcp;
-	bool http_port_set, igd_set, log_set, foreground, upnp_ipv6;
+	bool http_port_set, igd_set, log_set, foreground, upnp_ipv6, status_page;
 	uint16_t http_port;
 	int igd;
 	enum iwf_log_level log_level;
@@ -235,6 +238,9 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 		case OPT_UPNP_IPV6:
 			c->upnp_ipv6 = true;
 			break;
+		case OPT_STATUS_PAGE:
+			c->status_page = true;
+			break;
 		case 'h':
 		case OPT_HELP:
 			usage(stdout);
@@ -308,6 +314,8 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 		fprintf(stderr, "iwfd: --control-socket: absolute path (shorter than 108 bytes) or \"\" expected\n");
 		return 2;
 	}
+	if (c->control)
+		cfg->control_socket_set = true;
 	if (c->http_port_set)
 		cfg->http_port = c->http_port;
 	if (c->upnp_ipv6)
@@ -318,6 +326,8 @@ static int build_config(const struct cli *c, struct iwf_config *cfg)
 		cfg->log_level = c->log_level;
 	if (c->foreground)
 		cfg->foreground = true;
+	if (c->status_page)
+		cfg->status_page = true;
 	if (iwf_config_check(cfg, detail, sizeof(detail)) != IWF_OK) {
 		fprintf(stderr, "iwfd: %s\n", detail);
 		return 2;

@@ -37,7 +37,8 @@ static void usage(FILE *out)
 		"  delete PROTO EXT_PORT [REMOTE_HOST]\n"
 		"                         delete a mapping, static or UPnP, here and on the carrier\n"
 		"  reload                 re-read what can change without a restart\n"
-		"  stats                  counters: SOAP, PCP\n"
+		"  stats                  counters: SOAP, PCP, and the LAN side (SSDP, HTTP\n"
+		"                         refusals by limit, SOAP parsing, GENA, status page)\n"
 		"\n"
 		"  -s, --socket PATH      the control socket (default " DEFAULT_SOCKET ")\n"
 		"  -j, --json             print iwfd's JSON answer instead of a table\n"
@@ -220,6 +221,31 @@ static void print_stats(json_t *a)
 	print_counts("by code", json_object_get(pcp, "results_by_code"));
 	printf("PCP lost state:      %lld\n", num(pcp, "lost_state_events"));
 	printf("control changes:     %lld\n", num(a, "admin_requests"));
+	json_t *u = json_object_get(a, "upnp");
+	if (!u)
+		return; /* an older iwfd */
+	json_t *ssdp = json_object_get(u, "ssdp"), *http = json_object_get(u, "http"),
+	       *refused = json_object_get(http, "refused"), *us = json_object_get(u, "soap"),
+	       *gena = json_object_get(u, "gena");
+	printf("SSDP M-SEARCH:       %lld (answered %lld, no match %lld, rate limited %lld, malformed %lld, "
+	       "not from the LAN %lld)\n",
+	       num(ssdp, "msearch"), num(ssdp, "answered"), num(ssdp, "no_match"), num(ssdp, "rate_limited"),
+	       num(ssdp, "malformed"), num(ssdp, "not_lan"));
+	printf("HTTP connections:    %lld accepted\n", num(http, "accepted"));
+	printf("  refused: connection limit %lld, per-host limit %lld, not from the LAN %lld\n",
+	       num(refused, "connection_limit"), num(refused, "per_host_limit"), num(refused, "not_lan"));
+	printf("  answered by limit: bad request %lld, header too big (431) %lld, body too big (413) %lld\n",
+	       num(http, "bad_request"), num(http, "header_too_big"), num(http, "body_too_big"));
+	printf("  closed: request not complete in time %lld, idle %lld; held back (memory) %lld\n",
+	       num(http, "timeout_request"), num(http, "timeout_idle"), num(http, "throttled"));
+	printf("SOAP requests:       %lld (valid %lld, 401 %lld, 402 %lld, other faults %lld, IGD stopped %lld)\n",
+	       num(us, "requests"), num(us, "actions"), num(us, "invalid_action_401"), num(us, "invalid_args_402"),
+	       num(us, "other_faults"), num(us, "refused_stopped"));
+	printf("GENA subscriptions:  %lld active (subscribed %lld, renewed %lld, unsubscribed %lld, refused by "
+	       "limit %lld, rejected %lld)\n",
+	       num(gena, "active"), num(gena, "subscribed"), num(gena, "renewed"), num(gena, "unsubscribed"),
+	       num(gena, "refused_limit"), num(gena, "rejected"));
+	printf("status page:         %lld requests\n", num(u, "status_page_requests"));
 }
 
 /* ------------------------------------------------------------------ the command line */

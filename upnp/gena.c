@@ -77,6 +77,7 @@ struct gena {
 	struct gena_sub *gone;        /* removed, NOTIFY still in flight */
 	size_t n_gone;
 	struct event *ev_expire;
+	struct upnp_stats st;         /* the gena_* counters */
 };
 
 static uint64_t now_ms(void)
@@ -434,6 +435,13 @@ static void respond_ok(struct http_exchange *x, const char *sid, uint32_t timeou
 	http_exchange_respond(x, 200, hdrs, NULL, NULL, 0);
 }
 
+/* 400 / 412: a request that is wrong, counted. */
+static void respond_rejected(struct gena *g, struct http_exchange *x, int status)
+{
+	g->st.gena_rejected++;
+	http_exchange_respond(x, status, NULL, NULL, NULL, 0);
+}
+
 static void handle_subscribe(struct gena *g, struct http_exchange *x,
 			     const struct http_request *req, int service)
 {
@@ -449,23 +457,24 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 	if (sid != NULL) {
 		/* UDA 1.1 §4.1.3: renewal carries SID only. */
 		if (nt != NULL || cb != NULL) {
-			http_exchange_respond(x, 400, NULL, NULL, NULL, 0);
+			respond_rejected(g, x, 400);
 			return;
 		}
 		sub = sub_find(g, sid);
 		if (sub == NULL || sub->service != service) {
-			http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
+			respond_rejected(g, x, 412);
 			return;
 		}
 		sub->expires_ms = now_ms() + (uint64_t)timeout_s * 1000u;
 		expire_arm(g);
+		g->st.gena_renewed++;
 		respond_ok(x, sub->sid, timeout_s);
 		return;
 	}
 	/* UDA 1.1 §4.1.2: NT must be upnp:event and CALLBACK must be present, else 412. */
 	if (nt == NULL || strcmp(nt, "upnp:event") != 0 || cb == NULL ||
 	    parse_callback(cb, &addr, host_path, sizeof(host_path)) != 0) {
-		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
+		respond_rejected(g, x, 412);
 		return;
 	}
 	/* CVE-2020-12695 (CallStranger): events go only to the host that subscribed. */
@@ -480,7 +489,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 				  ip, sizeof(ip));
 		upnp_log(&g->cfg.logger, LOG_WARNING,
 			 "gena: refusing callback to %s: not the subscriber", ip);
-		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
+		respond_rejected(g, x, 412);
 		return;
 	}
 	if (addr.ss_family == AF_INET6) /* a link-local callback: the subscriber's link */
@@ -489,6 +498,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 	/* Subscriptions cancelled while their NOTIFY is in flight still hold memory (up to
 	 * GENA_NOTIFY_TIMEOUT_MS): they count, so SUBSCRIBE/UNSUBSCRIBE churn is bounded too. */
 	if (g->n_subs + g->n_gone >= g->cfg.max_subscriptions) {
+		g->st.gena_refused_limit++;
 		http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
 		return;
 	}
@@ -504,6 +514,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 		if (mine >= per_host) {
 			upnp_log(&g->cfg.logger, LOG_WARNING,
 				 "gena: one host holds %zu subscriptions: refused", mine);
+			g->st.gena_refused_limit++;
 			http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
 			return;
 		}
@@ -528,6 +539,7 @@ static void handle_subscribe(struct gena *g, struct http_exchange *x,
 	sub->next = g->subs;
 	g->subs = sub;
 	g->n_subs++;
+	g->st.gena_subscribed++;
 	expire_arm(g);
 	respond_ok(x, sub->sid, timeout_s);
 	{
@@ -546,16 +558,17 @@ static void handle_unsubscribe(struct gena *g, struct http_exchange *x,
 	/* UDA 1.1 §4.1.4 */
 	if (sid != NULL && (http_request_header(req, "NT") != NULL ||
 			    http_request_header(req, "CALLBACK") != NULL)) {
-		http_exchange_respond(x, 400, NULL, NULL, NULL, 0);
+		respond_rejected(g, x, 400);
 		return;
 	}
 	sub = sid != NULL ? sub_find(g, sid) : NULL;
 	if (sub == NULL || sub->service != service) {
-		http_exchange_respond(x, 412, NULL, NULL, NULL, 0);
+		respond_rejected(g, x, 412);
 		return;
 	}
 	sub_drop(g, sub);
 	expire_arm(g);
+	g->st.gena_unsubscribed++;
 	http_exchange_respond(x, 200, NULL, NULL, NULL, 0);
 }
 
@@ -573,6 +586,16 @@ void gena_handle(struct gena *g, struct http_exchange *x, const struct http_requ
 	else
 		http_exchange_respond(x, 405, (const char *const[]){ "Allow",
 				      "SUBSCRIBE, UNSUBSCRIBE", NULL }, NULL, NULL, 0);
+}
+
+void gena_stats(const struct gena *g, struct upnp_stats *out)
+{
+	out->gena_subscribed = g->st.gena_subscribed;
+	out->gena_renewed = g->st.gena_renewed;
+	out->gena_unsubscribed = g->st.gena_unsubscribed;
+	out->gena_refused_limit = g->st.gena_refused_limit;
+	out->gena_rejected = g->st.gena_rejected;
+	out->gena_active = g->n_subs;
 }
 
 void gena_set_vars(struct gena *g, int service, const char *const *names,

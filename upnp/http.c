@@ -148,6 +148,7 @@ struct http_server {
 	struct event *ev_resume; /* deferred: retry throttled connections */
 	uint16_t port;
 	http_parser_settings settings;
+	struct upnp_stats st;    /* the http_* counters */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -373,6 +374,7 @@ static void conn_throttle(struct http_conn *c)
 	if (!c->throttled) {
 		c->throttled = true;
 		c->srv->n_throttled++;
+		c->srv->st.http_throttled++;
 	}
 }
 
@@ -572,6 +574,12 @@ static void conn_reply_error(struct http_conn *c, int status)
 {
 	struct http_exchange *x = exchange_new(c);
 
+	if (status == 431)
+		c->srv->st.http_header_too_big++;
+	else if (status == 413)
+		c->srv->st.http_body_too_big++;
+	else if (status != 503) /* 503 here: out of memory, not the peer's fault */
+		c->srv->st.http_bad_request++;
 	c->stop_parsing = true;
 	exchange_free(c->cur);
 	c->cur = NULL;
@@ -987,6 +995,11 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_timer_arm(c, c->srv->cfg.idle_timeout_ms);
 		return;
 	}
+	/* A request begun and not finished within the idle time: slowloris or a dead peer. */
+	if (c->cur != NULL)
+		c->srv->st.http_timeout_request++;
+	else
+		c->srv->st.http_timeout_idle++;
 	upnp_log(&c->srv->cfg.logger, LOG_DEBUG, "http: idle timeout, closing");
 	conn_close(c);
 }
@@ -1070,6 +1083,7 @@ static int conn_add(struct http_server *s, struct http_listener *l, evutil_socke
 			upnp_log(&s->cfg.logger, LOG_INFO, "http: %s is not on %s's subnet: closed",
 				 ip, l->lif.name);
 		}
+		s->st.http_refused_not_lan++;
 		evutil_closesocket(fd);
 		return -1;
 	}
@@ -1095,6 +1109,7 @@ static int conn_add(struct http_server *s, struct http_listener *l, evutil_socke
 		if (refusal_log_due(s))
 			upnp_log(&s->cfg.logger, LOG_WARNING,
 				 "http: one client holds %zu connections: refused", mine);
+		s->st.http_refused_per_host++;
 		refuse_busy(s, fd);
 		return -1;
 	}
@@ -1104,6 +1119,7 @@ static int conn_add(struct http_server *s, struct http_listener *l, evutil_socke
 		if (refusal_log_due(s))
 			upnp_log(&s->cfg.logger, LOG_WARNING, "http: connection limit %zu reached",
 				 s->cfg.max_connections);
+		s->st.http_refused_limit++;
 		refuse_busy(s, fd);
 		return -1;
 	}
@@ -1146,6 +1162,7 @@ static int conn_add(struct http_server *s, struct http_listener *l, evutil_socke
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
+	s->st.http_accepted++;
 	event_add(c->ev_read, NULL);
 	conn_timer_arm(c, s->cfg.idle_timeout_ms);
 	return 0;
@@ -1351,6 +1368,20 @@ uint16_t http_server_port(const struct http_server *s)
 size_t http_server_connections(const struct http_server *s)
 {
 	return s->n_conns;
+}
+
+void http_server_stats(const struct http_server *s, struct upnp_stats *out)
+{
+	out->http_accepted = s->st.http_accepted;
+	out->http_refused_limit = s->st.http_refused_limit;
+	out->http_refused_per_host = s->st.http_refused_per_host;
+	out->http_refused_not_lan = s->st.http_refused_not_lan;
+	out->http_bad_request = s->st.http_bad_request;
+	out->http_header_too_big = s->st.http_header_too_big;
+	out->http_body_too_big = s->st.http_body_too_big;
+	out->http_timeout_request = s->st.http_timeout_request;
+	out->http_timeout_idle = s->st.http_timeout_idle;
+	out->http_throttled = s->st.http_throttled;
 }
 
 size_t http_server_held_bytes(const struct http_server *s)

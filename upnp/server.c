@@ -62,6 +62,7 @@ struct upnp_server {
 	char nt_store[N_NT][NT_LEN];
 	const char *nts[N_NT + 1];
 	bool stopped; /* upnp_server_set_enabled(false): SSDP silent, SOAP answered 503 */
+	struct upnp_stats st; /* the soap_* counters and pages (the rest: http.c, ssdp.c, gena.c) */
 };
 
 /* ------------------------------------------------------------------ calls */
@@ -249,7 +250,9 @@ static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 	struct upnp_call *c;
 	int rc;
 
+	s->st.soap_requests++;
 	if (s->stopped) {
+		s->st.soap_refused_stopped++;
 		http_exchange_respond(x, 503, NULL, NULL, NULL, 0);
 		return;
 	}
@@ -259,19 +262,28 @@ static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 	if (rc != 0) {
 		upnp_log(&s->logger, LOG_DEBUG, "upnp: rejected %s on %s: %d",
 			 sr.def ? sr.def->name : "request", req->path, rc);
+		if (rc == UPNP_E_INVALID_ACTION)
+			s->st.soap_invalid_action++;
+		else if (rc == UPNP_E_INVALID_ARGS)
+			s->st.soap_invalid_args++;
+		else
+			s->st.soap_other_faults++;
 		respond_fault(x, rc);
 		return;
 	}
+	s->st.soap_actions++;
 	if (sr.def->action == UPNP_ACT__COUNT) {
 		answer_compat(s, x, fl, &sr);
 		return;
 	}
 	if (s->ops == NULL || s->ops->action == NULL) {
+		s->st.soap_other_faults++;
 		respond_fault(x, 501);
 		return;
 	}
 	c = calloc(1, sizeof *c);
 	if (c == NULL) {
+		s->st.soap_other_faults++;
 		respond_fault(x, 501);
 		return;
 	}
@@ -286,6 +298,33 @@ static void handle_soap(struct upnp_server *s, struct http_exchange *x,
 	s->ops->action(s->ops_arg, c, sr.def->action, &sr.args,
 		       (const struct sockaddr *)&req->peer);
 	/* c may be freed here */
+}
+
+/* A GET for a path of none of our documents: the application's page, if it has one. */
+static void answer_page(struct upnp_server *s, struct http_exchange *x,
+			const struct http_request *req)
+{
+	char path[256];
+	const char *p;
+	size_t len = target_path(req->path, &p);
+	struct upnp_page pg;
+
+	memset(&pg, 0, sizeof pg);
+	if (s->ops == NULL || s->ops->page == NULL || len >= sizeof path) {
+		http_exchange_respond(x, 404, NULL, NULL, NULL, 0);
+		return;
+	}
+	memcpy(path, p, len);
+	path[len] = '\0';
+	if (!s->ops->page(s->ops_arg, path, (const struct sockaddr *)&req->peer, &pg)) {
+		free(pg.body);
+		http_exchange_respond(x, 404, NULL, NULL, NULL, 0);
+		return;
+	}
+	s->st.pages++;
+	http_exchange_respond(x, pg.status > 0 ? pg.status : 200, pg.headers, pg.content_type,
+			      pg.body, pg.body != NULL ? pg.body_len : 0);
+	free(pg.body);
 }
 
 static void on_request(void *arg, struct http_exchange *x, const struct http_request *req)
@@ -320,7 +359,10 @@ static void on_request(void *arg, struct http_exchange *x, const struct http_req
 		gena_handle(s->gena, x, req, (int)upnp_flavour_get(fl)->service);
 		return;
 	case ROUTE_NONE:
-		http_exchange_respond(x, 404, NULL, NULL, NULL, 0);
+		if (strcmp(m, "GET") == 0) /* HEAD arrives as GET (http.c sends no body) */
+			answer_page(s, x, req);
+		else
+			http_exchange_respond(x, 404, NULL, NULL, NULL, 0);
 		return;
 	}
 	respond_405(x, "GET");
@@ -655,6 +697,19 @@ void upnp_server_free(struct upnp_server *s)
 		upnp_buf_free(&s->scpd[i]);
 	free(s->friendly_name);
 	free(s);
+}
+
+void upnp_server_stats(const struct upnp_server *s, struct upnp_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	if (s == NULL)
+		return;
+	*out = s->st;
+	if (s->http != NULL)
+		http_server_stats(s->http, out);
+	ssdp_stats(s->ssdp, out);
+	if (s->gena != NULL)
+		gena_stats(s->gena, out);
 }
 
 const char *upnp_server_root_url(const struct upnp_server *s)

@@ -147,6 +147,7 @@ struct ssdp {
 	uint64_t last_limit_log_ms;
 	struct upnp_logger logger;
 	bool off;                  /* stopped (ssdp_set_enabled): no alive, searches ignored */
+	struct upnp_stats st;      /* the ssdp_* counters */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -623,6 +624,7 @@ static void send_replies(struct ssdp *s, size_t iface, const struct ssdp_peer *p
 			return;
 		loc = loc6;
 	}
+	s->st.ssdp_answered++;
 	http_date(date, sizeof(date));
 	for (size_t t = 0; t < s->n_targets; t++) {
 		int n;
@@ -692,12 +694,15 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len, struct s
 	uint64_t now;
 	char ip[INET6_ADDRSTRLEN];
 
+	if (len < 9 || strncasecmp(buf, "M-SEARCH ", 9) != 0)
+		return; /* NOTIFYs of other devices, responses: not for us */
 	if (v6)
 		inet_ntop(AF_INET6, &p->to.v6.sin6_addr, ip, sizeof(ip));
 	else
 		inet_ntop(AF_INET, &p->to.v4.sin_addr, ip, sizeof(ip));
 	if (ii < 0) {
 		/* Not a LAN interface (the WAN side): never answer. */
+		s->st.ssdp_not_lan++;
 		return;
 	}
 	/* IPv6: link-local from this link, or inside one of the interface's prefixes. */
@@ -714,25 +719,31 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len, struct s
 	if (!onlink) {
 		upnp_log(&s->logger, LOG_DEBUG, "ssdp: ignoring %s: not on %s's subnet", ip,
 			 s->ifaces[ii].lan.name);
+		s->st.ssdp_not_lan++;
 		return;
 	}
-	if (len < 9 || strncasecmp(buf, "M-SEARCH ", 9) != 0)
-		return; /* NOTIFYs of other devices, responses: not for us */
+	s->st.ssdp_msearch++;
 	if (msearch_parse(buf, len, &m, NULL, 0) != 0) {
 		upnp_log(&s->logger, LOG_DEBUG, "ssdp: malformed M-SEARCH from %s", ip);
+		s->st.ssdp_malformed++;
 		return;
 	}
 	if (multicast) {
 		/* UDA 1.1 §1.3.2: multicast searches carry MAN "ssdp:discover" and MX. */
-		if (!m.man_quoted || !m.has_mx)
+		if (!m.man_quoted || !m.has_mx) {
+			s->st.ssdp_malformed++;
 			return;
+		}
 		memset(&p->local, 0, sizeof(p->local));
 	} else if (!m.man_quoted && !m.man_bare) {
+		s->st.ssdp_malformed++;
 		return;
 	}
 	n = count_answers(s, m.st);
-	if (n == 0)
+	if (n == 0) {
+		s->st.ssdp_no_match++;
 		return;
+	}
 	now = now_ms();
 	/* Two global budgets: quiet sources (an ask credit left in their bucket) draw from
 	 * "fresh", the busy ones from "global". A flood from many
@@ -749,6 +760,7 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len, struct s
 			s->last_limit_log_ms = now;
 			upnp_log(&s->logger, LOG_INFO, "ssdp: rate limit, not answering %s", ip);
 		}
+		s->st.ssdp_rate_limited++;
 		return;
 	}
 	src_charge(sb, 0, n * 1000u);
@@ -762,8 +774,10 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len, struct s
 		send_replies(s, (size_t)ii, p, m.st);
 		return;
 	}
-	if (s->n_pending >= SSDP_MAX_PENDING)
+	if (s->n_pending >= SSDP_MAX_PENDING) {
+		s->st.ssdp_rate_limited++;
 		return;
+	}
 	{
 		/* A flood (even from many addresses) must not fill every slot: each source
 		 * may have only a couple of delayed answers waiting. */
@@ -771,8 +785,10 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len, struct s
 		for (const struct ssdp_pending *q = s->pending; q != NULL; q = q->next)
 			if (peer_same_host(&q->peer, p))
 				mine++;
-		if (mine >= SSDP_PENDING_PER_SOURCE)
+		if (mine >= SSDP_PENDING_PER_SOURCE) {
+			s->st.ssdp_rate_limited++;
 			return;
+		}
 	}
 	{
 		struct ssdp_pending *q = calloc(1, sizeof(*q));
@@ -1386,6 +1402,18 @@ void ssdp_set_enabled(struct ssdp *s, bool on)
 	s->off = false;
 	s->alive_round = 0;
 	notify_cb(-1, 0, s); /* ssdp:alive now, repeated as at start */
+}
+
+void ssdp_stats(const struct ssdp *s, struct upnp_stats *out)
+{
+	if (s == NULL)
+		return;
+	out->ssdp_msearch = s->st.ssdp_msearch;
+	out->ssdp_answered = s->st.ssdp_answered;
+	out->ssdp_no_match = s->st.ssdp_no_match;
+	out->ssdp_rate_limited = s->st.ssdp_rate_limited;
+	out->ssdp_malformed = s->st.ssdp_malformed;
+	out->ssdp_not_lan = s->st.ssdp_not_lan;
 }
 
 void ssdp_free(struct ssdp *s)

@@ -193,12 +193,27 @@ void upnp_call_reply(struct upnp_call *call, const struct upnp_reply *reply);
  * from upnp/'s table of standard error descriptions. */
 void upnp_call_error(struct upnp_call *call, enum upnp_error code);
 
+/* A page the application serves beside the IGD's own documents (iwfd's status page). */
+struct upnp_page {
+	int status;                 /* HTTP status, e.g. 200 */
+	const char *content_type;   /* static or valid until the callback's next call */
+	const char *const *headers; /* NULL-terminated name/value pairs (static), or NULL */
+	char *body;                 /* malloc'd by the application; upnp/ frees it */
+	size_t body_len;
+};
+
 /* The operations the application implements. */
 struct upnp_ops {
 	/* A syntactically valid action arrived from LAN host `from`. Must lead to exactly one
 	 * upnp_call_reply / upnp_call_error, now or later. */
 	void (*action)(void *arg, struct upnp_call *call, enum upnp_action action,
 		       const struct upnp_args *args, const struct sockaddr *from);
+	/* Optional (NULL: none). A GET or HEAD for a path none of the IGD's documents has
+	 * (path: the request target's path, query and fragment removed) arrived from LAN host
+	 * `from` - over the LAN HTTP listener, so after its subnet check and within its limits.
+	 * Return true with *out filled to answer it (the body is sent for GET only), false for
+	 * upnp/'s 404. Other methods on such paths get 404 without a call. */
+	bool (*page)(void *arg, const char *path, const struct sockaddr *from, struct upnp_page *out);
 };
 
 /* Evented / descriptive state, pushed by the application. */
@@ -266,6 +281,47 @@ uint16_t upnp_server_http_port(const struct upnp_server *s);
  * 503; descriptions and GENA stay) or start it again (ssdp:alive). Pending calls go on. */
 void upnp_server_set_enabled(struct upnp_server *s, bool on);
 bool upnp_server_enabled(const struct upnp_server *s);
+/* Counters since upnp_server_new (iwfctl stats; docs/control.md). */
+struct upnp_stats {
+	/* SSDP, UDP 1900 */
+	uint64_t ssdp_msearch;        /* M-SEARCH datagrams from a LAN host on its interface's subnets */
+	uint64_t ssdp_answered;       /* searches answered (their replies sent, at once or after the MX delay) */
+	uint64_t ssdp_no_match;       /* valid searches for a target we do not offer: nothing to say */
+	uint64_t ssdp_rate_limited;   /* not answered: the source's or the shared reply budget, or the
+					 delayed-answer slots (per source, in all) were used up */
+	uint64_t ssdp_malformed;      /* not answered: not a valid M-SEARCH (start line, ST, MAN, MX) */
+	uint64_t ssdp_not_lan;        /* ignored: from a source not on the arriving interface's subnets */
+	/* HTTP, TCP 2869 */
+	uint64_t http_accepted;       /* connections served */
+	uint64_t http_refused_limit;  /* 503 and closed: max_connections reached */
+	uint64_t http_refused_per_host; /* 503 and closed: the host already holds its quarter */
+	uint64_t http_refused_not_lan;  /* closed unanswered: peer not on the interface's subnets */
+	uint64_t http_bad_request;    /* 400, 501 (method), 505 (version) answered by upnp/ */
+	uint64_t http_header_too_big; /* 431: request line and headers over max_header_bytes or 32 headers */
+	uint64_t http_body_too_big;   /* 413: body over max_body_bytes */
+	uint64_t http_timeout_request;/* closed: a request not complete within the idle time (slowloris) */
+	uint64_t http_timeout_idle;   /* closed: nothing asked, or an answer not read, for the idle time */
+	uint64_t http_throttled;      /* a connection held back by a memory bound (not read for a while) */
+	/* SOAP control */
+	uint64_t soap_requests;       /* POSTs to a control URL */
+	uint64_t soap_actions;        /* parsed and valid: handed to the application (or answered from
+					 the pushed state: QueryStateVariable and the like) */
+	uint64_t soap_invalid_action; /* 401 Invalid Action from upnp/ (unknown action, bad SOAPACTION) */
+	uint64_t soap_invalid_args;   /* 402 Invalid Args from upnp/ (arguments, broken XML) */
+	uint64_t soap_other_faults;   /* other faults upnp/ answers itself (716, 732, 733, 501) */
+	uint64_t soap_refused_stopped;/* 503: the IGD is stopped (upnp_server_set_enabled) */
+	/* GENA eventing */
+	uint64_t gena_subscribed;     /* new subscriptions accepted */
+	uint64_t gena_renewed;
+	uint64_t gena_unsubscribed;
+	uint64_t gena_refused_limit;  /* 503: max_subscriptions or the host's quarter of them */
+	uint64_t gena_rejected;       /* 400 / 412: malformed, unknown SID, callback not the subscriber */
+	uint64_t gena_active;         /* subscriptions now */
+	/* ops->page */
+	uint64_t pages;               /* requests the application's page callback answered */
+};
+void upnp_server_stats(const struct upnp_server *s, struct upnp_stats *out);
+
 /* Push the current state; upnp/ events the variables that changed (GENA). st copied. */
 void upnp_server_set_state(struct upnp_server *s, const struct upnp_state *st);
 

@@ -146,6 +146,8 @@ int http_server_adopt(struct http_server *s, int fd);
 size_t http_server_connections(const struct http_server *s);
 /* Bytes the connections hold right now (tests, logs). */
 size_t http_server_held_bytes(const struct http_server *s);
+/* Copy the http_* counters into out (the other fields are left alone). */
+void http_server_stats(const struct http_server *s, struct upnp_stats *out);
 
 /* Content type of every XML body we send (UDA 1.1 §2.1, §3.2.1). */
 #define HTTP_CT_XML "text/xml; charset=\"utf-8\""
@@ -208,6 +210,8 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 void ssdp_free(struct ssdp *s); /* sends ssdp:byebye */
 /* Stop (ssdp:byebye, no more alive, searches ignored) or start again (ssdp:alive). */
 void ssdp_set_enabled(struct ssdp *s, bool on);
+/* Copy the ssdp_* counters into out (the other fields are left alone). NULL: none. */
+void ssdp_stats(const struct ssdp *s, struct upnp_stats *out);
 
 /* Pure M-SEARCH parsing, for tests and fuzzing. Returns 0 and fills st (the ST value,
  * NUL-terminated, truncated to cap) and *mx when buf is a valid M-SEARCH. */
@@ -236,5 +240,7 @@ void gena_handle(struct gena *g, struct http_exchange *x, const struct http_requ
  * whose value changed are sent to every subscriber of that service (SEQ increasing). */
 void gena_set_vars(struct gena *g, int service, const char *const *names,
 		   const char *const *values);
+/* Copy the gena_* counters into out (the other fields are left alone). */
+void gena_stats(const struct gena *g, struct upnp_stats *out);
 
 #endif

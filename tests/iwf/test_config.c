@@ -30,6 +30,8 @@ static void test_defaults(void)
 	CHECK(strcmp(c.state_file, IWF_DEFAULT_STATE_FILE) == 0);
 	CHECK(strcmp(c.state_file, "/var/lib/iwfd/state") == 0);
 	CHECK_EQ_INT(c.pcp_service_wait_s, 60); /* bench/fleet.md */
+	CHECK(!c.status_page);            /* opt-in (issue 13) */
+	CHECK(!c.control_socket_set);     /* the default path: not making it only warns */
 	/* Nothing to run on yet: the check names what is missing. */
 	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_ERR_INVAL);
 	CHECK(strstr(d, "LAN") != NULL);
@@ -44,6 +46,7 @@ static void test_load(void)
 		"{\"lan_interfaces\": [\"br-lan\", \"wlan0\"], \"pcp_servers\": [\"[2001:db8::1]:5351\"],"
 		" \"igd_version\": 2, \"http_port\": 5000, \"state_file\": \"/tmp/x.json\", \"upnp_ipv6\": true,"
 		" \"log_level\": \"debug\", \"pcp\": {\"lifetime\": 600, \"service_wait_s\": 0},"
+		" \"status_page\": true, \"control_socket\": \"/tmp/ctl\","
 		" \"security\": {\"allow_third_party\": true, \"rules\": [\"deny 0-65535 192.168.1.66 0-65535\","
 		" \"allow 1024-65535 192.168.1.0/24 1024-65535\"]}}");
 	CHECK_EQ_INT(iwf_config_load(&c, p, d, sizeof(d)), IWF_OK);
@@ -58,6 +61,8 @@ static void test_load(void)
 	CHECK_EQ_INT(c.pcp_service_wait_s, 0);
 	CHECK(c.allow_third_party);
 	CHECK_EQ_INT(c.n_rules, 2);
+	CHECK(c.status_page);
+	CHECK(c.control_socket_set && strcmp(c.control_socket, "/tmp/ctl") == 0);
 	CHECK_EQ_INT(iwf_config_check(&c, d, sizeof(d)), IWF_OK);
 
 	/* Errors name the key. */
@@ -69,6 +74,7 @@ static void test_load(void)
 		{"{\"security\": {\"rules\": [\"permit all\"]}}", "rules[0]"},
 		{"{\"lan_interfaces\": \"br-lan\"}", "lan_interfaces"},
 		{"{\"log_level\": \"loud\"}", "log_level"},
+		{"{\"status_page\": \"yes\"}", "status_page"},
 		{"{\"upnp_ipv6\": \"yes\"}", "upnp_ipv6"},
 		{"[1, 2]", "top level"},
 		{"{\"igd_version\": 1, \"igd_version\": 2}", "duplicate"},

@@ -117,6 +117,54 @@ def test_state_dir_not_creatable():
                    r"cannot create the state directory .*afile/sub", 1, "a state directory under a file")
 
 
+def test_control_socket_named_but_not_made():
+    """A control socket the administrator named (option or config key) that cannot be made is a
+    start-up error; the default path only warns (a second iwfd beside the service)."""
+    where = os.path.join(TMP, "nodir", "deeper", "control")
+    expect_failure(BASE + ["--pcp-server", "127.0.0.1", "--no-state", "--control-socket", where],
+                   r"control socket .*nodir/deeper/control: cannot make its directory: No such file or directory",
+                   1, "--control-socket in a directory that cannot be made")
+    path = os.path.join(TMP, "ctl.json")
+    with open(path, "w") as f:
+        json.dump({"control_socket": where}, f)
+    expect_failure(["-c", path] + BASE + ["--pcp-server", "127.0.0.1", "--no-state"],
+                   r"control socket .*nodir/deeper/control", 1, "control_socket key")
+    # Held by a running iwfd: the second one, told the same path, does not start.
+    work = tempfile.mkdtemp(dir=TMP)
+    held = os.path.join(work, "control")
+    p = start_fg(BASE + ["--pcp-server", "127.0.0.1", "--no-state", "--control-socket", held],
+                 stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline and not os.path.exists(held):
+            time.sleep(0.1)
+        assert os.path.exists(held), "the first iwfd made no control socket"
+        expect_failure(BASE + ["--pcp-server", "127.0.0.1", "--no-state", "--control-socket", held],
+                       r"control socket .*: another process listens on it", 1, "a control socket in use")
+        assert p.poll() is None and os.path.exists(held), "the first iwfd or its socket is gone"
+    finally:
+        stop_fg(p)
+    # The default path (not named) cannot be made: a warning, and iwfd serves. In a mount
+    # namespace of its own with a read-only /run, so the machine's /run/iwfd is not touched.
+    sh = "mount -t tmpfs -o ro tmpfs /run && exec \"$0\" \"$@\""
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", sh, IWFD, "--foreground"]
+                         + BASE + ["--pcp-server", "127.0.0.1", "--no-state"], stderr=subprocess.PIPE, text=True)
+    lines = []
+    t = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+    t.start()
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline and not any("ready: " in line for line in list(lines)) and p.poll() is None:
+            time.sleep(0.1)
+        assert p.poll() is None, "iwfd did not start with the default control socket unmakeable: %r" % lines
+    finally:
+        stop_fg(p)
+        t.join(5)
+    log = "".join(lines)
+    assert re.search(r"warn: control socket /run/iwfd/control: .*; iwfctl cannot reach this iwfd", log), log
+    assert "ready: " in log, log
+
+
 # ------------------------------------------------------------------ one instance, paths
 
 def test_second_instance_refused_and_relative_state():

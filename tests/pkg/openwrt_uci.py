@@ -34,6 +34,7 @@ config iwfd 'main'
 	option igd_version '2'
 	option log_level 'debug'
 	option friendly_name 'Router "5G" \ home'
+	option status_page '1'
 	option lifetime '3600'
 	option service_wait_s '10'
 	option listen_announce '0'
@@ -49,6 +50,7 @@ FULL_JSON = {
     "pcp_servers": ["192.0.2.1", "[2001:db8::1]:5351"], "pcp_servers_file": "/var/run/iwfd/pcp-servers",
     "state_file": "/etc/iwfd/state", "igd_version": 2, "log_level": "debug",
     "friendly_name": 'Router "5G" \\ home',
+    "status_page": True,
     "pcp": {"lifetime": 3600, "service_wait_s": 10, "listen_announce": False},
     "nat": {"mode": "nftables", "wan_interface": "eth1", "port_min": 20000},
     "security": {"allow_third_party": True, "rules": ["deny 0-65535 192.168.1.66 0-65535",

@@ -15,7 +15,7 @@ static void no_action(void *arg, struct upnp_call *call, enum upnp_action action
 	upnp_call_error(call, 501);
 }
 
-static const struct upnp_ops ops = { no_action };
+static const struct upnp_ops ops = { .action = no_action };
 
 static struct upnp_config base_cfg(void)
 {

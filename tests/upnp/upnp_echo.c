@@ -355,7 +355,7 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-	static const struct upnp_ops ops = { on_action };
+	static const struct upnp_ops ops = { .action = on_action };
 	struct echo e;
 	struct upnp_config cfg;
 	const char *ifs[4];

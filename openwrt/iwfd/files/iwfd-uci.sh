@@ -58,6 +58,7 @@ iwfd_uci_json() {
 	config_get v "$s" wan_type; [ -n "$v" ] && add wan_type "$(iwfd_json_str "$v")"
 	config_get v "$s" log_level; [ -n "$v" ] && add log_level "$(iwfd_json_str "$v")"
 	config_get v "$s" friendly_name; [ -n "$v" ] && add friendly_name "$(iwfd_json_str "$v")"
+	config_get v "$s" status_page; [ -n "$v" ] && add status_page "$(iwfd_json_bool "$v")"
 
 	for o in lifetime answer_deadline_ms service_wait_s replay_rate announce_spread_s; do
 		config_get v "$s" "$o"

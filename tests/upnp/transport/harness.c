@@ -42,6 +42,7 @@ static struct http_exchange *parked[MAX_PARKED];
 static size_t n_parked;
 static struct gena *gena;
 static struct event_base *base;
+static struct http_server *srv;
 
 __attribute__((format(printf, 3, 0)))
 static void log_cb(void *arg, int level, const char *fmt, va_list ap)
@@ -119,6 +120,26 @@ static void handler(void *arg, struct http_exchange *x, const struct http_reques
 		while (n_parked > 0)
 			http_exchange_respond(parked[--n_parked], 200, NULL, "text/plain", "late\n", 5);
 		http_exchange_respond(x, 200, NULL, "text/plain", body, (size_t)n);
+	} else if (strcmp(req->method, "GET") == 0 && strcmp(p, "/stats") == 0) {
+		/* http.c's counters (upnp_server_stats' http_* part), one "name value" a line */
+		struct upnp_stats st;
+		char body[512];
+		int n;
+
+		memset(&st, 0, sizeof(st));
+		http_server_stats(srv, &st);
+		n = snprintf(body, sizeof(body),
+			     "accepted %llu\nrefused_limit %llu\nrefused_per_host %llu\nrefused_not_lan %llu\n"
+			     "bad_request %llu\nheader_too_big %llu\nbody_too_big %llu\n"
+			     "timeout_request %llu\ntimeout_idle %llu\nthrottled %llu\n",
+			     (unsigned long long)st.http_accepted, (unsigned long long)st.http_refused_limit,
+			     (unsigned long long)st.http_refused_per_host,
+			     (unsigned long long)st.http_refused_not_lan,
+			     (unsigned long long)st.http_bad_request, (unsigned long long)st.http_header_too_big,
+			     (unsigned long long)st.http_body_too_big,
+			     (unsigned long long)st.http_timeout_request,
+			     (unsigned long long)st.http_timeout_idle, (unsigned long long)st.http_throttled);
+		http_exchange_respond(x, 200, NULL, "text/plain", body, (size_t)n);
 	} else if (strcmp(req->method, "POST") == 0 && strcmp(p, "/echo") == 0) {
 		http_exchange_respond(x, 200, NULL, "application/octet-stream", req->body,
 				      req->body_len);
@@ -168,7 +189,6 @@ int main(int argc, char **argv)
 	int igd = 1;
 	unsigned max_age = 1800;
 	struct ssdp *ssdp = NULL;
-	struct http_server *srv;
 	struct event *ev_term, *ev_int, *ev_in;
 
 	for (int i = 1; i + 1 < argc; i += 2) {

@@ -17,6 +17,34 @@ h = Harness(exe, "--port", 0, "--max-conn", 6, "--max-header", 1024, "--max-body
             "--idle-ms", IDLE_MS)
 P = h.port
 
+
+def stats():
+    """http.c's counters (the harness's GET /stats), asked from 127.0.0.9 so that the limits
+    held by 127.0.0.1 below do not refuse the question; its own connection is counted."""
+    o = socket.socket()
+    o.bind(("127.0.0.9", 0))
+    o.settimeout(5)
+    o.connect(("127.0.0.1", P))
+    o.sendall(b"GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n")
+    out = b""
+    while True:
+        d = o.recv(65536)
+        if not d:
+            break
+        out += d
+    o.close()
+    body = out.partition(b"\r\n\r\n")[2].decode()
+    return {k: int(v) for k, v in (line.split() for line in body.splitlines() if line)}
+
+
+def moved(before, after, want, what):
+    """want: {counter: exact growth}; every other refusal counter must not move."""
+    for k in ("refused_limit", "refused_per_host", "refused_not_lan", "bad_request",
+              "header_too_big", "body_too_big", "timeout_request", "timeout_idle"):
+        d = after[k] - before[k]
+        check(d == want.get(k, 0), "%s: counter %s grew by %d, expected %d" % (what, k, d, want.get(k, 0)))
+
+
 try:
     # --- standard headers and keep-alive: two requests on one connection
     c = Conn(P)
@@ -67,7 +95,8 @@ try:
     check(r is not None and r[0] == 404, "HEAD sent no body (next response parses)")
     c.close()
 
-    # --- malformed requests
+    # --- malformed requests (and the counter each one moves)
+    s0 = stats()
     cases = [
         (b"garbage\r\n\r\n", 400, "garbage"),
         (b"\x00\x01\x02\x03\r\n\r\n", 400, "binary garbage"),
@@ -90,6 +119,10 @@ try:
         out, closed = raw(P, data, timeout=3)
         check(status_of(out) == want and closed,
               "%s -> %d and close (got %s)" % (what, want, status_of(out)))
+    s1 = stats()
+    moved(s0, s1, {"bad_request": 10, "body_too_big": 1, "header_too_big": 3}, "malformed requests")
+    check(s1["accepted"] - s0["accepted"] == len(cases) + 1,
+          "every connection counted as accepted (the cases and the stats question)")
 
     # 413 is decided from Content-Length before the body is read
     c = Conn(P)
@@ -124,6 +157,7 @@ try:
     c.close()
 
     # --- idle timeout: an idle connection and a slowloris are both closed
+    s0 = stats()
     c = Conn(P)
     t0 = time.monotonic()
     check(c.closed_within(IDLE_MS / 1000 + 2), "idle connection closed")
@@ -144,15 +178,45 @@ try:
     check(slow_closed and time.monotonic() - t0 < IDLE_MS / 1000 + 3,
           "slowloris (a byte every 100 ms) closed within the request deadline")
     c.close()
+    moved(s0, stats(), {"timeout_idle": 1, "timeout_request": 1}, "idle and slowloris")
 
-    # --- max connections: beyond the limit, 503 and close; capacity comes back
-    held = [Conn(P) for _ in range(6)]
+    # --- max connections: beyond the limit, 503 and close; capacity comes back. Per host: a
+    # quarter of 6, at least 4; the rest of the 6 from other loopback addresses.
+    s0 = stats()
+    held = [Conn(P) for _ in range(4)]
     time.sleep(0.2)
     out, closed = raw(P, b"GET /rootDesc.xml HTTP/1.1\r\n\r\n", timeout=3)
-    check(status_of(out) == 503 and closed, "connection over the limit -> 503 + close")
+    check(status_of(out) == 503 and closed, "a host's fifth connection -> 503 + close")
+    s1 = stats()
+    moved(s0, s1, {"refused_per_host": 1}, "per-host limit")
+    for src in ("127.0.0.2", "127.0.0.3"):
+        o = socket.socket()
+        o.bind((src, 0))
+        o.settimeout(5)
+        o.connect(("127.0.0.1", P))
+        held.append(Conn.__new__(Conn))
+        held[-1].s, held[-1].buf = o, b""
+    time.sleep(0.2)
+    o = socket.socket()
+    o.bind(("127.0.0.4", 0))
+    o.settimeout(3)
+    o.connect(("127.0.0.1", P))
+    o.sendall(b"GET /rootDesc.xml HTTP/1.1\r\n\r\n")
+    got = b""
+    try:
+        while True:
+            d = o.recv(4096)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    o.close()
+    check(status_of(got) == 503, "another host's connection over the total limit -> 503")
     for c in held:
         c.close()
     time.sleep(0.3)
+    moved(s1, stats(), {"refused_limit": 1}, "connection limit")
     out, closed = raw(P, b"GET /rootDesc.xml HTTP/1.1\r\nConnection: close\r\n\r\n")
     check(status_of(out) == 200, "after closing, connections are accepted again")
 
