@@ -16,7 +16,7 @@ import time
 from iwfsim import EXTERNAL_IP, ROOT, TCP, Env, Skip, main, wait_for
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "cwmp"))
-from acs import ACS, rpc, rpc_get_values, rpc_set_values  # noqa: E402
+from acs import ACS, rpc, rpc_get_values, rpc_set_attributes, rpc_set_values  # noqa: E402
 
 PCP = "Device.PCP."
 SRV = "Device.PCP.Client.1.Server.1."
@@ -51,8 +51,8 @@ class Dm:
         self.s.close()
 
 
-def dm_env(exe, workdir_sock=None):
-    env = Env(exe, start=False)
+def dm_env(exe, sim_settings=None):
+    env = Env(exe, start=False, sim_settings=sim_settings)
     sock = os.path.join(env.workdir, "control")
     env.iwfd.extra_args += ["--control-socket", sock]
     env.start()
@@ -312,6 +312,72 @@ def test_dm_cwmp_agent(exe):
             p.terminate()
             p.wait(10)
             acs.stop()
+
+
+NEW_EXTERNAL_IP = "198.51.100.77"
+EPOCH = {"epoch": 100000}   # the carrier has been up a while: its restart's Epoch 0 is visible
+
+
+def test_dm_value_change_external_ip(exe):
+    """An active notification (2) on ExternalIPAddress, set by the ACS through iwf-cwmp bound to
+    iwfd: the carrier restarts and comes back with another external address (ANNOUNCE); iwfd
+    re-creates the mapping there, learns the address, and the agent sends an Inform with
+    "4 VALUE CHANGE" carrying the new value."""
+    import subprocess
+    agent = agent_path()
+    eip = SRV + "ExternalIPAddress"
+    env, sock = dm_env(exe, sim_settings=EPOCH)
+    with env:
+        assert env.add(45003, 8003, client="127.0.0.1") == 0
+        acs = ACS().start()
+        tmp = tempfile.mkdtemp(prefix="dm-vc-", dir=env.workdir)
+        acs.script([rpc_set_attributes([(eip, 2)]), rpc_get_values(eip)])
+        log = open(os.path.join(tmp, "agent.log"), "wb")
+        p = subprocess.Popen([agent, "--acs-url", acs.url, "--control-socket", sock, "--foreground",
+                              "--state-file", os.path.join(tmp, "state.json"), "--retry-min-wait", "1",
+                              "--notify-poll-ms", "200"], stdout=log, stderr=log)
+        try:
+            assert acs.wait_sessions(1, 15), "session 1: %s" % open(log.name, errors="replace").read()
+            r = acs.sessions[0].responses
+            assert r[0].method == "SetParameterAttributesResponse", r
+            assert r[1].values[eip][0] == EXTERNAL_IP, r[1].values
+            time.sleep(1)  # a few polls of the agent: nothing changed, no session
+            assert len(acs.sessions) == 1, acs.sessions[1].events
+            env.sim.set(external_ip=NEW_EXTERNAL_IP)
+            assert env.sim.restart(announce="unicast").get("announce"), "the carrier sent no ANNOUNCE"
+            assert acs.wait_sessions(2, 20), "a VALUE CHANGE session: %s\n%s" % (
+                open(log.name, errors="replace").read(), env.iwfd.log()[-2000:])
+            s = acs.sessions[1]
+            assert "4 VALUE CHANGE" in s.events, s.events
+            assert s.inform_params.get(eip) == NEW_EXTERNAL_IP, s.inform_params
+            # the mapping is back on the carrier at the new address, and so in Device.PCP.
+            maps = [m for m in env.sim.mappings() if m["internal_port"] == 8003]
+            assert len(maps) == 1 and maps[0]["external_addr"] == NEW_EXTERNAL_IP, env.sim.mappings()
+            dm = Dm(sock)
+            v = dm.values(SRV)
+            assert v[eip] == NEW_EXTERNAL_IP, v
+            row = inst_of(v, AssignedExternalPort=45003)
+            assert len(row) == 1 and v[MAP + "%d.AssignedExternalIPAddress" % row[0]] == NEW_EXTERNAL_IP, v
+            dm.close()
+            assert (TCP, 45003) in env.table(), env.table()
+        finally:
+            p.terminate()
+            p.wait(10)
+            acs.stop()
+
+
+def test_dm_external_ip_after_restart_without_mappings(exe):
+    """No mapping to re-create: after the carrier's restart (ANNOUNCE) iwfd's address probe
+    learns the new external address."""
+    env, sock = dm_env(exe, sim_settings=EPOCH)
+    with env:
+        dm = Dm(sock)
+        eip = SRV + "ExternalIPAddress"
+        assert dm.values(eip)[eip] == EXTERNAL_IP
+        env.sim.set(external_ip=NEW_EXTERNAL_IP)
+        assert env.sim.restart(announce="unicast").get("announce"), "the carrier sent no ANNOUNCE"
+        wait_for(lambda: dm.values(eip)[eip] == NEW_EXTERNAL_IP, 10, interval=0.2, what="the new address")
+        dm.close()
 
 
 if __name__ == "__main__":
