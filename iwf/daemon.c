@@ -7,6 +7,7 @@
 #include "core.h"
 
 #include "control.h"
+#include "dm.h"
 #include "netwatch.h"
 #include "pcp_event.h"
 #include "startprobe.h"
@@ -393,6 +394,20 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	if (!w->netwatch)
 		iwf_log(w->log, IWF_LOG_WARN, "address changes will not be noticed (rtnetlink: %s)", strerror(nwerr));
 
+	/* TR-181 UPnPIWF.Enable survives a restart (dm.c's store beside the state file): an
+	 * operator who turned the IGD off does not see it come back with a reboot. */
+	char dm_store[sizeof(w->cfg.state_file) + 4] = "";
+	if (cfg->state_file[0])
+		snprintf(dm_store, sizeof(dm_store), "%s.dm", cfg->state_file);
+	char dm_why[160];
+	bool upnp_on = iwf_dm_stored_upnp_enabled(dm_store, dm_why, sizeof(dm_why));
+	if (dm_why[0])
+		iwf_log(w->log, IWF_LOG_WARN, "%s: %s; the TR-069 settings start from their defaults", dm_store,
+			dm_why);
+	else if (!upnp_on)
+		iwf_log(w->log, IWF_LOG_INFO, "the IGD stays stopped on the LAN (UPnPIWF.Enable 0, stored in %s)",
+			dm_store);
+
 	char uuids[3][UPNP_UUID_TEXT];
 	upnp_uuid_format(meta.uuid_igd, uuids[0]);
 	upnp_uuid_format(meta.uuid_wan_device, uuids[1]);
@@ -413,6 +428,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		.friendly_name = cfg->friendly_name,
 		.boot_id = meta.boot_id,
 		.config_id = 1,
+		.start_stopped = !upnp_on,
 		.ops = &iwf_upnp_ops,
 		.ops_arg = w,
 		.log = upnp_log_cb,
@@ -438,7 +454,8 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		/* iwfctl's way in; without it iwfd still serves (a second iwfd on the default path
 		 * is told so here and runs without one). */
 		char cdetail[512];
-		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, cdetail, sizeof(cdetail));
+		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, dm_store, cdetail,
+					     sizeof(cdetail));
 		if (!w->control)
 			iwf_log(w->log, IWF_LOG_WARN, "%s; iwfctl cannot reach this iwfd", cdetail);
 	}

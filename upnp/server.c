@@ -608,6 +608,7 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 			.config_id = cfg->config_id,
 			.igd_version = s->igd_version,
 			.logger = s->logger,
+			.start_off = cfg->start_stopped,
 		};
 		s->ssdp = ssdp_new(base, &sc, &e);
 		if (s->ssdp == NULL) {
@@ -616,8 +617,10 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 			goto fail;
 		}
 	}
-	upnp_log(&s->logger, LOG_INFO, "upnp: IGD:%d%s at %s", s->igd_version,
-		 cfg->ppp ? " (WANPPPConnection)" : "", s->root_url);
+	s->stopped = cfg->start_stopped;
+	upnp_log(&s->logger, LOG_INFO, "upnp: IGD:%d%s at %s%s", s->igd_version,
+		 cfg->ppp ? " (WANPPPConnection)" : "", s->root_url,
+		 s->stopped ? " (stopped)" : "");
 	if (err != NULL)
 		*err = UPNP_OK;
 	return s;

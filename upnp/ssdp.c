@@ -929,7 +929,10 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 		goto fail;
 	}
 	event_add(s->ev_read, NULL);
-	notify_cb(-1, 0, s); /* first ssdp:alive now; arms the repeat */
+	if (cfg->start_off)
+		s->off = true; /* silent until ssdp_set_enabled(true) */
+	else
+		notify_cb(-1, 0, s); /* first ssdp:alive now; arms the repeat */
 	if (err)
 		*err = UPNP_OK;
 	return s;

@@ -163,6 +163,7 @@ struct ssdp_config {
 	uint16_t port;            /* UDP port; 0 = 1900 (tests use others) */
 	bool location_per_iface;  /* rewrite LOCATION's host per interface (see below); only
 				     right when the HTTP server listens on every address */
+	bool start_off;           /* start stopped (as ssdp_set_enabled(false), no byebye) */
 };
 /* usns_nt entries: "upnp:rootdevice" (USN root_uuid::upnp:rootdevice), "uuid:X" (its own
  * USN), "uuid:X::urn:...:type:v" (NT is the part after "::", USN the whole entry: use it

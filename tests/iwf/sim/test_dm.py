@@ -380,5 +380,111 @@ def test_dm_external_ip_after_restart_without_mappings(exe):
         dm.close()
 
 
+def ssdp_listener():
+    """A socket in the SSDP group on 127.0.0.1 (NOTIFY alive/byebye)."""
+    import struct
+    lis = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lis.bind(("0.0.0.0", 1900))
+    lis.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                   struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton("127.0.0.1")))
+    lis.settimeout(0.3)
+    return lis
+
+
+def drain(lis, seconds):
+    got, t0 = [], time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            got.append(lis.recv(2048))
+        except socket.timeout:
+            pass
+    return got
+
+
+def test_dm_persistence_across_restart(exe):
+    """UPnPIWF.Enable=0, the rows not enabled yet and the instance numbers survive a restart
+    of iwfd on the same state file (STATE.dm beside it): the IGD comes back stopped (no
+    ssdp:alive, M-SEARCH unanswered, SOAP refused); Enable=1 starts it. A store that cannot
+    be read is logged and the defaults apply."""
+    from iwfsim import upnpc
+    env, sock = dm_env(exe)
+    with env:
+        lis = ssdp_listener()
+        assert env.add(45010, 8010) == 0
+        dm = Dm(sock)
+        en, st = "Device.PCP.Client.1.UPnPIWF.Enable", "Device.PCP.Client.1.UPnPIWF.Status"
+        u = inst_of(dm.values(MAP), Origin="UPnP_IWF")
+        assert len(u) == 1, u
+        i1 = dm("dm.add", path=MAP)["instance"]
+        p1 = MAP + "%d." % i1
+        assert dm("dm.set", params=[{"name": p1 + "InternalPort", "value": "5555"},
+                                    {"name": p1 + "Description", "value": "kept across"},
+                                    {"name": p1 + "Alias", "value": "row-a"}])["ok"]
+        i2 = dm("dm.add", path=MAP)["instance"]
+        p2 = MAP + "%d." % i2
+        rep = dm("dm.set", params=[{"name": p2 + "InternalPort", "value": "2323"},
+                                   {"name": p2 + "ProtocolNumber", "value": "6"},
+                                   {"name": p2 + "ThirdPartyAddress", "value": "127.0.0.7"},
+                                   {"name": p2 + "SuggestedExternalPort", "value": "46100"},
+                                   {"name": p2 + "Enable", "value": "1"}])
+        assert rep["ok"], rep
+        assert dm("dm.set", params=[{"name": en, "type": "boolean", "value": "0"}])["ok"]
+        dm.close()
+        store = env.iwfd.state + ".dm"
+        assert os.path.exists(store), "the store beside the state file"
+
+        env.iwfd.stop()
+        drain(lis, 0.3)
+        env.iwfd.start()
+        wait_for(lambda: os.path.exists(sock), 5, what="control socket")
+        assert "the IGD stays stopped on the LAN" in env.iwfd.log(), env.iwfd.log()[-1500:]
+        got = drain(lis, 1.0)
+        assert not [g for g in got if b"NTS: ssdp:alive" in g], "no ssdp:alive from a stopped IGD: %r" % got
+        assert ssdp_search() is None, "no answer to M-SEARCH after the restart"
+        rc, out = upnpc(env.url, "-a", "127.0.0.1", 8011, 45011, "TCP")
+        assert "HTTP error" in out, out
+        dm = Dm(sock)
+        v = dm.values(PCP)
+        assert v[en] == "0" and v[st] == "Disabled", (v[en], v[st])
+        assert v[p1 + "Enable"] == "0" and v[p1 + "Origin"] == "Static", v
+        assert v[p1 + "InternalPort"] == "5555" and v[p1 + "Description"] == "kept across", v
+        assert v[p1 + "Alias"] == "row-a", v
+        assert v[p2 + "Origin"] == "Static" and v[p2 + "Enable"] == "1", "the static row keeps %d: %s" % (i2, v)
+        assert v[p2 + "AssignedExternalPort"] == "46100", v
+        u2 = inst_of(v, Origin="UPnP_IWF")
+        assert len(u2) == 1 and u2[0] > max(u[0], i1, i2), "a number not used before: %r" % u2
+        i3 = dm("dm.add", path=MAP)["instance"]
+        assert i3 > u2[0], "AddObject after the restart: %d" % i3
+        # Enable=1 starts it again, and that is stored too
+        assert dm("dm.set", params=[{"name": en, "value": "1"}])["ok"]
+        assert any(b"NTS: ssdp:alive" in g for g in drain(lis, 1.0)), "ssdp:alive"
+        assert ssdp_search() is not None, "answers again"
+        assert env.add(45011, 8011) == 0
+        dm.close()
+        env.iwfd.stop()
+        env.iwfd.start()
+        wait_for(lambda: os.path.exists(sock), 5, what="control socket")
+        assert ssdp_search() is not None, "on after a restart with Enable=1 stored"
+        dm = Dm(sock)
+        assert dm.values(en)[en] == "1"
+        assert inst_of(dm.values(MAP), Alias="row-a") == [i1], "the pending row again"
+        dm.close()
+
+        # a store that cannot be read: logged, the defaults (IGD on, no pending rows)
+        env.iwfd.stop()
+        with open(store, "w") as fh:
+            fh.write('{"version": 1, "upnp_enabled": false, "pending": [')
+        env.iwfd.start()
+        wait_for(lambda: os.path.exists(sock), 5, what="control socket")
+        assert "the TR-069 settings start from their defaults" in env.iwfd.log(), env.iwfd.log()[-1500:]
+        assert ssdp_search() is not None, "a broken store does not stop the IGD"
+        dm = Dm(sock)
+        assert dm.values(en)[en] == "1"
+        assert not inst_of(dm.values(MAP), Alias="row-a"), "no pending row from a broken store"
+        dm.close()
+        lis.close()
+
+
 if __name__ == "__main__":
     main(globals())
