@@ -435,6 +435,7 @@ static struct inst_map *inst_of(struct iwf_dm *dm, uint32_t id, uint32_t fresh_i
 	dm->map[lo].id = id;
 	dm->map[lo].inst = fresh_inst ? fresh_inst : dm->next_inst++;
 	dm->map[lo].seen = false;
+	dm->map[lo].is_static = false;
 	return &dm->map[lo];
 }
 
