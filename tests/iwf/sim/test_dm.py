@@ -460,7 +460,10 @@ def test_dm_persistence_across_restart(exe):
         assert dm("dm.set", params=[{"name": en, "value": "1"}])["ok"]
         assert any(b"NTS: ssdp:alive" in g for g in drain(lis, 1.0)), "ssdp:alive"
         assert ssdp_search() is not None, "answers again"
+        ino = os.stat(store).st_ino
         assert env.add(45011, 8011) == 0
+        assert len(inst_of(dm.values(MAP), Origin="UPnP_IWF")) == 2
+        assert os.stat(store).st_ino == ino, "a new UPnP mapping costs no write of the store"
         dm.close()
         env.iwfd.stop()
         env.iwfd.start()
