@@ -427,7 +427,8 @@ static struct iwf_control *ctl_fail(struct iwf_control *ctl, char *detail, size_
 }
 
 struct iwf_control *iwf_control_new(struct event_base *base, const char *path, struct iwf_core *core,
-				    const struct iwf_control_ops *ops, void *arg, char *detail, size_t cap)
+				    const struct iwf_control_ops *ops, void *arg, const char *dm_store, char *detail,
+				    size_t cap)
 {
 	struct iwf_control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
@@ -436,7 +437,7 @@ struct iwf_control *iwf_control_new(struct event_base *base, const char *path, s
 	ctl->core = core;
 	ctl->ops = ops;
 	ctl->ops_arg = arg;
-	ctl->dm = iwf_dm_new(core, ops, arg);
+	ctl->dm = iwf_dm_new(core, ops, arg, dm_store);
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sun.sun_path) || path[0] != '/') {
 		snprintf(ctl->path, sizeof(ctl->path), "%.40s...", path);

@@ -44,10 +44,11 @@ struct iwf_control_ops {
 struct iwf_control;
 
 /* Listen on path (its directory is made 0700 if missing; a stale socket is replaced, a live
- * one is an error). core and ops are borrowed for the life of the control. NULL with detail
- * on failure. */
+ * one is an error). core and ops are borrowed for the life of the control. dm_store: the
+ * TR-069 model's store (dm.h iwf_dm_new; NULL = none). NULL with detail on failure. */
 struct iwf_control *iwf_control_new(struct event_base *base, const char *path, struct iwf_core *core,
-				    const struct iwf_control_ops *ops, void *arg, char *detail, size_t cap);
+				    const struct iwf_control_ops *ops, void *arg, const char *dm_store, char *detail,
+				    size_t cap);
 /* Give the socket (and its directory when iwfd made it) to uid/gid: for --user, before the
  * privileges are dropped, so that the daemon can remove it at exit. 0, or -1 with detail. */
 int iwf_control_chown(struct iwf_control *ctl, uid_t uid, gid_t gid, char *detail, size_t cap);

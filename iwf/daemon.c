@@ -7,6 +7,7 @@
 #include "core.h"
 
 #include "control.h"
+#include "dm.h"
 #include "netwatch.h"
 #include "pcp_event.h"
 #include "startprobe.h"
@@ -419,6 +420,20 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 	if (!w->netwatch)
 		iwf_log(w->log, IWF_LOG_WARN, "address changes will not be noticed (rtnetlink: %s)", strerror(nwerr));
 
+	/* TR-181 UPnPIWF.Enable survives a restart (dm.c's store beside the state file): an
+	 * operator who turned the IGD off does not see it come back with a reboot. */
+	char dm_store[sizeof(w->cfg.state_file) + 4] = "";
+	if (cfg->state_file[0])
+		snprintf(dm_store, sizeof(dm_store), "%s.dm", cfg->state_file);
+	char dm_why[160];
+	bool upnp_on = iwf_dm_stored_upnp_enabled(dm_store, dm_why, sizeof(dm_why));
+	if (dm_why[0])
+		iwf_log(w->log, IWF_LOG_WARN, "%s: %s; the TR-069 settings start from their defaults", dm_store,
+			dm_why);
+	else if (!upnp_on)
+		iwf_log(w->log, IWF_LOG_INFO, "the IGD stays stopped on the LAN (UPnPIWF.Enable 0, stored in %s)",
+			dm_store);
+
 	if (cfg->control_socket[0]) {
 		/* iwfctl's way in. A path the administrator named must work: not making it is a
 		 * start-up error like a busy port (before the LAN side starts, so a failed start
@@ -427,7 +442,8 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		 * file, its own LAN) finds the default socket taken, and a system without a
 		 * writable /run still gets its IGD (docs/configuration.md). */
 		char cdetail[512];
-		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, cdetail, sizeof(cdetail));
+		w->control = iwf_control_new(base, cfg->control_socket, w->core, &control_ops, w, dm_store, cdetail,
+					     sizeof(cdetail));
 		if (!w->control && cfg->control_socket_set) {
 			*err = IWF_ERR_CONTROL;
 			if (detail)
@@ -459,6 +475,7 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		.friendly_name = cfg->friendly_name,
 		.boot_id = meta.boot_id,
 		.config_id = 1,
+		.start_stopped = !upnp_on,
 		.ops = cfg->status_page ? &iwf_upnp_ops_status : &iwf_upnp_ops,
 		.ops_arg = w,
 		.log = upnp_log_cb,

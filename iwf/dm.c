@@ -14,15 +14,25 @@
  *    answer waits for the carrier; on success the pending row becomes that mapping, with the
  *    same instance number.
  * Instance numbers: a map from the state/ record id to the instance number, given in order
- * of first sight, never reused while iwfd runs.
+ * of first sight, never reused.
+ *
+ * Stored beside the state file (STATE.dm, JSON, written to STATE.dm.tmp, fsync, rename) when
+ * the ACS changes something: UPnPIWF.Enable, the pending rows, the instance numbers of the
+ * Static mappings, and a reservation of instance numbers (the next number rounded up by
+ * DM_INST_BLOCK, so that a new UPnP mapping costs no write: after a restart numbering
+ * resumes past the reservation, never reusing one). A change the ACS asks for is stored
+ * before it is applied; a store that cannot be written fails the request (9002).
  */
 #include "dm.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PCP_PREFIX "Device.PCP."
@@ -31,6 +41,8 @@
 #define TABLE SERVER "InboundMapping."
 #define DM_MAX_PENDING 64
 #define DM_ALIAS_MAX 64
+#define DM_INST_BLOCK 1024 /* instance numbers reserved per write of the store */
+#define DM_STORE_MAX (256 * 1024)
 
 /* ------------------------------------------------------------------ rows */
 
@@ -123,6 +135,7 @@ struct pending {
 struct inst_map {
 	uint32_t id, inst;
 	bool seen;
+	bool is_static; /* stored: the ACS's (or iwfctl's) mappings keep their number */
 };
 
 struct dm_wait {
@@ -144,6 +157,9 @@ struct iwf_dm {
 	struct iwf_core *core;
 	const struct iwf_control_ops *ops;
 	void *ops_arg;
+	char *store;        /* STATE.dm; NULL: nothing stored */
+	bool upnp_on;       /* UPnPIWF.Enable as stored */
+	uint32_t inst_reserved; /* numbers below it may have been given: a restart starts here */
 	uint32_t next_inst;
 	struct pending pend[DM_MAX_PENDING];
 	size_t n_pend;
@@ -152,15 +168,221 @@ struct iwf_dm {
 	struct dm_wait *waits;
 };
 
-struct iwf_dm *iwf_dm_new(struct iwf_core *core, const struct iwf_control_ops *ops, void *ops_arg)
+static int set_field(struct pending *p, const char *field, const char *value);
+static struct inst_map *inst_of(struct iwf_dm *dm, uint32_t id, uint32_t fresh_inst);
+static struct pending *pend_find(struct pending *v, size_t n, uint32_t inst);
+
+/* ------------------------------------------------------------------ the store (STATE.dm) */
+
+/* The fields of a pending row, stored as their TR-181 text (read back through set_field). */
+static const char *const pend_fields[] = { "Enable", "Alias", "Lifetime", "SuggestedExternalIPAddress",
+					   "SuggestedExternalPort", "SuggestedExternalPortEndRange",
+					   "InternalPort", "ProtocolNumber", "ThirdPartyAddress", "Description" };
+
+static void pend_field_text(const struct pending *p, const char *f, char *out, size_t cap)
+{
+	if (!strcmp(f, "Enable"))
+		snprintf(out, cap, "%d", p->enable);
+	else if (!strcmp(f, "Alias"))
+		snprintf(out, cap, "%s", p->alias);
+	else if (!strcmp(f, "Lifetime"))
+		snprintf(out, cap, "%u", p->lifetime);
+	else if (!strcmp(f, "SuggestedExternalIPAddress"))
+		snprintf(out, cap, "%s", p->sugg_ip);
+	else if (!strcmp(f, "SuggestedExternalPort"))
+		snprintf(out, cap, "%u", p->sugg_port);
+	else if (!strcmp(f, "SuggestedExternalPortEndRange"))
+		snprintf(out, cap, "%u", p->sugg_end);
+	else if (!strcmp(f, "InternalPort"))
+		snprintf(out, cap, "%u", p->internal_port);
+	else if (!strcmp(f, "ProtocolNumber"))
+		snprintf(out, cap, "%u", p->proto);
+	else if (!strcmp(f, "ThirdPartyAddress"))
+		snprintf(out, cap, "%s", p->third);
+	else
+		snprintf(out, cap, "%s", p->desc);
+}
+
+/* Write the store as it would be with these pending rows, this UPnPIWF.Enable and this
+ * reservation: 0, or an errno. Nothing stored without a store path (0). */
+static int store_write(struct iwf_dm *dm, const struct pending *pend, size_t n_pend, bool upnp_on,
+		       uint32_t reserved)
+{
+	if (!dm->store)
+		return 0;
+	json_t *root = json_object(), *insts = json_array(), *rows = json_array();
+	if (!root || !insts || !rows) {
+		json_decref(root);
+		json_decref(insts);
+		json_decref(rows);
+		return ENOMEM;
+	}
+	json_object_set_new(root, "version", json_integer(1));
+	json_object_set_new(root, "upnp_enabled", json_boolean(upnp_on));
+	json_object_set_new(root, "next_instance", json_integer(reserved));
+	for (size_t i = 0; i < dm->n_map; i++)
+		if (dm->map[i].is_static)
+			json_array_append_new(insts, json_pack("[I, I]", (json_int_t)dm->map[i].id,
+							       (json_int_t)dm->map[i].inst));
+	json_object_set_new(root, "static_instances", insts);
+	for (size_t i = 0; i < n_pend; i++) {
+		json_t *o = json_pack("{s:I, s:s, s:I}", "instance", (json_int_t)pend[i].inst, "Status",
+				      pend[i].status, "ErrorCode", (json_int_t)pend[i].error_code);
+		for (size_t f = 0; o && f < sizeof(pend_fields) / sizeof(pend_fields[0]); f++) {
+			char text[UPNP_DESC_MAX + 1];
+			pend_field_text(&pend[i], pend_fields[f], text, sizeof(text));
+			json_object_set_new(o, pend_fields[f], json_string(text));
+		}
+		json_array_append_new(rows, o);
+	}
+	json_object_set_new(root, "pending", rows);
+	char *text = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (!text)
+		return ENOMEM;
+	char tmp[4096];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", dm->store) >= sizeof(tmp)) {
+		free(text);
+		return ENAMETOOLONG;
+	}
+	int rc = 0;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		rc = errno;
+	} else {
+		size_t len = strlen(text), off = 0;
+		while (off < len && !rc) {
+			ssize_t n = write(fd, text + off, len - off);
+			if (n < 0 && errno != EINTR)
+				rc = errno;
+			else if (n > 0)
+				off += (size_t)n;
+		}
+		if (!rc && fsync(fd) != 0)
+			rc = errno;
+		if (close(fd) != 0 && !rc)
+			rc = errno;
+		if (!rc && rename(tmp, dm->store) != 0)
+			rc = errno;
+		if (rc)
+			unlink(tmp);
+	}
+	free(text);
+	return rc;
+}
+
+/* The reservation that covers instance numbers up to `next` (exclusive). */
+static uint32_t reserve_for(uint32_t next)
+{
+	return (next / DM_INST_BLOCK + 1) * DM_INST_BLOCK;
+}
+
+static json_t *store_load(const char *path, char *why, size_t cap)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0 && errno == ENOENT)
+		return NULL; /* none yet */
+	if (lstat(path, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > DM_STORE_MAX)) {
+		snprintf(why, cap, "not a regular file of at most %d bytes", DM_STORE_MAX);
+		return NULL;
+	}
+	json_error_t jerr;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(why, cap, "%s", jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(root) || json_integer_value(json_object_get(root, "version")) != 1) {
+		snprintf(why, cap, "not a version 1 store");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+bool iwf_dm_stored_upnp_enabled(const char *path, char *why, size_t cap)
+{
+	if (cap)
+		why[0] = '\0';
+	if (!path || !path[0])
+		return true;
+	json_t *root = store_load(path, why, cap);
+	bool on = !root || !json_is_false(json_object_get(root, "upnp_enabled"));
+	json_decref(root);
+	return on;
+}
+
+/* Read what was stored; anything that makes no sense is left out (a bad row, a number that
+ * is not a number). */
+static void store_read(struct iwf_dm *dm)
+{
+	char why[160];
+	json_t *root = store_load(dm->store, why, sizeof(why));
+	if (!root)
+		return;
+	dm->upnp_on = !json_is_false(json_object_get(root, "upnp_enabled"));
+	json_int_t next = json_integer_value(json_object_get(root, "next_instance"));
+	if (next > 0 && next < (json_int_t)UINT32_MAX - DM_INST_BLOCK)
+		dm->next_inst = (uint32_t)next;
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(root, "static_instances"), i, e) {
+		json_int_t id = json_integer_value(json_array_get(e, 0)), inst = json_integer_value(json_array_get(e, 1));
+		if (id <= 0 || id > (json_int_t)UINT32_MAX || inst <= 0 || inst >= (json_int_t)UINT32_MAX - DM_INST_BLOCK)
+			continue;
+		struct inst_map *m = inst_of(dm, (uint32_t)id, (uint32_t)inst);
+		if (m) {
+			m->is_static = true;
+			if (m->inst >= dm->next_inst)
+				dm->next_inst = m->inst + 1;
+		}
+	}
+	json_array_foreach(json_object_get(root, "pending"), i, e) {
+		json_int_t inst = json_integer_value(json_object_get(e, "instance"));
+		if (dm->n_pend >= DM_MAX_PENDING || inst <= 0 || inst >= (json_int_t)UINT32_MAX - DM_INST_BLOCK ||
+		    pend_find(dm->pend, dm->n_pend, (uint32_t)inst))
+			continue;
+		struct pending p;
+		memset(&p, 0, sizeof(p));
+		p.inst = (uint32_t)inst;
+		bool ok = true;
+		for (size_t f = 0; ok && f < sizeof(pend_fields) / sizeof(pend_fields[0]); f++) {
+			const char *v = json_string_value(json_object_get(e, pend_fields[f]));
+			if (v && !strcmp(pend_fields[f], "ProtocolNumber") && !strcmp(v, "0"))
+				continue; /* not set yet */
+			ok = v && set_field(&p, pend_fields[f], v) == 0;
+		}
+		const char *st = json_string_value(json_object_get(e, "Status"));
+		json_int_t ec = json_integer_value(json_object_get(e, "ErrorCode"));
+		if (!ok || !st || (strcmp(st, "Disabled") && strncmp(st, "Error_", 6)) || ec < 0 || ec > 999)
+			continue;
+		p.enable = false; /* a row is enabled only by becoming a mapping */
+		snprintf(p.status, sizeof(p.status), "%s", st);
+		p.error_code = (uint32_t)ec;
+		dm->pend[dm->n_pend++] = p;
+		if (p.inst >= dm->next_inst)
+			dm->next_inst = p.inst + 1;
+	}
+	json_decref(root);
+}
+
+struct iwf_dm *iwf_dm_new(struct iwf_core *core, const struct iwf_control_ops *ops, void *ops_arg,
+			  const char *store)
 {
 	struct iwf_dm *dm = calloc(1, sizeof(*dm));
-	if (dm) {
-		dm->core = core;
-		dm->ops = ops;
-		dm->ops_arg = ops_arg;
-		dm->next_inst = 1;
+	if (!dm)
+		return NULL;
+	dm->core = core;
+	dm->ops = ops;
+	dm->ops_arg = ops_arg;
+	dm->next_inst = 1;
+	dm->upnp_on = true;
+	if (store && store[0]) {
+		dm->store = strdup(store);
+		if (dm->store)
+			store_read(dm);
 	}
+	dm->inst_reserved = dm->next_inst;
 	return dm;
 }
 
@@ -176,6 +398,7 @@ void iwf_dm_free(struct iwf_dm *dm)
 		free(w);
 	}
 	free(dm->map);
+	free(dm->store);
 	free(dm);
 }
 
@@ -212,6 +435,7 @@ static struct inst_map *inst_of(struct iwf_dm *dm, uint32_t id, uint32_t fresh_i
 	dm->map[lo].id = id;
 	dm->map[lo].inst = fresh_inst ? fresh_inst : dm->next_inst++;
 	dm->map[lo].seen = false;
+	dm->map[lo].is_static = false;
 	return &dm->map[lo];
 }
 
@@ -379,19 +603,34 @@ static bool snapshot(struct iwf_dm *dm, const struct iwf_control_info *info, str
 	size_t k = 0;
 	for (size_t i = 0; i < dm->n_map; i++)
 		dm->map[i].seen = false;
+	bool statics_changed = false;
 	for (size_t i = 0; i < n; i++) {
 		struct inst_map *m = inst_of(dm, v[i].id, 0);
 		if (!m)
 			continue;
 		m->seen = true;
+		if (m->is_static != v[i].is_static) {
+			m->is_static = v[i].is_static;
+			statics_changed = true;
+		}
 		refs[k++] = (struct inst_ref){.inst = m->inst, .e = &v[i]};
 	}
 	/* forget the records that are gone (ids are not reused soon; instances never) */
 	size_t j = 0;
-	for (size_t i = 0; i < dm->n_map; i++)
+	for (size_t i = 0; i < dm->n_map; i++) {
 		if (dm->map[i].seen)
 			dm->map[j++] = dm->map[i];
+		else if (dm->map[i].is_static)
+			statics_changed = true;
+	}
 	dm->n_map = j;
+	/* Numbers given past the reservation, or a Static mapping came or went (iwfctl): store.
+	 * A failed write is tried again at the next request. */
+	if (statics_changed || dm->next_inst > dm->inst_reserved) {
+		uint32_t res = dm->next_inst > dm->inst_reserved ? reserve_for(dm->next_inst) : dm->inst_reserved;
+		if (store_write(dm, dm->pend, dm->n_pend, dm->upnp_on, res) == 0)
+			dm->inst_reserved = res;
+	}
 	for (size_t i = 0; i < dm->n_pend; i++)
 		refs[k++] = (struct inst_ref){.inst = dm->pend[i].inst, .p = &dm->pend[i]};
 	qsort(refs, k, sizeof(*refs), inst_cmp);
@@ -713,7 +952,15 @@ static json_t *do_set(struct iwf_dm *dm, struct rows *r, json_t *id, json_t *req
 		free(w);
 		return answer_fault(id, 9001, "one InboundMapping enabled per SetParameterValues");
 	}
-	if (!enabling) { /* only pending rows change */
+	if (!enabling) { /* only pending rows change: stored first, then applied */
+		int e = store_write(dm, w->cand, w->n_cand, w->upnp_on >= 0 ? w->upnp_on : dm->upnp_on,
+				    dm->inst_reserved);
+		if (e) {
+			free(w);
+			return answer_fault(id, 9002, e == ENOMEM ? "out of memory" : "cannot store the change");
+		}
+		if (w->upnp_on >= 0)
+			dm->upnp_on = w->upnp_on;
 		for (size_t k = 0; k < w->n_cand; k++) {
 			struct pending *d = pend_find(dm->pend, dm->n_pend, w->cand[k].inst);
 			if (d)
@@ -781,8 +1028,10 @@ static void wait_done(void *arg, enum upnp_error err, uint16_t external_port)
 				*d = w->cand[k];
 		}
 		pend_remove(dm, w->inst);
-		if (w->upnp_on >= 0)
+		if (w->upnp_on >= 0) {
+			dm->upnp_on = w->upnp_on;
 			dm->ops->upnp_enable(dm->ops_arg, w->upnp_on);
+		}
 		size_t n = iwf_core_admin_list(dm->core, NULL, 0);
 		struct iwf_admin_entry *v = calloc(n ? n : 1, sizeof(*v));
 		if (v) {
@@ -793,11 +1042,16 @@ static void wait_done(void *arg, enum upnp_error err, uint16_t external_port)
 					struct inst_map *m = inst_of(dm, v[k].id, w->inst);
 					if (m && m->inst != w->inst)
 						m->inst = w->inst; /* seen before under another number: keep ours */
+					if (m)
+						m->is_static = true;
 					break;
 				}
 			}
 			free(v);
 		}
+		/* the mapping is in the journal already; its number and the rest follow (a failed
+		 * write leaves the previous store: the row comes back pending, the mapping too) */
+		(void)store_write(dm, dm->pend, dm->n_pend, dm->upnp_on, dm->inst_reserved);
 		ans = answer_ok(w->id);
 	} else if (w->is_add) {
 		struct pending *d = pend_find(dm->pend, dm->n_pend, w->inst);
@@ -805,6 +1059,7 @@ static void wait_done(void *arg, enum upnp_error err, uint16_t external_port)
 			snprintf(d->status, sizeof(d->status), "%s",
 				 err == UPNP_E_CONFLICT ? "Error_PortAlreadyUsed" : "Error_PCPErrorCodeReceived");
 			d->error_code = (uint32_t)err;
+			(void)store_write(dm, dm->pend, dm->n_pend, dm->upnp_on, dm->inst_reserved);
 		}
 		ans = answer_fault(w->id, 9001, upnp_error_text(err));
 	} else {
@@ -827,10 +1082,16 @@ static json_t *do_add(struct iwf_dm *dm, json_t *id, json_t *req)
 		return answer_fault(id, 9005, "not a table AddObject may add to");
 	if (dm->n_pend >= DM_MAX_PENDING)
 		return answer_fault(id, 9004, "too many InboundMapping rows not enabled yet");
-	struct pending *p = &dm->pend[dm->n_pend++];
+	struct pending *p = &dm->pend[dm->n_pend];
 	memset(p, 0, sizeof(*p));
-	p->inst = dm->next_inst++;
+	p->inst = dm->next_inst;
 	snprintf(p->status, sizeof(p->status), "Disabled");
+	uint32_t res = p->inst + 1 > dm->inst_reserved ? reserve_for(p->inst + 1) : dm->inst_reserved;
+	if (store_write(dm, dm->pend, dm->n_pend + 1, dm->upnp_on, res) != 0)
+		return answer_fault(id, 9002, "cannot store the new row");
+	dm->n_pend++;
+	dm->next_inst++;
+	dm->inst_reserved = res;
 	json_t *a = answer_ok(id);
 	json_object_set_new(a, "instance", json_integer(p->inst));
 	return a;
@@ -850,6 +1111,13 @@ static json_t *do_delete(struct iwf_dm *dm, struct rows *r, json_t *id, json_t *
 	if (!parse_uint(num, UINT32_MAX, &inst) || !row || row->inst != inst || !row->writable)
 		return answer_fault(id, 9005, "not a deletable instance");
 	if (pend_find(dm->pend, dm->n_pend, inst)) {
+		struct pending rest[DM_MAX_PENDING];
+		size_t n = 0;
+		for (size_t i = 0; i < dm->n_pend; i++)
+			if (dm->pend[i].inst != inst)
+				rest[n++] = dm->pend[i];
+		if (store_write(dm, rest, n, dm->upnp_on, dm->inst_reserved) != 0)
+			return answer_fault(id, 9002, "cannot store the change");
 		pend_remove(dm, inst);
 		return answer_ok(id);
 	}

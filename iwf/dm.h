@@ -17,8 +17,15 @@ struct iwf_dm;
 /* An answer that came later (after the carrier answered an add or a delete). */
 typedef void iwf_dm_reply_fn(void *arg, json_t *answer);
 
-/* ops (borrowed): info, and upnp_enable for UPnPIWF.Enable (read-only when NULL). */
-struct iwf_dm *iwf_dm_new(struct iwf_core *core, const struct iwf_control_ops *ops, void *ops_arg);
+/* ops (borrowed): info, and upnp_enable for UPnPIWF.Enable (read-only when NULL). store:
+ * the file that keeps UPnPIWF.Enable, the rows not enabled yet and the instance numbers
+ * across restarts (copied; NULL or "" = kept in memory only); read here. */
+struct iwf_dm *iwf_dm_new(struct iwf_core *core, const struct iwf_control_ops *ops, void *ops_arg,
+			  const char *store);
+/* UPnPIWF.Enable as stored in `store` (true when there is none, NULL or ""). A store that
+ * exists but cannot be read gives true with the reason in why (else why is ""). For the
+ * daemon, before it starts the IGD. */
+bool iwf_dm_stored_upnp_enabled(const char *store, char *why, size_t cap);
 /* Forgets the pending rows; requests still waiting for the carrier are cancelled. */
 void iwf_dm_free(struct iwf_dm *dm);
 

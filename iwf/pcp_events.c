@@ -246,10 +246,16 @@ void pcp_event_fn(void *arg, const struct pcp_event *ev)
 		/* pcp/ has scheduled a MAP with its nonce for every mapped flow (RFC 6887 §8.5). */
 		core_log(c, IWF_LOG_WARN, "PCP server lost its state: re-creating %zu mappings",
 			 state_table_count(c->table));
-		size_t cur = 0;
+		size_t cur = 0, n = 0;
 		for (struct life *l; (l = life_next(c, &cur));)
-			if (l->phase == LIFE_ACTIVE)
+			if (l->phase == LIFE_ACTIVE) {
 				life_to(c, l, LIFE_REPLAYING, NULL, "server lost state");
+				n++;
+			}
+		/* It may have come back with another external address (seed 004 §4.1): the
+		 * re-created mappings tell it; without any, the probe asks. */
+		if (!n)
+			sync_probe(c);
 		return;
 	}
 	default:

@@ -86,7 +86,8 @@ static bool state_sibling(const char *name, const char *base)
 	size_t n = strlen(base);
 	if (strncmp(name, base, n) != 0)
 		return false;
-	return name[n] == '\0' || strcmp(name + n, ".tmp") == 0 || strcmp(name + n, ".lock") == 0 || strncmp(name + n, ".corrupt-", 9) == 0;
+	return name[n] == '\0' || strcmp(name + n, ".tmp") == 0 || strcmp(name + n, ".lock") == 0 ||
+	       strcmp(name + n, ".dm") == 0 || strcmp(name + n, ".dm.tmp") == 0 || strncmp(name + n, ".corrupt-", 9) == 0;
 }
 
 int iwf_privs_own_state(const struct iwf_privs *p, const char *state_file, char *detail, size_t cap)
@@ -140,7 +141,7 @@ int iwf_privs_own_state(const struct iwf_privs *p, const char *state_file, char 
 		}
 	}
 	/* the journal and its siblings; a symlink is changed itself, never its target */
-	static const char *const sfx[] = { "", ".tmp" };
+	static const char *const sfx[] = { "", ".tmp", ".dm", ".dm.tmp" }; /* .dm: dm.c's store */
 	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
 		char name[512];
 		if ((size_t)snprintf(name, sizeof(name), "%s%s", base, sfx[i]) >= sizeof(name))

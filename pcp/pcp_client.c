@@ -67,7 +67,7 @@ struct pcp_flow {
 	struct in6_addr internal_addr;
 	/* The external address and port: suggested by the caller until the first grant, then
 	 * the grant, which every later request suggests (§11.2.1); no_addr_pref: suggest no
-	 * address (another server: its addresses differ). */
+	 * address (another server, or one that lost its state: its addresses may differ). */
 	struct in6_addr ext_addr;
 	struct pcp_filter *filter; /* the FILTER option (§13.3), allocated; NULL = none */
 
@@ -1146,8 +1146,13 @@ static void lost_state(struct pcp_client *c, const struct pcp_flow *except, uint
 		struct pcp_flow *f = c->heap[i];
 		if (f == except)
 			continue;
-		if (f->state == FLOW_MAPPED || f->state == FLOW_REMAPPING)
-			flow_transition(c, f, FLOW_REMAPPING, now + (spread_ms ? rand_upto(c, spread_ms) : 0));
+		if (f->state != FLOW_MAPPED && f->state != FLOW_REMAPPING)
+			continue;
+		/* A restarted server may come back with another external address (a new pool):
+		 * ask for the port only, as after a server change, so the re-creation can succeed
+		 * there with PREFER_FAILURE; the new address is reported with MAPPED. */
+		f->no_addr_pref = true;
+		flow_transition(c, f, FLOW_REMAPPING, now + (spread_ms ? rand_upto(c, spread_ms) : 0));
 	}
 	bulk_end(c);
 	c->stats.lost_state_events++;
@@ -1184,8 +1189,12 @@ static void flow_answer(struct pcp_client *c, struct pcp_flow *f, const struct p
 	}
 	if (m->result == PCP_RESULT_SUCCESS) {
 		bool renewal = f->ever_mapped;
+		/* Another port, or another address where we suggested one, is not the mapping
+		 * we hold (§11.2.1). Asked without an address preference (a new or restarted
+		 * server), a new address is the answer, not a failure. */
 		bool moved = renewal && (f->ext_port != m->external_port ||
-					 memcmp(&f->ext_addr, &m->external_addr, sizeof f->ext_addr) != 0);
+					 (!f->no_addr_pref &&
+					  memcmp(&f->ext_addr, &m->external_addr, sizeof f->ext_addr) != 0));
 		f->ever_mapped = true;
 		f->lifetime = m->lifetime;
 		f->granted_at = now;

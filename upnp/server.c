@@ -652,6 +652,7 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 			.igd_version = s->igd_version,
 			.logger = s->logger,
 			.ipv6 = cfg->ipv6,
+			.start_off = cfg->start_stopped,
 		};
 		s->ssdp = ssdp_new(base, &sc, &e);
 		if (s->ssdp == NULL) {
@@ -660,9 +661,11 @@ struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_c
 			goto fail;
 		}
 	}
-	upnp_log(&s->logger, LOG_INFO, "upnp: IGD:%d%s at %s%s", s->igd_version,
+	s->stopped = cfg->start_stopped;
+	upnp_log(&s->logger, LOG_INFO, "upnp: IGD:%d%s at %s%s%s", s->igd_version,
 		 cfg->ppp ? " (WANPPPConnection)" : "", s->root_url,
-		 cfg->ipv6 && cfg->n_lan_ifnames > 0 ? ", and over IPv6 on the LAN interfaces" : "");
+		 cfg->ipv6 && cfg->n_lan_ifnames > 0 ? ", and over IPv6 on the LAN interfaces" : "",
+		 s->stopped ? " (stopped)" : "");
 	if (err != NULL)
 		*err = UPNP_OK;
 	return s;

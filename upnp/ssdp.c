@@ -1355,7 +1355,10 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 	event_add(s->ev_read, NULL);
 	if (s->ev_read6 != NULL)
 		event_add(s->ev_read6, NULL);
-	notify_cb(-1, 0, s); /* first ssdp:alive now; arms the repeat */
+	if (cfg->start_off)
+		s->off = true; /* silent until ssdp_set_enabled(true) */
+	else
+		notify_cb(-1, 0, s); /* first ssdp:alive now; arms the repeat */
 	if (err)
 		*err = UPNP_OK;
 	return s;

@@ -242,6 +242,9 @@ struct upnp_config {
 	const char *friendly_name;   /* NULL = "iwfd Internet Gateway" */
 	uint32_t ssdp_max_age;       /* CACHE-CONTROL max-age, default 1800 */
 	uint32_t boot_id, config_id; /* BOOTID.UPNP.ORG / CONFIGID.UPNP.ORG */
+	bool start_stopped;          /* start as after upnp_server_set_enabled(false): no
+					ssdp:alive, searches ignored, SOAP 503 (TR-181
+					UPnPIWF.Enable stored as 0) */
 	/* Limits (0 = default). */
 	size_t max_connections, max_header_bytes, max_body_bytes, max_subscriptions;
 	uint32_t idle_timeout_ms;
@@ -269,7 +272,7 @@ void upnp_uuid_random(uint8_t b[16]);
 void upnp_uuid_format(const uint8_t b[16], char out[UPNP_UUID_TEXT]);
 
 /* Start SSDP and HTTP on base. cfg and the strings in it are copied. On failure returns
- * NULL and sets *err. Sends NOTIFY ssdp:alive at start. */
+ * NULL and sets *err. Sends NOTIFY ssdp:alive at start (not with start_stopped). */
 struct upnp_server *upnp_server_new(struct event_base *base, const struct upnp_config *cfg,
 				    enum upnp_err *err);
 /* Send ssdp:byebye, close everything, complete pending calls' HTTP side. NULL no-op. */

@@ -196,6 +196,7 @@ struct ssdp_config {
 	bool ipv6;                /* also SSDP over IPv6 on ff02::c (UDA 1.1 Annex A): LOCATION
 				     is `location` with its host replaced by a bracketed
 				     address of the interface (upnp_lan_if_addr6_for) */
+	bool start_off;           /* start stopped (as ssdp_set_enabled(false), no byebye) */
 };
 /* usns_nt entries: "upnp:rootdevice" (USN root_uuid::upnp:rootdevice), "uuid:X" (its own
  * USN), "uuid:X::urn:...:type:v" (NT is the part after "::", USN the whole entry: use it

@@ -860,6 +860,9 @@ static void test_announce(void)
 	struct env e;
 	env_init(&e, R_MID, NULL);
 	struct pcp_msg ra, rb, m;
+	struct in6_addr nopref;
+	char buf[INET6_ADDRSTRLEN];
+	CHECK(pcp_addr_parse(&nopref, "::ffff:0.0.0.0"));
 	mapped(&e, 8080, 3600, &ra);
 	mapped(&e, 8081, 3600, &rb);
 	struct pcp_flow *pending = pcp_flow_map(e.c, &(struct pcp_map_params){ .protocol = 17, .internal_port = 53,
@@ -896,7 +899,15 @@ static void test_announce(void)
 			} else if (!memcmp(m.nonce, rb.nonce, PCP_NONCE_LEN)) {
 				got_b = true;
 				at_b = e.now;
-				CHECK_EQ(answer(&e, &m, 0, 3600, 8081, "203.0.113.5"), PCP_OK);
+				/* the port is still wanted, the address the server lost with its state not;
+				 * it came back with another one: MAPPED with it, not RENEW_FAILED */
+				CHECK_EQ(m.external_port, 8081);
+				CHECK(memcmp(&m.external_addr, &nopref, sizeof nopref) == 0);
+				CHECK_EQ(answer(&e, &m, 0, 3600, 8081, "203.0.113.77"), PCP_OK);
+				CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+				CHECK(last(&e, PCP_EVENT_MAPPED)->renewal);
+				CHECK(!strcmp(pcp_addr_format(&last(&e, PCP_EVENT_MAPPED)->external_addr, buf,
+							      sizeof buf), "203.0.113.77"));
 			} else {
 				CHECK(memcmp(m.nonce, pcp_flow_nonce(pending), PCP_NONCE_LEN) == 0);
 			}
@@ -907,6 +918,20 @@ static void test_announce(void)
 	CHECK_EQ(at_b, t0 + 2500);
 	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 4);
 	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 1);
+	/* the grant is suggested again by the next renewal; another address there is a move */
+	bool renewed_b = false;
+	while (!renewed_b && pcp_client_next_deadline(e.c) <= at_b + 3600 * 1000) {
+		e.now = pcp_client_next_deadline(e.c);
+		while (out(&e, &m)) {
+			if (memcmp(m.nonce, rb.nonce, PCP_NONCE_LEN))
+				continue; /* a's renewal, the pending flow's retransmissions */
+			renewed_b = true;
+			CHECK(!strcmp(pcp_addr_format(&m.external_addr, buf, sizeof buf), "203.0.113.77"));
+			CHECK_EQ(answer(&e, &m, 0, 3600, 8081, "203.0.113.5"), PCP_OK);
+		}
+	}
+	CHECK(renewed_b);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
 	env_free(&e);
 
 	/* an operator's wider window (announce_spread_ms, bench/fleet.md): the re-send lands in

@@ -16,7 +16,7 @@ import time
 from iwfsim import EXTERNAL_IP, ROOT, TCP, Env, Skip, main, wait_for
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "cwmp"))
-from acs import ACS, rpc, rpc_get_values, rpc_set_values  # noqa: E402
+from acs import ACS, rpc, rpc_get_values, rpc_set_attributes, rpc_set_values  # noqa: E402
 
 PCP = "Device.PCP."
 SRV = "Device.PCP.Client.1.Server.1."
@@ -51,8 +51,8 @@ class Dm:
         self.s.close()
 
 
-def dm_env(exe, workdir_sock=None):
-    env = Env(exe, start=False)
+def dm_env(exe, sim_settings=None):
+    env = Env(exe, start=False, sim_settings=sim_settings)
     sock = os.path.join(env.workdir, "control")
     env.iwfd.extra_args += ["--control-socket", sock]
     env.start()
@@ -312,6 +312,181 @@ def test_dm_cwmp_agent(exe):
             p.terminate()
             p.wait(10)
             acs.stop()
+
+
+NEW_EXTERNAL_IP = "198.51.100.77"
+EPOCH = {"epoch": 100000}   # the carrier has been up a while: its restart's Epoch 0 is visible
+
+
+def test_dm_value_change_external_ip(exe):
+    """An active notification (2) on ExternalIPAddress, set by the ACS through iwf-cwmp bound to
+    iwfd: the carrier restarts and comes back with another external address (ANNOUNCE); iwfd
+    re-creates the mapping there, learns the address, and the agent sends an Inform with
+    "4 VALUE CHANGE" carrying the new value."""
+    import subprocess
+    agent = agent_path()
+    eip = SRV + "ExternalIPAddress"
+    env, sock = dm_env(exe, sim_settings=EPOCH)
+    with env:
+        assert env.add(45003, 8003, client="127.0.0.1") == 0
+        acs = ACS().start()
+        tmp = tempfile.mkdtemp(prefix="dm-vc-", dir=env.workdir)
+        acs.script([rpc_set_attributes([(eip, 2)]), rpc_get_values(eip)])
+        log = open(os.path.join(tmp, "agent.log"), "wb")
+        p = subprocess.Popen([agent, "--acs-url", acs.url, "--control-socket", sock, "--foreground",
+                              "--state-file", os.path.join(tmp, "state.json"), "--retry-min-wait", "1",
+                              "--notify-poll-ms", "200"], stdout=log, stderr=log)
+        try:
+            assert acs.wait_sessions(1, 15), "session 1: %s" % open(log.name, errors="replace").read()
+            r = acs.sessions[0].responses
+            assert r[0].method == "SetParameterAttributesResponse", r
+            assert r[1].values[eip][0] == EXTERNAL_IP, r[1].values
+            time.sleep(1)  # a few polls of the agent: nothing changed, no session
+            assert len(acs.sessions) == 1, acs.sessions[1].events
+            env.sim.set(external_ip=NEW_EXTERNAL_IP)
+            assert env.sim.restart(announce="unicast").get("announce"), "the carrier sent no ANNOUNCE"
+            assert acs.wait_sessions(2, 20), "a VALUE CHANGE session: %s\n%s" % (
+                open(log.name, errors="replace").read(), env.iwfd.log()[-2000:])
+            s = acs.sessions[1]
+            assert "4 VALUE CHANGE" in s.events, s.events
+            assert s.inform_params.get(eip) == NEW_EXTERNAL_IP, s.inform_params
+            # the mapping is back on the carrier at the new address, and so in Device.PCP.
+            maps = [m for m in env.sim.mappings() if m["internal_port"] == 8003]
+            assert len(maps) == 1 and maps[0]["external_addr"] == NEW_EXTERNAL_IP, env.sim.mappings()
+            dm = Dm(sock)
+            v = dm.values(SRV)
+            assert v[eip] == NEW_EXTERNAL_IP, v
+            row = inst_of(v, AssignedExternalPort=45003)
+            assert len(row) == 1 and v[MAP + "%d.AssignedExternalIPAddress" % row[0]] == NEW_EXTERNAL_IP, v
+            dm.close()
+            assert (TCP, 45003) in env.table(), env.table()
+        finally:
+            p.terminate()
+            p.wait(10)
+            acs.stop()
+
+
+def test_dm_external_ip_after_restart_without_mappings(exe):
+    """No mapping to re-create: after the carrier's restart (ANNOUNCE) iwfd's address probe
+    learns the new external address."""
+    env, sock = dm_env(exe, sim_settings=EPOCH)
+    with env:
+        dm = Dm(sock)
+        eip = SRV + "ExternalIPAddress"
+        assert dm.values(eip)[eip] == EXTERNAL_IP
+        env.sim.set(external_ip=NEW_EXTERNAL_IP)
+        assert env.sim.restart(announce="unicast").get("announce"), "the carrier sent no ANNOUNCE"
+        wait_for(lambda: dm.values(eip)[eip] == NEW_EXTERNAL_IP, 10, interval=0.2, what="the new address")
+        dm.close()
+
+
+def ssdp_listener():
+    """A socket in the SSDP group on 127.0.0.1 (NOTIFY alive/byebye)."""
+    import struct
+    lis = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lis.bind(("0.0.0.0", 1900))
+    lis.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                   struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton("127.0.0.1")))
+    lis.settimeout(0.3)
+    return lis
+
+
+def drain(lis, seconds):
+    got, t0 = [], time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            got.append(lis.recv(2048))
+        except socket.timeout:
+            pass
+    return got
+
+
+def test_dm_persistence_across_restart(exe):
+    """UPnPIWF.Enable=0, the rows not enabled yet and the instance numbers survive a restart
+    of iwfd on the same state file (STATE.dm beside it): the IGD comes back stopped (no
+    ssdp:alive, M-SEARCH unanswered, SOAP refused); Enable=1 starts it. A store that cannot
+    be read is logged and the defaults apply."""
+    from iwfsim import upnpc
+    env, sock = dm_env(exe)
+    with env:
+        lis = ssdp_listener()
+        assert env.add(45010, 8010) == 0
+        dm = Dm(sock)
+        en, st = "Device.PCP.Client.1.UPnPIWF.Enable", "Device.PCP.Client.1.UPnPIWF.Status"
+        u = inst_of(dm.values(MAP), Origin="UPnP_IWF")
+        assert len(u) == 1, u
+        i1 = dm("dm.add", path=MAP)["instance"]
+        p1 = MAP + "%d." % i1
+        assert dm("dm.set", params=[{"name": p1 + "InternalPort", "value": "5555"},
+                                    {"name": p1 + "Description", "value": "kept across"},
+                                    {"name": p1 + "Alias", "value": "row-a"}])["ok"]
+        i2 = dm("dm.add", path=MAP)["instance"]
+        p2 = MAP + "%d." % i2
+        rep = dm("dm.set", params=[{"name": p2 + "InternalPort", "value": "2323"},
+                                   {"name": p2 + "ProtocolNumber", "value": "6"},
+                                   {"name": p2 + "ThirdPartyAddress", "value": "127.0.0.7"},
+                                   {"name": p2 + "SuggestedExternalPort", "value": "46100"},
+                                   {"name": p2 + "Enable", "value": "1"}])
+        assert rep["ok"], rep
+        assert dm("dm.set", params=[{"name": en, "type": "boolean", "value": "0"}])["ok"]
+        dm.close()
+        store = env.iwfd.state + ".dm"
+        assert os.path.exists(store), "the store beside the state file"
+
+        env.iwfd.stop()
+        drain(lis, 0.3)
+        env.iwfd.start()
+        wait_for(lambda: os.path.exists(sock), 5, what="control socket")
+        assert "the IGD stays stopped on the LAN" in env.iwfd.log(), env.iwfd.log()[-1500:]
+        got = drain(lis, 1.0)
+        assert not [g for g in got if b"NTS: ssdp:alive" in g], "no ssdp:alive from a stopped IGD: %r" % got
+        assert ssdp_search() is None, "no answer to M-SEARCH after the restart"
+        rc, out = upnpc(env.url, "-a", "127.0.0.1", 8011, 45011, "TCP")
+        assert "HTTP error" in out, out
+        dm = Dm(sock)
+        v = dm.values(PCP)
+        assert v[en] == "0" and v[st] == "Disabled", (v[en], v[st])
+        assert v[p1 + "Enable"] == "0" and v[p1 + "Origin"] == "Static", v
+        assert v[p1 + "InternalPort"] == "5555" and v[p1 + "Description"] == "kept across", v
+        assert v[p1 + "Alias"] == "row-a", v
+        assert v[p2 + "Origin"] == "Static" and v[p2 + "Enable"] == "1", "the static row keeps %d: %s" % (i2, v)
+        assert v[p2 + "AssignedExternalPort"] == "46100", v
+        u2 = inst_of(v, Origin="UPnP_IWF")
+        assert len(u2) == 1 and u2[0] > max(u[0], i1, i2), "a number not used before: %r" % u2
+        i3 = dm("dm.add", path=MAP)["instance"]
+        assert i3 > u2[0], "AddObject after the restart: %d" % i3
+        # Enable=1 starts it again, and that is stored too
+        assert dm("dm.set", params=[{"name": en, "value": "1"}])["ok"]
+        assert any(b"NTS: ssdp:alive" in g for g in drain(lis, 1.0)), "ssdp:alive"
+        assert ssdp_search() is not None, "answers again"
+        ino = os.stat(store).st_ino
+        assert env.add(45011, 8011) == 0
+        assert len(inst_of(dm.values(MAP), Origin="UPnP_IWF")) == 2
+        assert os.stat(store).st_ino == ino, "a new UPnP mapping costs no write of the store"
+        dm.close()
+        env.iwfd.stop()
+        env.iwfd.start()
+        wait_for(lambda: os.path.exists(sock), 5, what="control socket")
+        assert ssdp_search() is not None, "on after a restart with Enable=1 stored"
+        dm = Dm(sock)
+        assert dm.values(en)[en] == "1"
+        assert inst_of(dm.values(MAP), Alias="row-a") == [i1], "the pending row again"
+        dm.close()
+
+        # a store that cannot be read: logged, the defaults (IGD on, no pending rows)
+        env.iwfd.stop()
+        with open(store, "w") as fh:
+            fh.write('{"version": 1, "upnp_enabled": false, "pending": [')
+        env.iwfd.start()
+        wait_for(lambda: os.path.exists(sock), 5, what="control socket")
+        assert "the TR-069 settings start from their defaults" in env.iwfd.log(), env.iwfd.log()[-1500:]
+        assert ssdp_search() is not None, "a broken store does not stop the IGD"
+        dm = Dm(sock)
+        assert dm.values(en)[en] == "1"
+        assert not inst_of(dm.values(MAP), Alias="row-a"), "no pending row from a broken store"
+        dm.close()
+        lis.close()
 
 
 if __name__ == "__main__":
