@@ -813,84 +813,49 @@ static void handle_msearch(struct ssdp *s, const char *buf, size_t len, struct s
 	}
 }
 
+/* M-SEARCHes on the IPv4 socket (239.255.255.250 and unicast) or the IPv6 one (ff02::c and
+ * unicast): the arrival interface and our address from IP_PKTINFO / IPV6_PKTINFO; a datagram
+ * without it cannot be placed and is not answered. */
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ssdp *s = arg;
+	bool v6 = s->fd6 >= 0 && fd == s->fd6;
 
-	for (int budget = 0; budget < 32; budget++) {
-		char buf[SSDP_DGRAM_MAX + 1];
-		union {
-			char b[CMSG_SPACE(sizeof(struct in_pktinfo)) + 64];
-			struct cmsghdr align;
-		} cm;
-		struct sockaddr_in from;
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
-				     .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = cm.b, .msg_controllen = sizeof(cm.b) };
-		struct cmsghdr *c;
-		unsigned ifindex = 0;
-		struct ssdp_peer peer;
-		bool have_pi = false;
-		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
-
-		if (n < 0)
-			return;
-		if (mh.msg_namelen != sizeof(from) || from.sin_family != AF_INET ||
-		    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-			continue;
-		for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-			    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-				struct in_pktinfo pi;
-
-				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-				ifindex = (unsigned)pi.ipi_ifindex;
-				memset(&peer, 0, sizeof(peer));
-				peer.local.v4 = pi.ipi_addr;
-				have_pi = true;
-			}
-		}
-		if (!have_pi)
-			continue; /* cannot tell where it came from: not answered */
-		buf[n] = '\0';
-		peer.to.v4 = from;
-		if (!s->off)
-			handle_msearch(s, buf, (size_t)n, &peer, ifindex);
-	}
-}
-
-/* The same for ff02::c and unicast IPv6 (IPV6_PKTINFO: arrival interface and address). */
-static void read6_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct ssdp *s = arg;
-
+	(void)what;
 	for (int budget = 0; budget < 32; budget++) {
 		char buf[SSDP_DGRAM_MAX + 1];
 		union {
 			char b[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
 			struct cmsghdr align;
 		} cm;
-		struct sockaddr_in6 from;
+		struct ssdp_peer peer;
+		socklen_t want = v6 ? sizeof(peer.to.v6) : sizeof(peer.to.v4);
 		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
+		struct msghdr mh = { .msg_name = &peer.to, .msg_namelen = want,
 				     .msg_iov = &iov, .msg_iovlen = 1,
 				     .msg_control = cm.b, .msg_controllen = sizeof(cm.b) };
-		struct cmsghdr *c;
 		unsigned ifindex = 0;
-		struct ssdp_peer peer;
 		bool have_pi = false;
-		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+		ssize_t n;
 
+		memset(&peer, 0, sizeof(peer));
+		n = recvmsg(fd, &mh, MSG_DONTWAIT);
 		if (n < 0)
 			return;
-		if (mh.msg_namelen != sizeof(from) || from.sin6_family != AF_INET6 ||
+		if (mh.msg_namelen != want || peer.to.sa.sa_family != (v6 ? AF_INET6 : AF_INET) ||
 		    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
 			continue;
-		memset(&peer, 0, sizeof(peer));
-		for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-			    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+			if (!v6 && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+				struct in_pktinfo pi;
+
+				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+				ifindex = (unsigned)pi.ipi_ifindex;
+				peer.local.v4 = pi.ipi_addr;
+				have_pi = true;
+			} else if (v6 && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+				   c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
 				struct in6_pktinfo pi;
 
 				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
@@ -902,7 +867,6 @@ static void read6_cb(evutil_socket_t fd, short what, void *arg)
 		if (!have_pi)
 			continue;
 		buf[n] = '\0';
-		peer.to.v6 = from;
 		if (!s->off)
 			handle_msearch(s, buf, (size_t)n, &peer, ifindex);
 	}
@@ -1347,7 +1311,7 @@ struct ssdp *ssdp_new(struct event_base *base, const struct ssdp_config *cfg, en
 	s->ev_read = event_new(base, s->fd, EV_READ | EV_PERSIST, read_cb, s);
 	s->ev_notify = evtimer_new(base, notify_cb, s);
 	if (s->fd6 >= 0)
-		s->ev_read6 = event_new(base, s->fd6, EV_READ | EV_PERSIST, read6_cb, s);
+		s->ev_read6 = event_new(base, s->fd6, EV_READ | EV_PERSIST, read_cb, s);
 	if (s->ev_read == NULL || s->ev_notify == NULL || (s->fd6 >= 0 && s->ev_read6 == NULL)) {
 		e = UPNP_ERR_NOMEM;
 		goto fail;
