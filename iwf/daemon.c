@@ -390,6 +390,8 @@ struct iwf *iwf_new(struct event_base *base, const struct iwf_config *cfg, const
 		.n_servers = cfg->n_pcp_servers,
 		.listen_announce = cfg->listen_announce,
 		.announce_ifname = cfg->wan_if[0] ? cfg->wan_if : NULL, /* else the route to the server */
+		/* a NAT64 maps IPv6 hosts: never an IPv4 server, not even from DHCP's file */
+		.ipv6_only = strcmp(cfg->nat_mode, "nat64") == 0,
 		.log = pcp_log_cb,
 		.log_arg = w,
 		.on_server = pcp_server_cb,

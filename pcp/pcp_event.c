@@ -89,6 +89,7 @@ struct pcp_io {
 	unsigned wan_ifindex;    /* 0 = unknown: no ANNOUNCE is taken */
 	uint64_t wan_if_checked; /* when wan_ifindex was last looked up */
 	uint32_t announce_gap_ms;
+	bool ipv6_only;          /* pcp_io_config.ipv6_only */
 	uint64_t announce_quiet_until;
 	struct pcp_io_stats stats;
 
@@ -776,6 +777,10 @@ static const struct pcp_server *io_list(const struct pcp_io *io, size_t *n)
 static int io_check_router(struct pcp_io *io)
 {
 	struct in6_addr gw;
+	if (io->ipv6_only) {
+		io_log(io, LOG_DEBUG, "pcp: no server configured (the IPv4 default router is not one: IPv6 servers only)");
+		return ENOENT;
+	}
 	if (!pcp_io_default_router(io->route_file, &gw)) {
 		io_log(io, LOG_DEBUG, "pcp: no server configured and no IPv4 default router");
 		return ENOENT;
@@ -1042,6 +1047,21 @@ static void io_watch_check(struct pcp_io *io)
 	struct pcp_server list[PCP_MAX_SERVERS];
 	struct bad_line_ctx b = { io, io->watch_path, 0 };
 	size_t n = pcp_servers_parse(text, len, list, PCP_MAX_SERVERS, on_bad_line, &b);
+	if (io->ipv6_only) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!pcp_addr_is_v4(&list[i].addr)) {
+				list[k++] = list[i];
+				continue;
+			}
+			char t[INET6_ADDRSTRLEN];
+			pcp_addr_format(&list[i].addr, t, sizeof t);
+			io_log(io, LOG_WARNING, "pcp: %s: server %s is IPv4; only IPv6 servers are used here, ignored",
+			       io->watch_path, t);
+			b.bad++;
+		}
+		n = k;
+	}
 	if (n == 0 && b.bad) {
 		io_log(io, LOG_WARNING, "pcp: %s holds no usable server: keeping the current one", io->watch_path);
 		return;
@@ -1160,6 +1180,7 @@ struct pcp_io *pcp_io_new(struct event_base *base, struct pcp_client *client, co
 	if (cfg->announce_ifname && !(io->announce_ifname = strdup(cfg->announce_ifname)))
 		goto fail;
 	io->announce_gap_ms = cfg->announce_gap_ms ? cfg->announce_gap_ms : PCP_IO_ANNOUNCE_GAP_MS;
+	io->ipv6_only = cfg->ipv6_only;
 
 	if (cfg->listen_announce) {
 		uint16_t aport = cfg->announce_port ? cfg->announce_port : PCP_CLIENT_PORT;

@@ -84,6 +84,11 @@ struct pcp_io_config {
 	 * dropped for this long (a spoofed flood costs one re-send per gap, not one per
 	 * datagram). 0 = PCP_IO_ANNOUNCE_GAP_MS. */
 	uint32_t announce_gap_ms;
+	/* Only servers reached over IPv6 (e.g. a NAT64's, which maps IPv6 internal addresses):
+	 * an IPv4 address in a watched servers file is skipped like a bad line (logged), and
+	 * with no server the IPv4 default router is not taken. The configured list is the
+	 * caller's to check. */
+	bool ipv6_only;
 	/* level: a syslog priority, LOG_ERR .. LOG_DEBUG (<syslog.h>). NULL = silent. */
 	void (*log)(void *arg, int level, const char *fmt, va_list ap);
 	void *log_arg;

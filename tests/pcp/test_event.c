@@ -781,6 +781,86 @@ static void test_servers_file(void)
 	event_base_free(c.base);
 }
 
+/* ipv6_only (a NAT64's client): an IPv4 server in the DHCP file is skipped, never asked;
+ * a file of IPv4 servers only keeps the current one; no server and an IPv4 default router:
+ * no server at all. */
+static void test_servers_file_ipv6_only(void)
+{
+	struct ctx c = { 0 };
+	c.base = event_base_new();
+	struct responder r4, r6a, r6b;
+	CHECK(responder_open(&r4, c.base, AF_INET));
+	if (!responder_open(&r6a, c.base, AF_INET6)) {
+		fprintf(stderr, "  (no IPv6 loopback: ipv6_only untested)\n");
+		responder_close(&r4);
+		event_base_free(c.base);
+		return;
+	}
+	CHECK(responder_open(&r6b, c.base, AF_INET6));
+	struct pcp_client_config cfg = { .random = t_random, .on_event = on_pcp_event, .event_arg = &c };
+	c.client = pcp_client_new(&cfg);
+	char s1[64], text[256];
+	snprintf(s1, sizeof s1, "[::1]:%u", r6a.port);
+	const char *servers[] = { s1 };
+	struct server_log sl = { 0 };
+	struct pcp_io_config iocfg = { .servers = servers, .n_servers = 1, .on_server = on_server,
+				       .server_arg = &sl, .ipv6_only = true };
+	c.io = pcp_io_new(c.base, c.client, &iocfg, NULL);
+	CHECK(c.io != NULL);
+	if (!c.io)
+		return;
+	char path[] = "/tmp/test_pcp_servers6.XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	close(fd);
+	unlink(path);
+	CHECK_EQ(pcp_io_watch_servers_file(c.io, path, 50), 0);
+	struct pcp_map_params p = { .protocol = 6, .internal_port = 7003, .lifetime = 3600 };
+	CHECK(pcp_addr_parse(&p.internal_addr, "::1"));
+	(void)pcp_flow_map(c.client, &p, NULL, pcp_io_now());
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, false, 3000));
+	CHECK_EQ(r6a.n_req, 1);
+
+	/* IPv4 first, IPv6 second: the IPv6 one is used, the IPv4 one never asked */
+	snprintf(text, sizeof text, "127.0.0.1:%u\n[::1]:%u\n", r4.port, r6b.port);
+	write_atomic(path, text);
+	CHECK(wait_for(&c, PCP_EVENT_MAPPED, true, 3000));
+	CHECK(is_server(&sl.last, "::1", r6b.port));
+	CHECK_EQ(r6b.n_req, 1);
+	CHECK_EQ(r4.n_req, 0);
+	/* IPv4 only: refused like garbage, the IPv6 server stays */
+	snprintf(text, sizeof text, "127.0.0.1:%u\n", r4.port);
+	write_atomic(path, text);
+	CHECK(!wait_for(&c, PCP_EVENT_MAPPED, true, 300));
+	CHECK(is_server(&sl.last, "::1", r6b.port));
+	CHECK_EQ(r4.n_req, 0);
+	unlink(path);
+	pcp_io_free(c.io);
+
+	/* nothing configured, an IPv4 default router: not taken */
+	char route[] = "/tmp/test_pcp_route6.XXXXXX";
+	fd = mkstemp(route);
+	CHECK(fd >= 0);
+	close(fd);
+	write_route(route, 1);
+	struct server_log sl2 = { 0 };
+	struct pcp_io_config none = { .route_file = route, .on_server = on_server, .server_arg = &sl2,
+				      .ipv6_only = true };
+	c.io = pcp_io_new(c.base, c.client, &none, NULL);
+	CHECK(c.io != NULL);
+	CHECK_EQ(sl2.n, 0);
+	struct pcp_server in_use;
+	CHECK(c.io == NULL || !pcp_io_get_server(c.io, &in_use));
+	pcp_io_free(c.io);
+	unlink(route);
+
+	pcp_client_free(c.client);
+	responder_close(&r4);
+	responder_close(&r6a);
+	responder_close(&r6b);
+	event_base_free(c.base);
+}
+
 /* ---------------------------------------------------------------- bursts */
 
 #define BURST 10000
@@ -943,6 +1023,7 @@ int main(void)
 	TU_RUN(test_failover);
 	TU_RUN(test_default_router_mode);
 	TU_RUN(test_servers_file);
+	TU_RUN(test_servers_file_ipv6_only);
 	TU_RUN(test_burst);
 	TU_RUN(test_burst_send_refused);
 	return tu_finish(__FILE__);
