@@ -1155,10 +1155,14 @@ class Server:
 
     # -- renumbering (RFC 6887 §14.2)
 
-    def renumber(self, external_ip, now):
+    def renumber(self, external_ip, now, lifetime=None):
         """The CGN's external pool changes: every live MAP mapping moves to external_ip,
-        keeping its external port, nonce and lifetime (the hook sees a delete and an add,
-        reason "renumbered"). Returns the moved mappings."""
+        keeping its external port, nonce and lifetime, or with lifetime seconds left when
+        given (the hook sees a delete and an add, reason "renumbered"). Returns the moved
+        mappings."""
+        if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int)
+                                     or lifetime <= 0):
+            raise ValueError("lifetime must be a positive integer")
         self.expire(now)
         new_ip = _check_config_value("external_ip", external_ip)
         self.config["external_ip"] = new_ip
@@ -1169,6 +1173,8 @@ class Server:
                 continue
             self.events.append(("delete", m.to_json(now), "renumbered"))
             m.ext16 = new16
+            if lifetime is not None:
+                m.expires = now + lifetime
             self.events.append(("add", m.to_json(now), "renumbered"))
             moved.append(m)
         return moved
@@ -1409,7 +1415,8 @@ class Simulator:
         """'renumber': move every mapping to a new external address and tell each client
         with an unsolicited MAP response (RFC 6887 §14.2), sent count times (default 1),
         interval_ms apart (default 1000), to the source address and port of the mapping's
-        last request (or to "port" when given, e.g. 5350)."""
+        last request (or to "port" when given, e.g. 5350); "lifetime": the moved mappings
+        have that many seconds left (the update carries it)."""
         if "external_ip" not in req:
             raise ValueError("renumber needs external_ip")
         count = int(req.get("count", 1))
@@ -1417,7 +1424,7 @@ class Simulator:
         port = req.get("port")
         if count < 0 or interval_ms < 0 or (port is not None and not 0 < int(port) <= 65535):
             raise ValueError("count, interval_ms and port must be valid")
-        moved = self.server.renumber(req["external_ip"], now)
+        moved = self.server.renumber(req["external_ip"], now, req.get("lifetime"))
         keys = [m.endpoint() for m in moved]
         sent = []
 

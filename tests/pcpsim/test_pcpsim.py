@@ -546,6 +546,11 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(self.srv.renumber("203.0.113.9", self.now), [])   # nothing moves
         with self.assertRaises(ValueError):
             self.srv.renumber("not-an-address", self.now)
+        moved = self.srv.renumber("203.0.113.10", self.now, lifetime=30)
+        r = pcpsim.parse_response(self.srv.update_packet(moved[0], self.now))
+        self.assertEqual((r["external_addr"], r["lifetime"]), ("203.0.113.10", 30))
+        with self.assertRaises(ValueError):
+            self.srv.renumber("203.0.113.11", self.now, lifetime=0)
 
     def test_mutated_requests_never_crash_and_errors_change_nothing(self):
         """Seeded mutation fuzzing: every answer is a well-formed response of at most 1100
