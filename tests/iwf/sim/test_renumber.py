@@ -73,6 +73,14 @@ def test_renumber_unsolicited_update(exe):
         assert pcp["updates"] == 1, pcp
         st = control(sock, {"command": "status"})
         assert NEW_IP in json.dumps(st), st
+        # TR-181 Device.PCP. and the state file follow too
+        eip = "Device.PCP.Client.1.Server.1.ExternalIPAddress"
+        rep = control(sock, {"op": "dm.get", "paths": [eip], "id": 1})
+        assert rep["ok"] and {p["name"]: p["value"] for p in rep["params"]}[eip] == NEW_IP, rep
+        # (the journal stores addresses as 16 bytes, IPv4 as ::ffff:a.b.c.d)
+        v4mapped = bytes(10) + b"\xff\xff" + socket.inet_aton(NEW_IP)
+        wait_for(lambda: v4mapped in open(env.iwfd.state, "rb").read(), 10,
+                 interval=0.2, what="the new address in the state journal")
 
         # Renewals after it: the carrier renumbers again with 8 s left and grants at most 8 s
         # from now on; iwfd renews (at 4..5 s) suggesting the newer address and keeps it.
