@@ -1474,7 +1474,7 @@ class Simulator:
         """Run the configured hook once per mapping event, in order, synchronously.
 
         argv: HOOK add|delete; environment: PCPSIM_EVENT, PCPSIM_REASON (created, deleted,
-        expired, restart, forgotten), PCPSIM_KIND, PCPSIM_PROTOCOL, PCPSIM_INTERNAL_ADDR,
+        expired, restart, forgotten, renumbered), PCPSIM_KIND, PCPSIM_PROTOCOL, PCPSIM_INTERNAL_ADDR,
         PCPSIM_INTERNAL_PORT, PCPSIM_EXTERNAL_ADDR, PCPSIM_EXTERNAL_PORT, PCPSIM_SUBSCRIBER,
         PCPSIM_CLIENT, PCPSIM_NONCE, PCPSIM_LIFETIME, PCPSIM_REMOTE_ADDR/PORT (PEER)."""
         events = self.server.take_events()
