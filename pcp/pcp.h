@@ -244,7 +244,9 @@ struct pcp_client;
 struct pcp_flow; /* one MAP mapping, with its own nonce; owned by the client */
 
 enum pcp_event_type {
-	/* A SUCCESS response for a flow (first answer or a renewal). */
+	/* A SUCCESS response for a flow (first answer or a renewal), or a server's unsolicited
+	 * update moving it to another address with the same port (RFC 6887 §14.2; renewal =
+	 * true; see pcp_client_input). */
 	PCP_EVENT_MAPPED,
 	/* The flow's request failed: an error result (result != 0), or no answer before the
 	 * first-answer deadline / MRC / MRD (timeout = true). The flow stays alive and keeps
@@ -258,7 +260,9 @@ enum pcp_event_type {
 	 * PCP_UNSUPP_VERSION_RETRY_MS; after another long-lived error it stays idle. */
 	PCP_EVENT_FAILED,
 	/* A renewal failed for good (error result that is not short-lived, or the server
-	 * answered with a different external port/address, or the mapping expired with
+	 * answered with a different external port/address, or an unsolicited update (§14.2)
+	 * moved it to another port (result 0) or ended it (lifetime 0: timeout = true, re-sent
+	 * at once), or the mapping expired with
 	 * no answer to its renewals or to its re-creation after lost state / refresh /
 	 * server change: timeout = true, reported once per grant). The flow stays alive: after a different port it is
 	 * mapped to the new one (fields carry it) and keeps renewing; after an error it is
