@@ -880,6 +880,34 @@ static void test_unsolicited_update(void)
 	CHECK_EQ(st.updates, 3);
 	CHECK(pcp_client_check(e.c, &scan));
 
+	/* RFC 6887 §8.5: a server whose external address changed resets its Epoch, so the
+	 * first update also reveals a lost state: that flow takes the update, every other one
+	 * is re-created with no address suggested (and its own update, arriving while it waits
+	 * for that answer, is taken as the answer) */
+	env_free(&e);
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg r1, r2;
+	struct pcp_flow *f1 = mapped(&e, 6001, 3600, &r1), *f2 = mapped(&e, 6002, 3600, &r2);
+	e.now += 60000;
+	e.epoch = 0 - (uint32_t)(e.now / 1000); /* server_epoch() = 0 now */
+	size_t mark = e.n_evs;
+	CHECK_EQ(answer(&e, &r1, PCP_RESULT_SUCCESS, 3600, 6001, "203.0.113.66"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 1);
+	CHECK(strcmp(pcp_flow_state_name(f1), "mapped") == 0);
+	CHECK(strcmp(pcp_flow_state_name(f2), "remapping") == 0);
+	CHECK(e.evs[e.n_evs - 1].type == PCP_EVENT_MAPPED && e.evs[e.n_evs - 1].flow == f1);
+	CHECK_EQ(e.n_evs, mark + 2); /* LOST_STATE, MAPPED (reachability unchanged) */
+	CHECK(out(&e, &m));
+	CHECK(memcmp(m.nonce, r2.nonce, PCP_NONCE_LEN) == 0);
+	CHECK(!memcmp(m.external_addr.s6_addr + 10, "\xff\xff\0\0\0\0", 6)); /* no address */
+	CHECK_EQ(answer(&e, &r2, PCP_RESULT_SUCCESS, 3600, 6002, "203.0.113.66"), PCP_OK);
+	CHECK(strcmp(pcp_flow_state_name(f2), "mapped") == 0);
+	CHECK(last(&e, PCP_EVENT_MAPPED)->flow == f2);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.updates, 1);
+	CHECK(pcp_client_check(e.c, &scan));
+
 	/* a flow not holding a mapping (first request unanswered, or failed): dropped */
 	env_free(&e);
 	env_init(&e, R_MID, NULL);

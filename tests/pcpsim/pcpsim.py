@@ -1155,16 +1155,19 @@ class Server:
 
     # -- renumbering (RFC 6887 §14.2)
 
-    def renumber(self, external_ip, now, lifetime=None):
+    def renumber(self, external_ip, now, lifetime=None, epoch_reset=True):
         """The CGN's external pool changes: every live MAP mapping moves to external_ip,
         keeping its external port, nonce and lifetime, or with lifetime seconds left when
-        given (the hook sees a delete and an add, reason "renumbered"). Returns the moved
-        mappings."""
+        given (the hook sees a delete and an add, reason "renumbered"). The Epoch restarts
+        from 0 (RFC 6887 §8.5: it MUST be reset when the external address changes) unless
+        epoch_reset is false. Returns the moved mappings."""
         if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int)
                                      or lifetime <= 0):
             raise ValueError("lifetime must be a positive integer")
         self.expire(now)
         new_ip = _check_config_value("external_ip", external_ip)
+        if epoch_reset and new_ip != self.config["external_ip"]:
+            self.epoch_base, self.epoch_start = now, 0
         self.config["external_ip"] = new_ip
         new16 = addr_to16(new_ip)
         moved = []
@@ -1416,7 +1419,8 @@ class Simulator:
         with an unsolicited MAP response (RFC 6887 §14.2), sent count times (default 1),
         interval_ms apart (default 1000), to the source address and port of the mapping's
         last request (or to "port" when given, e.g. 5350); "lifetime": the moved mappings
-        have that many seconds left (the update carries it)."""
+        have that many seconds left (the update carries it); "epoch_reset": false keeps the
+        Epoch running (RFC 6887 §8.5 wants it reset; default true)."""
         if "external_ip" not in req:
             raise ValueError("renumber needs external_ip")
         count = int(req.get("count", 1))
@@ -1424,7 +1428,10 @@ class Simulator:
         port = req.get("port")
         if count < 0 or interval_ms < 0 or (port is not None and not 0 < int(port) <= 65535):
             raise ValueError("count, interval_ms and port must be valid")
-        moved = self.server.renumber(req["external_ip"], now, req.get("lifetime"))
+        epoch_reset = req.get("epoch_reset", True)
+        if not isinstance(epoch_reset, bool):
+            raise ValueError("epoch_reset must be true or false")
+        moved = self.server.renumber(req["external_ip"], now, req.get("lifetime"), epoch_reset)
         keys = [m.endpoint() for m in moved]
         sent = []
 

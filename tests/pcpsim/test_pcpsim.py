@@ -523,7 +523,7 @@ class ServerTest(unittest.TestCase):
         self.srv.apply_settings({"third_party": "allow"}, self.now)
         self.map(iport=5000, sport=5000, proto=17, nonce=NONCE2, options=tp, lifetime=600)
         self.srv.take_events()
-        moved = self.srv.renumber("203.0.113.9", self.now + 100)
+        moved = self.srv.renumber("203.0.113.9", self.now + 100, epoch_reset=False)
         self.assertEqual(len(moved), 2)
         self.assertEqual(self.srv.config["external_ip"], "203.0.113.9")
         self.assertEqual([(e, r) for e, _m, r in self.srv.take_events()],
@@ -546,9 +546,10 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(self.srv.renumber("203.0.113.9", self.now), [])   # nothing moves
         with self.assertRaises(ValueError):
             self.srv.renumber("not-an-address", self.now)
+        # RFC 6887 §8.5: by default the Epoch restarts with the new address
         moved = self.srv.renumber("203.0.113.10", self.now, lifetime=30)
-        r = pcpsim.parse_response(self.srv.update_packet(moved[0], self.now))
-        self.assertEqual((r["external_addr"], r["lifetime"]), ("203.0.113.10", 30))
+        r = pcpsim.parse_response(self.srv.update_packet(moved[0], self.now + 3))
+        self.assertEqual((r["external_addr"], r["lifetime"], r["epoch"]), ("203.0.113.10", 27, 3))
         with self.assertRaises(ValueError):
             self.srv.renumber("203.0.113.11", self.now, lifetime=0)
 

@@ -46,34 +46,43 @@ def iwfd_maps(env, since, nonce):
 
 
 def test_renumber_unsolicited_update(exe):
-    env = Env(exe, start=False)
+    # the carrier has been up a while, so that its Epoch reset (part 2) is visible
+    env = Env(exe, start=False, sim_settings={"epoch": 100000})
     with env:
         sock = os.path.join(env.workdir, "control")
         env.iwfd.extra_args += ["--control-socket", sock]
         env.start()
         env.wait_connected()
         assert external_ip(env) == EXTERNAL_IP
-        assert env.add(45020, 8020) == 0
-        before = sim_map(env, 8020)
-        nonce = before["nonce"]
-        assert before["external_addr"] == EXTERNAL_IP and before["external_port"] == 45020, before
-        # iwfd asked for 7200 s: no renewal for an hour. The carrier moves the mapping.
+        ports = {8020: 45020, 8021: 45021}
+        nonces = {}
+        for iport, eport in ports.items():
+            assert env.add(eport, iport) == 0
+            m = sim_map(env, iport)
+            assert m["external_addr"] == EXTERNAL_IP and m["external_port"] == eport, m
+            nonces[iport] = m["nonce"]
+
+        # 1. The carrier moves both mappings, its Epoch running on (pcpsim epoch_reset false).
+        # iwfd asked for 7200 s: no renewal is due for an hour.
         s0 = env.sim.last_seq()
-        rep = env.sim.ctl.renumber(NEW_IP)
-        assert rep["moved"] == 1 and len(rep["sent"]) == 1 and "error" not in rep["sent"][0], rep
+        rep = env.sim.ctl.renumber(NEW_IP, epoch_reset=False)
+        assert rep["moved"] == 2 and len(rep["sent"]) == 2, rep
+        assert not [x for x in rep["sent"] if "error" in x], rep
         wait_for(lambda: external_ip(env) == NEW_IP, 10, interval=0.2,
                  what="GetExternalIPAddress reporting the renumbered address")
-        # learnt from the update alone: iwfd sent nothing for this mapping meanwhile
-        assert not iwfd_maps(env, s0, nonce), [e["fields"] for e in iwfd_maps(env, s0, nonce)]
-        assert (TCP, 45020) in env.table(), env.table()
-        held = sim_map(env, 8020)
-        assert (held["nonce"], held["external_addr"], held["external_port"]) == \
-            (nonce, NEW_IP, 45020), held
-        pcp = control(sock, {"command": "stats"})["pcp"]
-        assert pcp["updates"] == 1, pcp
+        wait_for(lambda: control(sock, {"command": "stats"})["pcp"]["updates"] == 2, 10,
+                 interval=0.2, what="both updates taken (iwfctl stats pcp.updates)")
+        # learnt from the updates alone: iwfd sent nothing for these mappings meanwhile
+        for iport, eport in ports.items():
+            sent = iwfd_maps(env, s0, nonces[iport])
+            assert not sent, [e["fields"] for e in sent]
+            assert (TCP, eport) in env.table(), env.table()
+            held = sim_map(env, iport)
+            assert (held["nonce"], held["external_addr"], held["external_port"]) == \
+                (nonces[iport], NEW_IP, eport), held
         st = control(sock, {"command": "status"})
         assert NEW_IP in json.dumps(st), st
-        # TR-181 Device.PCP. and the state file follow too
+        # TR-181 Device.PCP. and the state journal follow too
         eip = "Device.PCP.Client.1.Server.1.ExternalIPAddress"
         rep = control(sock, {"op": "dm.get", "paths": [eip], "id": 1})
         assert rep["ok"] and {p["name"]: p["value"] for p in rep["params"]}[eip] == NEW_IP, rep
@@ -82,30 +91,36 @@ def test_renumber_unsolicited_update(exe):
         wait_for(lambda: v4mapped in open(env.iwfd.state, "rb").read(), 10,
                  interval=0.2, what="the new address in the state journal")
 
-        # Renewals after it: the carrier renumbers again with 8 s left and grants at most 8 s
-        # from now on; iwfd renews (at 4..5 s) suggesting the newer address and keeps it.
+        # 2. Again, now with the Epoch reset RFC 6887 §8.5 asks for, 8 s left on each mapping
+        # and at most 8 s granted from now on: the first update also reveals a lost state, so
+        # iwfd re-creates the other mapping (no address suggested); both stay, and the
+        # renewals (at 4..5 s) suggest the newer address and succeed.
         env.sim.set(min_lifetime=8, max_lifetime=8)
         s1 = env.sim.last_seq()
         rep = env.sim.ctl.renumber(NEWER_IP, lifetime=8)
-        assert rep["moved"] == 1 and len(rep["sent"]) == 1, rep
+        assert rep["moved"] == 2 and len(rep["sent"]) == 2, rep
         wait_for(lambda: external_ip(env) == NEWER_IP, 10, interval=0.2, what="the newer address")
 
-        def renewed(n):
-            ok = [e for e in iwfd_maps(env, s1, nonce) if e.get("result_name") == "SUCCESS"
-                  and e["fields"]["lifetime"] != 0]
+        def renewed(iport, n):
+            ok = [e for e in iwfd_maps(env, s1, nonces[iport])
+                  if e.get("result_name") == "SUCCESS" and e["fields"]["lifetime"] != 0
+                  and e["fields"]["suggested_addr"] == NEWER_IP]
             return ok if len(ok) >= n else None
-        ok = wait_for(lambda: renewed(2), 30, interval=0.3, what="two renewals granted")
-        for e in ok:
-            f = e["fields"]
-            assert f["suggested_addr"] == NEWER_IP and f["suggested_port"] == 45020, f
-            assert e["response"]["external_addr"] == NEWER_IP, e["response"]
-        bad = [e for e in iwfd_maps(env, s1, nonce) if e.get("result_name") != "SUCCESS"]
-        assert not bad, [(e["fields"], e.get("result_name")) for e in bad]
-        held = sim_map(env, 8020)
-        assert (held["nonce"], held["external_addr"], held["external_port"]) == \
-            (nonce, NEWER_IP, 45020), held
-        assert (TCP, 45020) in env.table(), env.table()
+        for iport, eport in ports.items():
+            ok = wait_for(lambda: renewed(iport, 2), 30, interval=0.3,
+                          what="two renewals of %d granted" % iport)
+            for e in ok:
+                assert e["fields"]["suggested_port"] == eport, e["fields"]
+                assert e["response"]["external_addr"] == NEWER_IP, e["response"]
+            bad = [e for e in iwfd_maps(env, s1, nonces[iport]) if e.get("result_name") != "SUCCESS"]
+            assert not bad, [(e["fields"], e.get("result_name")) for e in bad]
+            held = sim_map(env, iport)
+            assert (held["nonce"], held["external_addr"], held["external_port"]) == \
+                (nonces[iport], NEWER_IP, eport), held
+            assert (TCP, eport) in env.table(), env.table()
         assert external_ip(env) == NEWER_IP
+        pcp = control(sock, {"command": "stats"})["pcp"]
+        assert pcp["lost_state_events"] >= 1 and pcp["updates"] >= 3, pcp
         assert "the PCP server moved" not in env.iwfd.log()
 
 
