@@ -206,10 +206,11 @@ static json_t *do_stats(struct iwf_core *core, const struct iwf_control_ops *ops
 	}
 	json_t *soap = json_pack("{s:I, s:o, s:I, s:o}", "actions", (json_int_t)total, "by_action", actions, "errors",
 				 (json_int_t)cs.errors_total, "errors_by_code", errors);
-	json_t *pcp = json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I}", "requests", (json_int_t)ps.sent, "retransmissions",
-				(json_int_t)ps.retransmitted, "received", (json_int_t)ps.received, "responses",
-				(json_int_t)(ps.received - ps.dropped), "results_by_code", results, "dropped",
-				(json_int_t)ps.dropped, "lost_state_events", (json_int_t)ps.lost_state_events);
+	json_t *pcp = json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I}", "requests", (json_int_t)ps.sent,
+				"retransmissions", (json_int_t)ps.retransmitted, "received", (json_int_t)ps.received,
+				"responses", (json_int_t)(ps.received - ps.dropped), "results_by_code", results, "dropped",
+				(json_int_t)ps.dropped, "lost_state_events", (json_int_t)ps.lost_state_events, "updates",
+				(json_int_t)ps.updates);
 	return json_pack("{s:b, s:o, s:o, s:o, s:I}", "ok", 1, "soap", soap, "pcp", pcp, "upnp",
 			 upnp_stats_json(ops, ops_arg), "admin_requests", (json_int_t)cs.admin_requests);
 }

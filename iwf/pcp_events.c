@@ -148,14 +148,25 @@ static void on_renew_failed(struct iwf_core *c, struct life *l, const struct pcp
 		/* An outage longer than the lifetime: the carrier has probably dropped it, but the
 		 * control point still wants it. Keep it; pcp/ re-sends it (same nonce) until the
 		 * server answers again (seed 004 §5.1: synchronise once reachable). */
-		core_log(c, IWF_LOG_WARN, "mapping %s %u: no answer before its PCP lifetime ended; kept, "
-			 "re-created when the server answers", proto_name(m->protocol), m->external_port);
+		/* Also when the server ended it itself (an unsolicited lifetime 0, RFC 6887 §14.2):
+		 * pcp/ re-creates it at once. */
+		core_log(c, IWF_LOG_WARN, "mapping %s %u: no answer before its PCP lifetime ended, or the server "
+			 "ended it; kept, re-created when the server answers",
+			 proto_name(m->protocol), m->external_port);
 		if (l->phase == LIFE_ACTIVE)
 			life_to(c, l, LIFE_REPLAYING, NULL, "outage");
 		return;
 	}
-	core_log(c, IWF_LOG_WARN, "renewal of %s %u refused (%s)", proto_name(m->protocol), m->external_port,
-		 ev->result ? pcp_result_name(ev->result) : "other port");
+	/* Result 0: the server moved it to another port (its answer to a renewal, or an
+	 * unsolicited update, RFC 6887 §14.2). The control point's port is gone; the flow holds
+	 * the new one, and DISCARD deletes that with the nonce, so nothing is left on the
+	 * carrier. */
+	if (ev->result)
+		core_log(c, IWF_LOG_WARN, "renewal of %s %u refused (%s)", proto_name(m->protocol), m->external_port,
+			 pcp_result_name(ev->result));
+	else
+		core_log(c, IWF_LOG_WARN, "the PCP server moved %s %u to port %u: mapping removed, deleted on the carrier",
+			 proto_name(m->protocol), m->external_port, ev->external_port);
 	life_to(c, l, LIFE_DISCARD, NULL, "the PCP server refused to renew it");
 }
 

@@ -244,7 +244,9 @@ struct pcp_client;
 struct pcp_flow; /* one MAP mapping, with its own nonce; owned by the client */
 
 enum pcp_event_type {
-	/* A SUCCESS response for a flow (first answer or a renewal). */
+	/* A SUCCESS response for a flow (first answer or a renewal), or a server's unsolicited
+	 * update moving it to another address with the same port (RFC 6887 §14.2; renewal =
+	 * true; see pcp_client_input). */
 	PCP_EVENT_MAPPED,
 	/* The flow's request failed: an error result (result != 0), or no answer before the
 	 * first-answer deadline / MRC / MRD (timeout = true). The flow stays alive and keeps
@@ -258,7 +260,9 @@ enum pcp_event_type {
 	 * PCP_UNSUPP_VERSION_RETRY_MS; after another long-lived error it stays idle. */
 	PCP_EVENT_FAILED,
 	/* A renewal failed for good (error result that is not short-lived, or the server
-	 * answered with a different external port/address, or the mapping expired with
+	 * answered with a different external port/address, or an unsolicited update (§14.2)
+	 * moved it to another port (result 0) or ended it (lifetime 0: timeout = true, re-sent
+	 * at once), or the mapping expired with
 	 * no answer to its renewals or to its re-creation after lost state / refresh /
 	 * server change: timeout = true, reported once per grant). The flow stays alive: after a different port it is
 	 * mapped to the new one (fields carry it) and keeps renewing; after an error it is
@@ -419,6 +423,14 @@ void pcp_flow_set_user(struct pcp_flow *f, void *user);
  * nonce, protocol, internal port, and THIRD_PARTY address when present; a SUCCESS with
  * non-zero lifetime does not answer a delete). Then the §8.5 Epoch check. The flow is
  * found through a hash of the nonce (O(1)), then the checks above are applied.
+ * RFC 6887 §14.2: a MAP SUCCESS from the server that answers nothing outstanding but
+ * matches (nonce, protocol, internal port, THIRD_PARTY) a MAPPED flow with no request
+ * outstanding, and brings another external address or port or lifetime 0, is a mapping
+ * update (PCP_OK, counted in stats.updates; Epoch-checked like any response): same port ->
+ * MAPPED (renewal = true) with the new address and lifetime; another port ->
+ * RENEW_FAILED (result 0, the flow holds the new port); lifetime 0 -> RENEW_FAILED
+ * (timeout = true) and the flow re-creates the mapping at once (same nonce, the port
+ * suggested, no address). Anything else unsolicited is dropped (UNSOLICITED).
  * RFC 6887 §9: a datagram that does not decode but is an UNSUPP_VERSION answer
  * (pcp_msg_is_unsupp_version: another version, NAT-PMP, a bare header) from the server
  * is accepted (PCP_OK; UNSOLICITED when nothing is outstanding): every request
@@ -469,6 +481,8 @@ struct pcp_client_stats {
 	uint64_t sent, retransmitted, received, dropped;
 	uint64_t dropped_by_reason[PCP_ERR_NOMEM + 1];
 	uint64_t lost_state_events;
+	/* unsolicited MAP responses accepted as mapping updates (RFC 6887 §14.2) */
+	uint64_t updates;
 	size_t live_flows;
 	/* accepted responses (MAP and ANNOUNCE) by result code; results above PCP_RESULT_MAX
 	 * are counted in the last slot */

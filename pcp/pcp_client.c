@@ -1178,6 +1178,65 @@ static struct pcp_flow *flow_match(struct pcp_client *c, const struct pcp_msg *m
 	return NULL;
 }
 
+/*
+ * RFC 6887 §14.2 (mapping update), §8 ("updated responses"): a MAP response that answers
+ * nothing outstanding but tells of a mapping we hold. Only a flow that is MAPPED with no
+ * request outstanding (otherwise flow_match took it as the answer), matched exactly as
+ * flow_match does (nonce, protocol, internal port, THIRD_PARTY), and only a SUCCESS that
+ * changes something: another external address or port, or lifetime 0 (the server ended
+ * it). A copy of an earlier answer (same address and port) tells nothing and stays
+ * UNSOLICITED, so a replay cannot stretch a grant; so do error results (a held mapping is
+ * not taken away by an unsolicited error; its renewal will hear the error if it holds).
+ */
+static struct pcp_flow *flow_match_update(struct pcp_client *c, const struct pcp_msg *m)
+{
+	if (m->result != PCP_RESULT_SUCCESS)
+		return NULL;
+	for (struct pcp_flow *f = c->buckets[nonce_hash(m->nonce, c->n_buckets)]; f; f = f->hnext) {
+		if (f->awaiting || f->state != FLOW_MAPPED || memcmp(f->nonce, m->nonce, PCP_NONCE_LEN) != 0 ||
+		    f->protocol != m->protocol || f->internal_port != m->internal_port)
+			continue;
+		if (m->has_third_party &&
+		    (!f->third_party || memcmp(&m->third_party, &f->internal_addr, sizeof m->third_party) != 0))
+			continue;
+		if (m->lifetime != 0 && f->ext_port == m->external_port &&
+		    memcmp(&f->ext_addr, &m->external_addr, sizeof f->ext_addr) == 0)
+			continue; /* nothing new: a duplicate or a replay */
+		return f;
+	}
+	return NULL;
+}
+
+/*
+ * §14.2: apply an update flow_match_update() accepted. Same port: the mapping the caller
+ * knows lives on (another address): a new grant, MAPPED (renewal = true), the renewal
+ * schedule restarts from it. Another port: the mapping the caller knows is gone; the flow
+ * now holds the new port (renewals keep it) and RENEW_FAILED (result 0) says so, as for a
+ * renewal answered with another port. Lifetime 0: the server ended the mapping; as after
+ * an expiry, RENEW_FAILED (timeout) and the flow re-creates it at once with the same
+ * nonce, the port suggested and no address (the server's addresses may have changed).
+ */
+static void flow_update(struct pcp_client *c, struct pcp_flow *f, const struct pcp_msg *m, uint64_t now)
+{
+	c->stats.updates++;
+	f->granted_at = now;
+	if (m->lifetime == 0) {
+		f->lifetime = 0; /* ended now (pcp_flow_expires) */
+		f->no_addr_pref = true;
+		flow_transition(c, f, FLOW_REMAPPING, now);
+		f->reported = true;
+		flow_rearm(c, f);
+		emit_flow(c, f, PCP_EVENT_RENEW_FAILED, 0, true, 0, false);
+		return;
+	}
+	bool moved = f->ext_port != m->external_port;
+	f->lifetime = m->lifetime;
+	f->ext_port = m->external_port;
+	f->ext_addr = m->external_addr;
+	flow_transition(c, f, FLOW_MAPPED, now);
+	emit_flow(c, f, moved ? PCP_EVENT_RENEW_FAILED : PCP_EVENT_MAPPED, 0, false, m->lifetime, true);
+}
+
 /* RFC 6887 §11.4: a MAP response that answers flow f. */
 static void flow_answer(struct pcp_client *c, struct pcp_flow *f, const struct pcp_msg *m, uint64_t now)
 {
@@ -1335,11 +1394,13 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 		return drop(c, PCP_ERR_WRONG_SOURCE);
 	}
 
-	struct pcp_flow *f = NULL;
+	struct pcp_flow *f = NULL, *upd = NULL;
 	if (m.opcode == PCP_OPCODE_PEER)
 		return drop(c, PCP_ERR_UNSOLICITED); /* we never send PEER */
 	if (m.opcode == PCP_OPCODE_MAP) {
 		f = flow_match(c, &m);
+		if (!f)
+			f = upd = flow_match_update(c, &m); /* §14.2 */
 		if (!f)
 			return drop(c, PCP_ERR_UNSOLICITED);
 	}
@@ -1353,7 +1414,9 @@ enum pcp_err pcp_client_input(struct pcp_client *c, const uint8_t *pkt, size_t l
 	if (!valid)
 		lost_state(c, f, m.opcode == PCP_OPCODE_ANNOUNCE ? c->cfg.announce_spread_ms : 0, now);
 	/* a callback above may have deleted, abandoned or refreshed f */
-	if (f && !f->dead && f->awaiting)
+	if (upd && !upd->dead && !upd->awaiting && upd->state == FLOW_MAPPED)
+		flow_update(c, upd, &m, now);
+	else if (f && !upd && !f->dead && f->awaiting)
 		flow_answer(c, f, &m, now);
 	client_leave(c);
 	return PCP_OK;

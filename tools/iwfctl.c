@@ -220,6 +220,7 @@ static void print_stats(json_t *a)
 	printf("PCP results:\n");
 	print_counts("by code", json_object_get(pcp, "results_by_code"));
 	printf("PCP lost state:      %lld\n", num(pcp, "lost_state_events"));
+	printf("PCP updates:         %lld\n", num(pcp, "updates"));
 	printf("control changes:     %lld\n", num(a, "admin_requests"));
 	json_t *u = json_object_get(a, "upnp");
 	if (!u)

@@ -456,6 +456,87 @@ static void unsupp_version_heard(void)
 	h_free(h);
 }
 
+/* RFC 6887 §14.2: the carrier changes a mapping and tells iwfd with an unsolicited MAP
+ * response (the mapping's nonce, protocol, internal port, THIRD_PARTY). */
+static void srv_update(struct h *h, struct h_cmap *m, const char *ext_addr, uint16_t ext_port, uint32_t lifetime)
+{
+	struct pcp_msg r;
+	memset(&r, 0, sizeof(r));
+	r.version = PCP_VERSION;
+	r.response = true;
+	r.opcode = PCP_OPCODE_MAP;
+	r.result = PCP_RESULT_SUCCESS;
+	r.lifetime = lifetime;
+	r.epoch = srv_epoch(h);
+	memcpy(r.nonce, m->nonce, PCP_NONCE_LEN);
+	r.protocol = m->proto;
+	r.internal_port = m->in_port;
+	r.external_port = ext_port;
+	r.external_addr = h_ip(ext_addr);
+	r.has_third_party = true;
+	r.third_party = m->in_addr;
+	h->srv.ext_addr = h_ip(ext_addr);
+	m->ext_port = ext_port;
+	m->expires = h->now + (uint64_t)lifetime * 1000;
+	if (!lifetime)
+		m->used = false;
+	srv_send(h, &r);
+}
+
+static void carrier_update_unsolicited(void)
+{
+	struct iwf_config cfg;
+	h_config(&cfg);
+	struct h *h = h_new(&cfg);
+	CHECK_EQ_INT(h_add(h, HOST_A, TCP, 48101, 8101), 0);
+	CHECK_EQ_INT(h_add(h, HOST_A, TCP, 48102, 8102), 0);
+	CHECK_EQ_INT(h_add(h, HOST_A, TCP, 48103, 8103), 0);
+	h_run(h, 5000);
+	struct h_cmap *m1 = srv_map(h, TCP, HOST_A, 8101), *m2 = srv_map(h, TCP, HOST_A, 8102),
+		      *m3 = srv_map(h, TCP, HOST_A, 8103);
+	CHECK(m1 && m2 && m3);
+	if (!m1 || !m2 || !m3) {
+		h_free(h);
+		return;
+	}
+	/* same port, another address: ExternalIPAddress and the record follow, no request */
+	size_t mark = h_mark(h);
+	srv_update(h, m1, "203.0.113.99", 48101, 3600);
+	h_run(h, 1000);
+	CHECK_EQ_INT(h->srv.input_rejects, 0);
+	CHECK_EQ_INT(h_sent(h, mark), 0);
+	int ip = h_status_call(h, UPNP_ACT_GET_EXTERNAL_IP_ADDRESS);
+	CHECK_EQ_INT(h_code(h, ip), 0);
+	CHECK(strcmp(h->ans[ip].external_ip, "203.0.113.99") == 0);
+	const struct state_mapping *r1 = h_rec(h, TCP, 48101);
+	CHECK(r1 != NULL && h_ip_eq(&r1->external_addr, "203.0.113.99"));
+	CHECK(h_listed(h, TCP, 48101));
+
+	/* another port: the control point's mapping is gone; iwfd removes it and deletes the
+	 * carrier's (now on 48999) with its nonce: nothing is left there */
+	mark = h_mark(h);
+	srv_update(h, m2, "203.0.113.99", 48999, 3600);
+	h_run(h, 3000);
+	CHECK(!h_listed(h, TCP, 48102));
+	CHECK_EQ_INT(h_count_req(h, mark, 8102, L_DELETE), 1);
+	CHECK(srv_map(h, TCP, HOST_A, 8102) == NULL);
+
+	/* lifetime 0: the carrier ended it; iwfd keeps it and re-creates it with its nonce */
+	uint8_t nonce3[PCP_NONCE_LEN];
+	memcpy(nonce3, m3->nonce, PCP_NONCE_LEN);
+	mark = h_mark(h);
+	srv_update(h, m3, "203.0.113.99", 48103, 0);
+	CHECK(srv_map(h, TCP, HOST_A, 8103) == NULL);
+	h_run(h, 3000);
+	const struct pcp_msg *q = h_req(h, mark, 8103, L_CREATE);
+	CHECK(q != NULL && memcmp(q->nonce, nonce3, PCP_NONCE_LEN) == 0 && q->external_port == 48103);
+	struct h_cmap *back = srv_map(h, TCP, HOST_A, 8103);
+	CHECK(back != NULL && back->ext_port == 48103);
+	CHECK(h_listed(h, TCP, 48103));
+	CHECK_EQ_INT(srv_count(h), 2);
+	h_free(h);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct h_test tests[] = {
@@ -466,6 +547,7 @@ int main(int argc, char **argv)
 		{"wan_renumbering_resends_with_nonces", wan_renumbering_resends_with_nonces},
 		{"manage_one_rule", manage_one_rule},
 		{"unsupp_version_heard", unsupp_version_heard},
+		{"carrier_update_unsolicited", carrier_update_unsolicited},
 	};
 	return h_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]), "test_core_homes");
 }

@@ -760,6 +760,166 @@ static void test_validation_drops(void)
 	env_free(&e);
 }
 
+/* RFC 6887 §14.2, §8: a server that renumbers sends an unsolicited MAP response (the
+ * request's nonce, protocol, internal port, THIRD_PARTY; the new address). The flow holds
+ * its mapping with nothing outstanding: the update is applied; anything else is dropped. */
+static void test_unsolicited_update(void)
+{
+	struct env e;
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg req;
+	struct pcp_flow *f = mapped(&e, 8080, 1000, &req);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 1);
+	e.now += 100000; /* 100 s into a 1000 s grant, no renewal outstanding */
+	CHECK(pcp_client_next_deadline(e.c) > e.now);
+	/* same port, another address: MAPPED (renewal) with it, schedule from now */
+	CHECK_EQ(answer(&e, &req, PCP_RESULT_SUCCESS, 2000, 8080, "203.0.113.77"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 2);
+	const struct pcp_event *ev = last(&e, PCP_EVENT_MAPPED);
+	CHECK(ev->renewal);
+	CHECK_EQ(ev->lifetime, 2000);
+	CHECK_EQ(ev->external_port, 8080);
+	struct in6_addr a77;
+	CHECK(pcp_addr_parse(&a77, "203.0.113.77"));
+	CHECK(memcmp(&ev->external_addr, &a77, sizeof a77) == 0);
+	CHECK_EQ(pcp_flow_expires(f), e.now + 2000000);
+	CHECK_RANGE(pcp_client_next_deadline(e.c), e.now + 1000000, e.now + 1250000);
+	struct pcp_client_stats st;
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.updates, 1);
+	CHECK_EQ(st.dropped, 0);
+	uint64_t scan;
+	CHECK(pcp_client_check(e.c, &scan));
+	CHECK_EQ(scan, pcp_client_next_deadline(e.c));
+	/* the next renewal suggests the new address */
+	e.now = pcp_client_next_deadline(e.c);
+	struct pcp_msg m;
+	CHECK(out(&e, &m));
+	CHECK(memcmp(&m.external_addr, &a77, sizeof a77) == 0);
+	CHECK_EQ(m.external_port, 8080);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 2000, 8080, "203.0.113.77"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 3);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+
+	/* a copy of that (nothing new) is dropped: it must not stretch the grant */
+	uint64_t exp = pcp_flow_expires(f);
+	e.now += 1000;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 2000, 8080, "203.0.113.77"), PCP_ERR_UNSOLICITED);
+	CHECK_EQ(pcp_flow_expires(f), exp);
+	/* wrong nonce, protocol, internal port, THIRD_PARTY; an unsolicited error: dropped */
+	struct pcp_msg bad = m;
+	bad.nonce[11] ^= 0x40;
+	CHECK_EQ(answer(&e, &bad, PCP_RESULT_SUCCESS, 2000, 8080, "203.0.113.99"), PCP_ERR_UNSOLICITED);
+	bad = m;
+	bad.protocol = 17;
+	CHECK_EQ(answer(&e, &bad, PCP_RESULT_SUCCESS, 2000, 8080, "203.0.113.99"), PCP_ERR_UNSOLICITED);
+	bad = m;
+	bad.internal_port = 8081;
+	CHECK_EQ(answer(&e, &bad, PCP_RESULT_SUCCESS, 2000, 8080, "203.0.113.99"), PCP_ERR_UNSOLICITED);
+	bad = m;
+	CHECK(pcp_addr_parse(&bad.third_party, "192.168.1.11"));
+	CHECK_EQ(answer(&e, &bad, PCP_RESULT_SUCCESS, 2000, 8080, "203.0.113.99"), PCP_ERR_UNSOLICITED);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_NOT_AUTHORIZED, 2000, 8080, "203.0.113.99"), PCP_ERR_UNSOLICITED);
+	/* from another address or port than the server's */
+	struct pcp_msg r = m;
+	r.response = true;
+	r.lifetime = 2000;
+	r.epoch = server_epoch(&e);
+	CHECK(pcp_addr_parse(&r.external_addr, "203.0.113.99"));
+	r.prefer_failure = false;
+	uint8_t buf[PCP_MAX_PACKET];
+	size_t len = 0;
+	CHECK_EQ(pcp_msg_encode(&r, buf, sizeof buf, &len), PCP_OK);
+	struct in6_addr other;
+	CHECK(pcp_addr_parse(&other, "198.51.100.2"));
+	CHECK_EQ(pcp_client_input(e.c, buf, len, &other, PCP_SERVER_PORT, e.now), PCP_ERR_WRONG_SOURCE);
+	CHECK_EQ(pcp_client_input(e.c, buf, len, &e.server, 5352, e.now), PCP_ERR_WRONG_SOURCE);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 3);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+	CHECK(memcmp(&last(&e, PCP_EVENT_MAPPED)->external_addr, &a77, sizeof a77) == 0);
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.updates, 1);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_UNSOLICITED], 6);
+	CHECK_EQ(st.dropped_by_reason[PCP_ERR_WRONG_SOURCE], 2);
+
+	/* another port: the mapping the caller knew is gone: RENEW_FAILED with the new port,
+	 * and the flow keeps (renews) what it holds now */
+	size_t n_mapped = count(&e, PCP_EVENT_MAPPED);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 2000, 9090, "203.0.113.77"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
+	ev = last(&e, PCP_EVENT_RENEW_FAILED);
+	CHECK_EQ(ev->result, 0);
+	CHECK(!ev->timeout);
+	CHECK_EQ(ev->external_port, 9090);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), n_mapped);
+	CHECK(strcmp(pcp_flow_state_name(f), "mapped") == 0);
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK_EQ(m.external_port, 9090);
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 2000, 9090, "203.0.113.77"), PCP_OK);
+
+	/* lifetime 0: the server ended the mapping; RENEW_FAILED (timeout) and the flow
+	 * re-creates it at once, same nonce, port suggested, no address */
+	e.now += 5000;
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 0, 9090, "203.0.113.77"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 2);
+	ev = last(&e, PCP_EVENT_RENEW_FAILED);
+	CHECK(ev->timeout);
+	CHECK(strcmp(pcp_flow_state_name(f), "remapping") == 0);
+	CHECK_EQ(pcp_flow_expires(f), e.now);
+	CHECK_EQ(pcp_client_next_deadline(e.c), e.now);
+	struct pcp_msg again;
+	CHECK(out(&e, &again));
+	CHECK(memcmp(again.nonce, m.nonce, PCP_NONCE_LEN) == 0);
+	CHECK_EQ(again.external_port, 9090);
+	CHECK(!memcmp(again.external_addr.s6_addr + 10, "\xff\xff\0\0\0\0", 6));
+	CHECK_EQ(answer(&e, &again, PCP_RESULT_SUCCESS, 2000, 9090, "203.0.113.88"), PCP_OK);
+	CHECK(last(&e, PCP_EVENT_MAPPED)->renewal);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 2);
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.updates, 3);
+	CHECK(pcp_client_check(e.c, &scan));
+
+	/* RFC 6887 §8.5: a server whose external address changed resets its Epoch, so the
+	 * first update also reveals a lost state: that flow takes the update, every other one
+	 * is re-created with no address suggested (and its own update, arriving while it waits
+	 * for that answer, is taken as the answer) */
+	env_free(&e);
+	env_init(&e, R_MID, NULL);
+	struct pcp_msg r1, r2;
+	struct pcp_flow *f1 = mapped(&e, 6001, 3600, &r1), *f2 = mapped(&e, 6002, 3600, &r2);
+	e.now += 60000;
+	e.epoch = 0 - (uint32_t)(e.now / 1000); /* server_epoch() = 0 now */
+	size_t mark = e.n_evs;
+	CHECK_EQ(answer(&e, &r1, PCP_RESULT_SUCCESS, 3600, 6001, "203.0.113.66"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_SERVER_LOST_STATE), 1);
+	CHECK(strcmp(pcp_flow_state_name(f1), "mapped") == 0);
+	CHECK(strcmp(pcp_flow_state_name(f2), "remapping") == 0);
+	CHECK(e.evs[e.n_evs - 1].type == PCP_EVENT_MAPPED && e.evs[e.n_evs - 1].flow == f1);
+	CHECK_EQ(e.n_evs, mark + 2); /* LOST_STATE, MAPPED (reachability unchanged) */
+	CHECK(out(&e, &m));
+	CHECK(memcmp(m.nonce, r2.nonce, PCP_NONCE_LEN) == 0);
+	CHECK(!memcmp(m.external_addr.s6_addr + 10, "\xff\xff\0\0\0\0", 6)); /* no address */
+	CHECK_EQ(answer(&e, &r2, PCP_RESULT_SUCCESS, 3600, 6002, "203.0.113.66"), PCP_OK);
+	CHECK(strcmp(pcp_flow_state_name(f2), "mapped") == 0);
+	CHECK(last(&e, PCP_EVENT_MAPPED)->flow == f2);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+	pcp_client_get_stats(e.c, &st);
+	CHECK_EQ(st.updates, 1);
+	CHECK(pcp_client_check(e.c, &scan));
+
+	/* a flow not holding a mapping (first request unanswered, or failed): dropped */
+	env_free(&e);
+	env_init(&e, R_MID, NULL);
+	struct pcp_map_params p = params(7070);
+	pcp_flow_map(e.c, &p, NULL, e.now);
+	CHECK(out(&e, &req));
+	CHECK_EQ(answer(&e, &req, PCP_RESULT_NOT_AUTHORIZED, 600, 0, "::"), PCP_OK); /* now FAILED, idle */
+	CHECK_EQ(answer(&e, &req, PCP_RESULT_SUCCESS, 600, 7070, "203.0.113.5"), PCP_ERR_UNSOLICITED);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 0);
+	env_free(&e);
+}
+
 /* §8.5: feed ANNOUNCEs (Epoch-checked like any response) with client / server deltas. */
 static bool epoch_lost(int64_t client_delta_ms, int64_t server_delta_s)
 {
@@ -1804,6 +1964,7 @@ int main(void)
 	TU_RUN(test_renewal_success_and_moved);
 	TU_RUN(test_errors);
 	TU_RUN(test_validation_drops);
+	TU_RUN(test_unsolicited_update);
 	TU_RUN(test_epoch_rule);
 	TU_RUN(test_epoch_on_map_response);
 	TU_RUN(test_announce);

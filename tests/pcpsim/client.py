@@ -116,6 +116,9 @@ class PcpSimClient:
     def announce(self, mode="both", **kw):
         return self.command(dict(kw, cmd="announce", mode=mode))
 
+    def renumber(self, external_ip, **kw):
+        return self.command(dict(kw, cmd="renumber", external_ip=external_ip))
+
     def addresses(self):
         return [tuple(a) for a in self.command({"cmd": "addresses"})["listen"]]
 

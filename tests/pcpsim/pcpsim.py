@@ -559,6 +559,7 @@ class Mapping:
         self.description = None
         self.third_party = False
         self.prefer_failure = False
+        self.client_port = None    # source port of the last request (unsolicited updates)
 
     def endpoint(self):
         return (self.subscriber, self.internal16, self.protocol, self.internal_port)
@@ -605,7 +606,8 @@ class Server:
         self.events = []       # (add|delete, mapping json, reason) for the hook
         self.clients = {}      # source address -> last seen (for unicast ANNOUNCE)
         self.stats = {"received": 0, "dropped": 0, "answered": 0, "restarts": 0,
-                      "internal_errors": 0, "hook_runs": 0, "hook_failures": 0}
+                      "internal_errors": 0, "hook_runs": 0, "hook_failures": 0,
+                      "updates_sent": 0}
         self.epoch_base = now
         self.epoch_start = 0
         self.rng = random.Random()
@@ -1008,6 +1010,7 @@ class Server:
                                "PREFER_FAILURE and the mapping has port %d" % existing.ext_port)
             self._check_filters(existing.filters, opts)
             existing.expires, existing.refreshed = now + granted, now
+            existing.client_port = src[1]
             self._store_options(existing, opts)
             return (self._success(fields, data_of(fields), OP_MAP, granted, existing.ext16,
                                   existing.ext_port, opts, now), "refreshed")
@@ -1045,6 +1048,7 @@ class Server:
                 raise PcpError(NO_RESOURCES, "no free external port")
         m = Mapping("map", sub, src[0], internal16, protocol, iport, nonce, self.ext16(), port,
                     now + granted, now)
+        m.client_port = src[1]
         self._store_options(m, opts)
         self._insert(self.mappings, key, m, now)
         return (self._success(fields, data_of(fields), OP_MAP, granted, m.ext16, port, opts, now),
@@ -1148,6 +1152,47 @@ class Server:
                     self._remove(table, key, "forgotten", now)
                     gone += 1
         return gone
+
+    # -- renumbering (RFC 6887 §14.2)
+
+    def renumber(self, external_ip, now, lifetime=None, epoch_reset=True):
+        """The CGN's external pool changes: every live MAP mapping moves to external_ip,
+        keeping its external port, nonce and lifetime, or with lifetime seconds left when
+        given (the hook sees a delete and an add, reason "renumbered"). The Epoch restarts
+        from 0 (RFC 6887 §8.5: it MUST be reset when the external address changes) unless
+        epoch_reset is false. Returns the moved mappings."""
+        if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int)
+                                     or lifetime <= 0):
+            raise ValueError("lifetime must be a positive integer")
+        self.expire(now)
+        new_ip = _check_config_value("external_ip", external_ip)
+        if epoch_reset and new_ip != self.config["external_ip"]:
+            self.epoch_base, self.epoch_start = now, 0
+        self.config["external_ip"] = new_ip
+        new16 = addr_to16(new_ip)
+        moved = []
+        for m in self.mappings.values():
+            if m.ext16 == new16:
+                continue
+            self.events.append(("delete", m.to_json(now), "renumbered"))
+            m.ext16 = new16
+            if lifetime is not None:
+                m.expires = now + lifetime
+            self.events.append(("add", m.to_json(now), "renumbered"))
+            moved.append(m)
+        return moved
+
+    def update_packet(self, m, now):
+        """RFC 6887 §14.2: an unsolicited MAP response (SUCCESS) telling the client of m's
+        current external address and port: m's nonce, protocol and internal port, its
+        remaining lifetime, THIRD_PARTY when its requests carried one. None when the
+        mapping has no time left or no request source port is known."""
+        left = int(m.expires - now)
+        if left <= 0 or m.client_port is None:
+            return None
+        body = m.nonce + struct.pack("!B3xHH", m.protocol, m.internal_port, m.ext_port) + m.ext16
+        opts = option_third_party(addr_from16(m.internal16)) if m.third_party else b""
+        return self.header(OP_MAP, SUCCESS, left, now) + body + opts
 
     # -- ANNOUNCE
 
@@ -1367,6 +1412,59 @@ class Simulator:
             gap *= 2
         return sent
 
+    # -- renumbering
+
+    def renumber(self, req, now):
+        """'renumber': move every mapping to a new external address and tell each client
+        with an unsolicited MAP response (RFC 6887 §14.2), sent count times (default 1),
+        interval_ms apart (default 1000), to the source address and port of the mapping's
+        last request (or to "port" when given, e.g. 5350); "lifetime": the moved mappings
+        have that many seconds left (the update carries it); "epoch_reset": false keeps the
+        Epoch running (RFC 6887 §8.5 wants it reset; default true)."""
+        if "external_ip" not in req:
+            raise ValueError("renumber needs external_ip")
+        count = int(req.get("count", 1))
+        interval_ms = int(req.get("interval_ms", 1000))
+        port = req.get("port")
+        if count < 0 or interval_ms < 0 or (port is not None and not 0 < int(port) <= 65535):
+            raise ValueError("count, interval_ms and port must be valid")
+        epoch_reset = req.get("epoch_reset", True)
+        if not isinstance(epoch_reset, bool):
+            raise ValueError("epoch_reset must be true or false")
+        moved = self.server.renumber(req["external_ip"], now, req.get("lifetime"), epoch_reset)
+        keys = [m.endpoint() for m in moved]
+        sent = []
+
+        def one():
+            t = time.monotonic()
+            for k in keys:
+                m = self.server.mappings.get(k)
+                if m is None:
+                    continue
+                pkt = self.server.update_packet(m, t)
+                if pkt is None:
+                    continue
+                dest = (m.client, int(port) if port is not None else m.client_port)
+                for sock in self.socks:
+                    if sock.family != _family(dest[0]):
+                        continue
+                    rec = {"from": list(sock.getsockname()[:2]), "to": [dest[0], dest[1]],
+                           "nonce": m.nonce.hex(), "external_addr": addr_from16(m.ext16),
+                           "external_port": m.ext_port}
+                    try:
+                        sock.sendto(pkt, dest)
+                    except OSError as exc:
+                        rec["error"] = str(exc)
+                    sent.append(rec)
+                    self.server.stats["updates_sent"] += 1
+                    break
+        if count:
+            one()
+        for i in range(1, count):
+            self._at(i * interval_ms / 1000.0, lambda: self._locked(one))
+        return {"ok": True, "external_ip": self.server.config["external_ip"],
+                "moved": len(moved), "sent": list(sent)}
+
     # -- control protocol
 
     def command(self, req):
@@ -1383,7 +1481,7 @@ class Simulator:
         """Run the configured hook once per mapping event, in order, synchronously.
 
         argv: HOOK add|delete; environment: PCPSIM_EVENT, PCPSIM_REASON (created, deleted,
-        expired, restart, forgotten), PCPSIM_KIND, PCPSIM_PROTOCOL, PCPSIM_INTERNAL_ADDR,
+        expired, restart, forgotten, renumbered), PCPSIM_KIND, PCPSIM_PROTOCOL, PCPSIM_INTERNAL_ADDR,
         PCPSIM_INTERNAL_PORT, PCPSIM_EXTERNAL_ADDR, PCPSIM_EXTERNAL_PORT, PCPSIM_SUBSCRIBER,
         PCPSIM_CLIENT, PCPSIM_NONCE, PCPSIM_LIFETIME, PCPSIM_REMOTE_ADDR/PORT (PEER)."""
         events = self.server.take_events()
@@ -1480,6 +1578,8 @@ class Simulator:
                                           else req.get("announce")))
             sent = self.send_announce(mode, req.get("count"), req.get("interval_ms"))
             return {"ok": True, "announce": sent}
+        if cmd == "renumber":
+            return self.renumber(req, now)
         if cmd == "quit":
             self.running = False
             self._wake()

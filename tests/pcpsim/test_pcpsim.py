@@ -515,6 +515,44 @@ class ServerTest(unittest.TestCase):
             self.srv.forget({"colour": 1}, self.now)
         self.assertEqual(self.map(iport=1, dt=5)["epoch"], 5)     # no Epoch reset
 
+    def test_renumber_and_update_packet(self):
+        """RFC 6887 §14.2: every mapping moves to the new address with its port; the
+        unsolicited response carries its nonce, protocol, internal port, THIRD_PARTY."""
+        self.map(iport=8080, sport=8080, lifetime=600)
+        tp = pcpsim.option_third_party("192.168.1.10")
+        self.srv.apply_settings({"third_party": "allow"}, self.now)
+        self.map(iport=5000, sport=5000, proto=17, nonce=NONCE2, options=tp, lifetime=600)
+        self.srv.take_events()
+        moved = self.srv.renumber("203.0.113.9", self.now + 100, epoch_reset=False)
+        self.assertEqual(len(moved), 2)
+        self.assertEqual(self.srv.config["external_ip"], "203.0.113.9")
+        self.assertEqual([(e, r) for e, _m, r in self.srv.take_events()],
+                         [("delete", "renumbered"), ("add", "renumbered")] * 2)
+        by_port = {m.ext_port: m for m in moved}
+        r = pcpsim.parse_response(self.srv.update_packet(by_port[8080], self.now + 100))
+        self.assertEqual((r["result"], r["opcode"], r["nonce"], r["protocol"], r["internal_port"],
+                          r["external_port"], r["external_addr"], r["lifetime"]),
+                         (SUCCESS, pcpsim.OP_MAP, NONCE.hex(), 6, 8080, 8080, "203.0.113.9", 500))
+        self.assertEqual(r["options"], [])
+        r = pcpsim.parse_response(self.srv.update_packet(by_port[5000], self.now + 100))
+        self.assertEqual((r["nonce"], r["protocol"], r["external_port"]), (NONCE2.hex(), 17, 5000))
+        self.assertEqual(r["options"][0]["internal_addr"], "192.168.1.10")
+        self.assertEqual(r["epoch"], 100)
+        # a refresh after it: the same port, the new address
+        r = self.map(iport=8080, sport=8080, lifetime=600, dt=101, saddr="203.0.113.9",
+                     options=PF)
+        self.assertEqual((r["result"], r["external_port"], r["external_addr"]),
+                         (SUCCESS, 8080, "203.0.113.9"))
+        self.assertEqual(self.srv.renumber("203.0.113.9", self.now), [])   # nothing moves
+        with self.assertRaises(ValueError):
+            self.srv.renumber("not-an-address", self.now)
+        # RFC 6887 §8.5: by default the Epoch restarts with the new address
+        moved = self.srv.renumber("203.0.113.10", self.now, lifetime=30)
+        r = pcpsim.parse_response(self.srv.update_packet(moved[0], self.now + 3))
+        self.assertEqual((r["external_addr"], r["lifetime"], r["epoch"]), ("203.0.113.10", 27, 3))
+        with self.assertRaises(ValueError):
+            self.srv.renumber("203.0.113.11", self.now, lifetime=0)
+
     def test_mutated_requests_never_crash_and_errors_change_nothing(self):
         """Seeded mutation fuzzing: every answer is a well-formed response of at most 1100
         octets, and an error answer leaves the table untouched (RFC 6887 §7.3)."""
@@ -637,6 +675,26 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(log[0]["response"]["external_port"], 8080)
         self.assertEqual([e["fields"]["opcode_name"] for e in log], ["MAP", "MAP"])
         self.assertEqual(log[1]["fields"]["options"][0]["internal_addr"], "192.168.1.10")
+
+    def test_renumber_sends_unsolicited_map(self):
+        r = self.c.map(NONCE, 6, 8080, 3600, 8080, options=PF)
+        self.assertEqual(r["external_addr"], EXT)
+        try:
+            rep = self.ctl.renumber("203.0.113.9", count=2, interval_ms=200)
+            self.assertEqual((rep["moved"], len(rep["sent"])), (1, 1))
+            for _ in range(2):
+                got = self.c.recv(5.0)
+                self.assertIsNotNone(got)
+                self.assertEqual(got[1], self.sim.listen[0])      # from the server's port
+                u = pcpsim.parse_response(got[0])
+                self.assertEqual((u["result"], u["nonce"], u["internal_port"], u["external_port"],
+                                  u["external_addr"]), (SUCCESS, NONCE.hex(), 8080, 8080,
+                                                        "203.0.113.9"))
+            self.assertEqual(self.ctl.mappings()[0]["external_addr"], "203.0.113.9")
+            self.assertEqual(self.ctl.stats()["updates_sent"], 2)
+            self.assertFalse(self.ctl.command({"cmd": "renumber"}, check=False)["ok"])
+        finally:
+            self.ctl.set(external_ip=EXT)
 
     def test_drop_first_two(self):
         self.ctl.set(drop_next=2)
