@@ -474,6 +474,7 @@ static void restore_arms_each_lease_once(void)
 	enum { N = 300 };
 	struct iwf_config cfg;
 	h_config(&cfg);
+	cfg.max_per_host = N; /* one host holds them all (default 128) */
 	cfg.pcp_service_wait_s = 0;
 	struct h *h = h_alloc(&cfg, true);
 	h_core_new(h);
