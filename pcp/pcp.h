@@ -111,7 +111,8 @@ const char *pcp_err_name(enum pcp_err err);
  * NO_RESOURCES, USER_EX_QUOTA): the engine retries these after the error's Lifetime.
  * Everything else, CANNOT_PROVIDE_EXTERNAL included (its lifetime "depends on the
  * reason"; with PREFER_FAILURE the port is gone), is reported and never retried
- * automatically. */
+ * automatically - except that a renewal refused CANNOT_PROVIDE_EXTERNAL for the address it
+ * held is asked once more, at once, for the port alone (a renumbered carrier). */
 bool pcp_result_is_short_lived(unsigned result);
 
 /* ---------------------------------------------------------------- codec */

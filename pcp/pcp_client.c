@@ -1279,6 +1279,18 @@ static void flow_answer(struct pcp_client *c, struct pcp_flow *f, const struct p
 	uint64_t retry = m->result == PCP_RESULT_UNSUPP_VERSION ? now + PCP_UNSUPP_VERSION_RETRY_MS : NEVER;
 	switch (f->state) {
 	case FLOW_MAPPED:
+		if (m->result == PCP_RESULT_CANNOT_PROVIDE_EXTERNAL && f->prefer_failure && !f->no_addr_pref &&
+		    !addr_no_preference(&f->ext_addr)) {
+			/* The renewal suggested the address we hold. A carrier that renumbered
+			 * its pool refuses it; its update (§14.2) may have been lost on the way.
+			 * Ask again at once for the port alone (PREFER_FAILURE still holds the
+			 * port the LAN host was told); the grant stands meanwhile. A second
+			 * refusal is reported. */
+			f->no_addr_pref = true;
+			f->next_send = now;
+			flow_rearm(c, f);
+			return;
+		}
 		if (short_lived) {
 			/* keep the grant; next renewal no earlier than the error lifetime */
 			uint64_t t = now + wait;

@@ -670,17 +670,50 @@ static void test_errors(void)
 	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
 	CHECK_EQ(last(&e, PCP_EVENT_RENEW_FAILED)->result, PCP_RESULT_UNSUPP_PROTOCOL);
 	CHECK_EQ(pcp_client_next_deadline(e.c), NEVER);
-	/* CANNOT_PROVIDE_EXTERNAL on a renewal (PREFER_FAILURE): reported at once */
+	/* CANNOT_PROVIDE_EXTERNAL on a renewal that suggested the held address (PREFER_FAILURE):
+	 * asked again at once for the port alone (a renumbered carrier whose §14.2 update was
+	 * lost); refused again: reported */
 	env_free(&e);
 	env_init(&e, R_MID, NULL);
 	mapped(&e, 8080, 600, NULL);
 	e.now = pcp_client_next_deadline(e.c);
 	CHECK(out(&e, &m));
 	CHECK(m.prefer_failure);
+	CHECK(!pcp_addr_is_v4(&m.external_addr) || m.external_addr.s6_addr[12] != 0); /* the held one */
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, 30, 0, "::"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+	CHECK_EQ(pcp_client_next_deadline(e.c), e.now);
+	CHECK(out(&e, &m));
+	CHECK(m.prefer_failure);
+	CHECK_EQ(m.external_port, 8080);
+	CHECK(pcp_addr_is_v4(&m.external_addr) && m.external_addr.s6_addr[12] == 0 &&
+	      m.external_addr.s6_addr[15] == 0); /* ::ffff:0.0.0.0, no preference */
 	CHECK_EQ(answer(&e, &m, PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, 30, 0, "::"), PCP_OK);
 	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 1);
 	CHECK_EQ(last(&e, PCP_EVENT_RENEW_FAILED)->result, PCP_RESULT_CANNOT_PROVIDE_EXTERNAL);
 	CHECK_EQ(pcp_client_next_deadline(e.c), NEVER);
+	/* the same, but the port-only request succeeds on the carrier's new address: MAPPED
+	 * (a renewal) with it, nothing reported as lost */
+	env_free(&e);
+	env_init(&e, R_MID, NULL);
+	mapped(&e, 8080, 600, NULL);
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_CANNOT_PROVIDE_EXTERNAL, 30, 0, "::"), PCP_OK);
+	CHECK(out(&e, &m));
+	CHECK_EQ(answer(&e, &m, PCP_RESULT_SUCCESS, 600, 8080, "198.51.100.77"), PCP_OK);
+	CHECK_EQ(count(&e, PCP_EVENT_RENEW_FAILED), 0);
+	CHECK_EQ(count(&e, PCP_EVENT_MAPPED), 2);
+	CHECK(last(&e, PCP_EVENT_MAPPED)->renewal);
+	{
+		struct in6_addr want;
+		CHECK(pcp_addr_parse(&want, "198.51.100.77"));
+		CHECK(memcmp(&last(&e, PCP_EVENT_MAPPED)->external_addr, &want, sizeof want) == 0);
+	}
+	/* the next renewal suggests the new address again */
+	e.now = pcp_client_next_deadline(e.c);
+	CHECK(out(&e, &m));
+	CHECK(m.external_addr.s6_addr[12] == 198 && m.external_addr.s6_addr[15] == 77);
 	/* error with lifetime 0 is retried no sooner than IRT */
 	env_free(&e);
 	env_init(&e, R_MID, NULL);
