@@ -403,38 +403,60 @@ int ssdp_parse_msearch(const char *buf, size_t len, char *st, size_t cap, unsign
 /* ------------------------------------------------------------------ sending */
 
 
-/* Send one datagram out of interface ifc, from its address (or `src` when set). */
-static void send_on(struct ssdp *s, const struct ssdp_iface *ifc, struct in_addr src,
-		    const struct sockaddr_in *to, const char *msg, size_t len)
+/* Send one datagram out of interface ifc, on the socket of to's family. IPv4 (IP_PKTINFO):
+ * from `src` when set and not 0.0.0.0, else from the interface's address. IPv6
+ * (IPV6_PKTINFO): from `src` when set and not ::, else the kernel picks by scope. */
+static void send_on(struct ssdp *s, const struct ssdp_iface *ifc, const void *src,
+		    const struct sockaddr *to, const char *msg, size_t len)
 {
+	bool v6 = to->sa_family == AF_INET6;
 	union {
-		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 		struct cmsghdr align;
 	} cm;
 	struct iovec iov = { .iov_base = (void *)(uintptr_t)msg, .iov_len = len };
-	struct msghdr mh = { .msg_name = (void *)(uintptr_t)to, .msg_namelen = sizeof(*to),
-			     .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+	struct msghdr mh = { .msg_name = (void *)(uintptr_t)to,
+			     .msg_namelen = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+			     .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			     .msg_controllen = v6 ? CMSG_SPACE(sizeof(struct in6_pktinfo))
+						  : CMSG_SPACE(sizeof(struct in_pktinfo)) };
 	struct cmsghdr *c;
-	struct in_pktinfo pi;
+	int fd = v6 ? s->fd6 : s->fd;
 
+	if (fd < 0)
+		return;
 	memset(&cm, 0, sizeof(cm));
 	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = IPPROTO_IP;
-	c->cmsg_type = IP_PKTINFO;
-	c->cmsg_len = CMSG_LEN(sizeof(pi));
-	memset(&pi, 0, sizeof(pi));
-	pi.ipi_ifindex = (int)ifc->lan.index;
-	pi.ipi_spec_dst = src.s_addr != 0 ? src : ifc->lan.addr;
-	memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-	if (IN_MULTICAST(ntohl(to->sin_addr.s_addr))) {
-		struct ip_mreqn mr = { .imr_address = ifc->lan.addr, .imr_ifindex = (int)ifc->lan.index };
+	if (v6) {
+		struct in6_pktinfo pi = { .ipi6_ifindex = ifc->lan.index };
 
-		setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr));
+		if (src != NULL)
+			memcpy(&pi.ipi6_addr, src, sizeof(pi.ipi6_addr));
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	} else {
+		struct in_pktinfo pi = { .ipi_ifindex = (int)ifc->lan.index, .ipi_spec_dst = ifc->lan.addr };
+		struct sockaddr_in sin;
+
+		if (src != NULL && ((const struct in_addr *)src)->s_addr != 0)
+			memcpy(&pi.ipi_spec_dst, src, sizeof(pi.ipi_spec_dst));
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		memcpy(&sin, to, sizeof(sin));
+		if (IN_MULTICAST(ntohl(sin.sin_addr.s_addr))) {
+			struct ip_mreqn mr = { .imr_address = ifc->lan.addr,
+					       .imr_ifindex = (int)ifc->lan.index };
+
+			setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr));
+		}
 	}
-	if (sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		upnp_log(&s->logger, LOG_DEBUG, "ssdp: send on %s: %s", ifc->lan.name,
-			 strerror(errno));
+	if (sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		upnp_log(&s->logger, LOG_DEBUG, "ssdp: send on %s%s: %s", ifc->lan.name,
+			 v6 ? " (IPv6)" : "", strerror(errno));
 }
 
 static void send_notify4(struct ssdp *s, bool alive);
@@ -457,39 +479,6 @@ static int notify_format(const struct ssdp *s, const struct ssdp_target *tg, boo
 			"NT: %s\r\nNTS: ssdp:byebye\r\nUSN: %s\r\n"
 			"BOOTID.UPNP.ORG: %u\r\nCONFIGID.UPNP.ORG: %u\r\n\r\n",
 			host, tg->nt, tg->usn, (unsigned)s->boot_id, (unsigned)s->config_id);
-}
-
-/* IPv6: one datagram out of interface ifc (IPV6_PKTINFO: the interface, and `src` as the
- * source when it is not unspecified; else the kernel picks by scope). */
-static void send_on6(struct ssdp *s, const struct ssdp_iface *ifc, const struct in6_addr *src,
-		     const struct sockaddr_in6 *to, const char *msg, size_t len)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr align;
-	} cm;
-	struct iovec iov = { .iov_base = (void *)(uintptr_t)msg, .iov_len = len };
-	struct msghdr mh = { .msg_name = (void *)(uintptr_t)to, .msg_namelen = sizeof(*to),
-			     .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
-	struct cmsghdr *c;
-	struct in6_pktinfo pi;
-
-	if (s->fd6 < 0)
-		return;
-	memset(&cm, 0, sizeof(cm));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = IPPROTO_IPV6;
-	c->cmsg_type = IPV6_PKTINFO;
-	c->cmsg_len = CMSG_LEN(sizeof(pi));
-	memset(&pi, 0, sizeof(pi));
-	pi.ipi6_ifindex = ifc->lan.index;
-	if (src != NULL)
-		pi.ipi6_addr = *src;
-	memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-	if (sendmsg(s->fd6, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		upnp_log(&s->logger, LOG_DEBUG, "ssdp: send on %s (IPv6): %s", ifc->lan.name,
-			 strerror(errno));
 }
 
 /* LOCATION for an IPv6 peer on ifc (NULL: a NOTIFY to ff02::c): the configured URL with
@@ -538,7 +527,7 @@ static void send_notify6(struct ssdp *s, bool alive)
 			int n = notify_format(s, tg, alive, "[FF02::C]:1900", loc, msg, sizeof(msg));
 
 			if (n > 0 && (size_t)n < sizeof(msg))
-				send_on6(s, ifc, NULL, &to, msg, (size_t)n);
+				send_on(s, ifc, NULL, (const struct sockaddr *)&to, msg, (size_t)n);
 		}
 	}
 }
@@ -547,7 +536,6 @@ static void send_notify4(struct ssdp *s, bool alive)
 {
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(SSDP_PORT) };
 	char msg[SSDP_DGRAM_MAX];
-	struct in_addr none = { 0 };
 
 	inet_pton(AF_INET, SSDP_GROUP, &to.sin_addr);
 	for (size_t i = 0; i < s->n_ifaces; i++) {
@@ -559,7 +547,7 @@ static void send_notify4(struct ssdp *s, bool alive)
 					      sizeof(msg));
 
 			if (n > 0 && (size_t)n < sizeof(msg))
-				send_on(s, ifc, none, &to, msg, (size_t)n);
+				send_on(s, ifc, NULL, (const struct sockaddr *)&to, msg, (size_t)n);
 		}
 	}
 }
@@ -639,10 +627,7 @@ static void send_replies(struct ssdp *s, size_t iface, const struct ssdp_peer *p
 			     (unsigned)s->boot_id, (unsigned)s->config_id);
 		if (n <= 0 || (size_t)n >= sizeof(msg))
 			continue;
-		if (v6)
-			send_on6(s, ifc, &peer->local.v6, &peer->to.v6, msg, (size_t)n);
-		else
-			send_on(s, ifc, peer->local.v4, &peer->to.v4, msg, (size_t)n);
+		send_on(s, ifc, &peer->local, &peer->to.sa, msg, (size_t)n);
 	}
 }
 
